@@ -1,0 +1,127 @@
+"""The event that flows through a workflow.
+
+>>> from baxiflow import WorkflowEvent
+>>> WorkflowEvent(name="start", data={"name": "Alice"})
+WorkflowEvent(name='start', data={'name': 'Alice'}, metadata=None, error=None)
+>>> WorkflowEvent.progress("search", "Searching...").data
+{'step': 'search', 'description': 'Searching...'}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from baxiflow.exceptions import EventNameError
+
+__all__ = ["ERROR", "PROGRESS", "WorkflowEvent", "check_event_name"]
+
+PROGRESS = "progress"
+"""Name of progress events: yielded to the caller, never dispatched to handlers."""
+
+ERROR = "error"
+"""Name of error events: yielded, and dispatched to handlers registered for ``"error"``."""
+
+
+def check_event_name(name: object) -> str:
+    """Return ``name`` if it is a non-empty string, else raise :class:`EventNameError`.
+
+    >>> check_event_name("start")
+    'start'
+    >>> check_event_name("")
+    Traceback (most recent call last):
+    ...
+    baxiflow.exceptions.EventNameError: event name must be a non-empty string, got ''
+    """
+    if not isinstance(name, str) or not name:
+        raise EventNameError(f"event name must be a non-empty string, got {name!r}")
+    return name
+
+
+@dataclass(slots=True)
+class WorkflowEvent:
+    """One event: a name that routes it, a payload, context, and an optional error.
+
+    Args:
+        name: Event type; handlers registered under this name receive the event.
+        data: Payload for the handlers.
+        metadata: Context carried along the workflow (session ids, user, ...).
+        error: Error message; set on ``"error"`` events.
+
+    >>> event = WorkflowEvent("completed", data={"result": "ok"}, metadata={"session_id": "1"})
+    >>> event.name, event.is_progress, event.is_error
+    ('completed', False, False)
+    """
+
+    name: str
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        check_event_name(self.name)
+
+    @classmethod
+    def progress(
+        cls,
+        step: str,
+        description: str,
+        *,
+        current: float | None = None,
+        total: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WorkflowEvent:
+        """Make a ``"progress"`` event, a status update that never changes the flow.
+
+        Args:
+            step: Which step reports (one progress bar per step in a notebook).
+            description: What is happening now.
+            current: Units done so far, for a fraction; give it with ``total``.
+            total: Units in all.
+            metadata: Context, as on any event.
+
+        >>> WorkflowEvent.progress("download", "3 of 10 files", current=3, total=10).data
+        {'step': 'download', 'description': '3 of 10 files', 'current': 3, 'total': 10}
+        """
+        data: dict[str, Any] = {"step": step, "description": description}
+        if current is not None:
+            data["current"] = current
+        if total is not None:
+            data["total"] = total
+        return cls(PROGRESS, data, metadata)
+
+    @classmethod
+    def failure(
+        cls,
+        message: str,
+        *,
+        data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WorkflowEvent:
+        """Make an ``"error"`` event carrying ``message``.
+
+        >>> WorkflowEvent.failure("search backend down", metadata={"session_id": "1"})
+        WorkflowEvent(name='error', data=None, metadata={'session_id': '1'}, error='search backend down')
+        """
+        return cls(ERROR, data, metadata, message)
+
+    @classmethod
+    def from_exception(
+        cls, exc: BaseException, *, metadata: dict[str, Any] | None = None
+    ) -> WorkflowEvent:
+        """Make an ``"error"`` event from an exception: its message and its type's name.
+
+        >>> WorkflowEvent.from_exception(ValueError("bad query")).data
+        {'type': 'ValueError'}
+        """
+        return cls(ERROR, {"type": type(exc).__name__}, metadata, str(exc) or type(exc).__name__)
+
+    @property
+    def is_progress(self) -> bool:
+        """True for ``"progress"`` events."""
+        return self.name == PROGRESS
+
+    @property
+    def is_error(self) -> bool:
+        """True for ``"error"`` events."""
+        return self.name == ERROR

@@ -1,0 +1,65 @@
+"""Every exception and warning baxiflow raises, in one place.
+
+Each leaf also subclasses the nearest built-in, so ``except TypeError`` keeps working:
+
+>>> from baxiflow.exceptions import HandlerTypeError, BaxiflowError
+>>> issubclass(HandlerTypeError, TypeError) and issubclass(HandlerTypeError, BaxiflowError)
+True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BaxiflowError",
+    "BaxiflowWarning",
+    "EventNameError",
+    "HandlerTypeError",
+    "MissingDependencyError",
+    "ObserverWarning",
+    "RenderError",
+    "TraceFormatError",
+]
+
+
+class BaxiflowError(Exception):
+    """Base class of every error baxiflow raises."""
+
+
+class HandlerTypeError(BaxiflowError, TypeError):
+    """A handler is not an async generator function."""
+
+
+class EventNameError(BaxiflowError, ValueError):
+    """An event name is not a non-empty string."""
+
+
+class MissingDependencyError(BaxiflowError, ImportError):
+    """An optional dependency of a notebook helper is not installed.
+
+    The message says which package to install and which extra provides it.
+    """
+
+    def __init__(self, package: str, feature: str, *, module: str | None = None) -> None:
+        super().__init__(
+            f"{feature} needs the {package!r} package, which is not installed. "
+            f"Install it with `uv add {package}` or `pip install 'baxiflow[notebook]'`.",
+            name=module or package,
+        )
+        self.package = package
+        self.feature = feature
+
+
+class RenderError(BaxiflowError, RuntimeError):
+    """A diagram could not be rendered by any available renderer."""
+
+
+class TraceFormatError(BaxiflowError, ValueError):
+    """A saved trace file is not in the format :meth:`Trace.from_jsonl` reads."""
+
+
+class BaxiflowWarning(UserWarning):
+    """Base class of every warning baxiflow emits."""
+
+
+class ObserverWarning(BaxiflowWarning, RuntimeWarning):
+    """An observer raised; the run went on without that observer's result."""

@@ -1,0 +1,227 @@
+"""Observers: callbacks that see every event of a run, with its context.
+
+An observer is either a plain callable, which receives each :class:`EmittedEvent`,
+or a :class:`WorkflowObserver` subclass, which also hears about runs and handler calls.
+Observers only read: the manager never waits for them and an observer that raises is
+reported once as an :class:`~baxiflow.exceptions.ObserverWarning`, never breaking the run.
+
+>>> import asyncio
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> async def hello(event):
+...     yield WorkflowEvent("done")
+>>> seen = []
+>>> workflow = WorkflowManager().register("start", hello)
+>>> async def main():
+...     async for _ in workflow.process(WorkflowEvent("start"), observers=[seen.append]):
+...         pass
+>>> asyncio.run(main())
+>>> [(e.seq, e.event.name, e.handler_name, e.parent_seq) for e in seen]
+[(0, 'start', None, None), (1, 'done', 'hello', 0)]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from baxiflow.event import WorkflowEvent
+from baxiflow.exceptions import ObserverWarning
+
+if TYPE_CHECKING:
+    from baxiflow.manager import WorkflowManager
+
+__all__ = [
+    "EmittedEvent",
+    "HandlerCall",
+    "HandlerStatus",
+    "Observer",
+    "RunInfo",
+    "RunStatus",
+    "WorkflowObserver",
+]
+
+RunStatus: TypeAlias = Literal[
+    "running", "ok", "error", "max_events", "timeout", "stopped", "cancelled"
+]
+"""How a run ended.
+
+``ok``: no error event; ``error``: it ended on its own with error events along the way;
+``max_events`` / ``timeout``: a guard ended it (its final event says why);
+``stopped``: the caller stopped iterating early; ``cancelled``: the task was cancelled
+or interrupted.
+"""
+
+HandlerStatus: TypeAlias = Literal["running", "ok", "error", "timeout", "cancelled"]
+"""How one handler call ended. ``cancelled`` covers an early stop of the whole run."""
+
+
+@dataclass(slots=True, eq=False)
+class RunInfo:
+    """One run of :meth:`WorkflowManager.process`, as observers see it.
+
+    Attributes:
+        run_id: Unique id of the run.
+        manager: The manager running it.
+        initial_event: The event the run started from.
+        started_at: Wall-clock start, seconds since the epoch.
+        status: ``"running"`` until the run ends, then a :data:`RunStatus`.
+        events: Events emitted so far, the initial one and progress events included.
+        errors: Error events emitted so far.
+        duration: Seconds from start to end; ``None`` while running.
+    """
+
+    run_id: str
+    manager: WorkflowManager
+    initial_event: WorkflowEvent
+    started_at: float
+    status: RunStatus = "running"
+    events: int = 0
+    errors: int = 0
+    duration: float | None = None
+
+
+@dataclass(slots=True, eq=False)
+class HandlerCall:
+    """One invocation of a handler on one event.
+
+    Attributes:
+        run: The run it belongs to.
+        handler: The handler callable.
+        handler_name: Its qualified name.
+        position: Its place among the handlers of ``trigger``'s event (0 first).
+        trigger: The event it handles.
+        started: Seconds since the run started.
+        finished: Seconds since the run started when it ended; ``None`` while running.
+        status: ``"running"``, then a :data:`HandlerStatus`.
+        emitted: Events it yielded (for a failed call, the error event is not counted).
+        error: The message when it raised or timed out.
+    """
+
+    run: RunInfo
+    handler: Callable[..., Any]
+    handler_name: str
+    position: int
+    trigger: EmittedEvent
+    started: float
+    finished: float | None = None
+    status: HandlerStatus = "running"
+    emitted: int = 0
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the call lasted, or ``None`` while it runs."""
+        return None if self.finished is None else self.finished - self.started
+
+
+@dataclass(slots=True, frozen=True, eq=False)
+class EmittedEvent:
+    """An event together with where it came from.
+
+    Attributes:
+        run: The run it belongs to.
+        event: The event itself.
+        seq: Its number in the run; the initial event is 0.
+        parent_seq: ``seq`` of the event whose handler emitted it; ``None`` for the initial event.
+        depth: Causal depth: 0 for the initial event, parent's depth + 1 otherwise.
+        handler_name: Qualified name of the handler that emitted it (or that failed,
+            for an error event the manager made); ``None`` for the initial event and
+            for guard errors raised between handlers.
+        call: The handler call that emitted it, when there is one.
+        elapsed: Seconds since the run started (monotonic clock).
+        timestamp: Wall-clock time, seconds since the epoch.
+    """
+
+    run: RunInfo
+    event: WorkflowEvent
+    seq: int
+    parent_seq: int | None
+    depth: int
+    handler_name: str | None
+    call: HandlerCall | None
+    elapsed: float
+    timestamp: float
+
+
+class WorkflowObserver:
+    """Base class for observers that want more than events; override what you need.
+
+    >>> class CountCalls(WorkflowObserver):
+    ...     def __init__(self):
+    ...         self.calls = 0
+    ...     def handler_finished(self, call):
+    ...         self.calls += 1
+    """
+
+    def run_started(self, run: RunInfo) -> None:
+        """Called once, before the initial event is emitted."""
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        """Called for every event, before the caller of ``process`` receives it."""
+
+    def handler_started(self, call: HandlerCall) -> None:
+        """Called when a handler is about to run."""
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        """Called when a handler has ended, however it ended."""
+
+    def run_finished(self, run: RunInfo) -> None:
+        """Called once when the run ends, however it ended; ``run.status`` says how."""
+
+
+Observer: TypeAlias = WorkflowObserver | Callable[[EmittedEvent], object]
+"""What ``observers=`` accepts: a :class:`WorkflowObserver` or a callable taking an event."""
+
+
+class _CallableObserver(WorkflowObserver):
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[EmittedEvent], object]) -> None:
+        self.callback = callback
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        self.callback(emitted)
+
+
+def as_observer(observer: Observer) -> WorkflowObserver:
+    """Return ``observer`` as a :class:`WorkflowObserver`, wrapping a plain callable."""
+    if isinstance(observer, WorkflowObserver):
+        return observer
+    if callable(observer):
+        return _CallableObserver(observer)
+    raise TypeError(
+        f"observer {observer!r} is neither a WorkflowObserver nor a callable taking an EmittedEvent"
+    )
+
+
+@dataclass(slots=True)
+class ObserverGroup:
+    """The observers of one run; calls each safely and warns once per failing observer."""
+
+    observers: tuple[WorkflowObserver, ...]
+    _warned: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, observers: Iterable[WorkflowObserver]) -> ObserverGroup:
+        return cls(tuple(observers))
+
+    def notify(self, method: str, argument: object) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, method)(argument)
+            except Exception as exc:
+                self._report(observer, method, exc)
+
+    def _report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
+        if id(observer) in self._warned:
+            return
+        self._warned.add(id(observer))
+        target = observer.callback if isinstance(observer, _CallableObserver) else observer
+        warnings.warn(
+            f"observer {target!r} raised in {method}: {type(exc).__name__}: {exc}; "
+            "the run goes on (further errors of this observer in this run are not reported)",
+            ObserverWarning,
+            stacklevel=2,
+        )

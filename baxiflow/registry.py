@@ -1,0 +1,152 @@
+"""Which handlers serve which event: validation, naming and the ordered registry.
+
+>>> from baxiflow.registry import Registry
+>>> async def greet(event):
+...     yield event
+>>> registry = Registry()
+>>> registry.add("start", greet, emits=["greeted"])
+>>> [(r.event_name, r.name, r.position, r.emits) for r in registry.all()]
+[('start', 'greet', 0, ('greeted',))]
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from baxiflow.event import WorkflowEvent, check_event_name
+from baxiflow.exceptions import HandlerTypeError
+
+__all__ = ["EventHandler", "HandlerRegistration", "Registry", "check_handler", "handler_name"]
+
+EventHandler: TypeAlias = Callable[[WorkflowEvent], AsyncIterator[WorkflowEvent]]
+"""An async generator function taking the event it handles and yielding events."""
+
+
+def handler_name(handler: Callable[..., Any]) -> str:
+    """A readable, qualified name for ``handler``.
+
+    Functions and methods give their ``__qualname__``; partials name the function they wrap;
+    other callable objects give their class's qualified name.
+
+    >>> async def search(event):
+    ...     yield event
+    >>> handler_name(search)
+    'search'
+    >>> handler_name(functools.partial(search))
+    'search'
+    """
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    name = getattr(handler, "__qualname__", None)
+    if isinstance(name, str):
+        return name
+    return type(handler).__qualname__
+
+
+def _is_async_generator_callable(handler: object) -> bool:
+    if inspect.isasyncgenfunction(handler):
+        return True
+    return (
+        callable(handler)
+        and not inspect.isroutine(handler)
+        and inspect.isasyncgenfunction(type(handler).__call__)
+    )
+
+
+def check_handler(handler: object) -> EventHandler:
+    """Return ``handler`` if it is an async generator function, else raise a ``TypeError``.
+
+    Objects whose ``__call__`` is an async generator function are accepted too.
+
+    >>> async def plain(event):
+    ...     return event
+    >>> check_handler(plain)
+    Traceback (most recent call last):
+    ...
+    baxiflow.exceptions.HandlerTypeError: handler 'plain' is a coroutine function; expected an async generator function (an `async def` that uses `yield`)
+    """
+    if _is_async_generator_callable(handler):
+        return handler  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(handler):
+        kind = "a coroutine function"
+    elif inspect.isgeneratorfunction(handler):
+        kind = "a sync generator function"
+    elif callable(handler):
+        kind = "a callable that is not an async generator function"
+    else:
+        kind = f"not callable (a {type(handler).__name__})"
+    name = handler_name(handler) if callable(handler) else repr(handler)
+    raise HandlerTypeError(
+        f"handler {name!r} is {kind}; expected an async generator function "
+        "(an `async def` that uses `yield`)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerRegistration:
+    """One handler registered for one event name.
+
+    Attributes:
+        event_name: The event it handles.
+        handler: The handler.
+        name: Its qualified name.
+        position: Its place in the sequence of that event's handlers (0 runs first).
+        emits: Event names it declared it emits, or ``None`` when it declared nothing.
+    """
+
+    event_name: str
+    handler: EventHandler
+    name: str
+    position: int
+    emits: tuple[str, ...] | None = None
+
+
+class Registry:
+    """Handlers per event name, in registration order."""
+
+    __slots__ = ("_by_event",)
+
+    def __init__(self) -> None:
+        self._by_event: dict[str, tuple[HandlerRegistration, ...]] = {}
+
+    def add(
+        self, event_name: str, handler: object, *, emits: Iterable[str] | None = None
+    ) -> HandlerRegistration:
+        """Validate and append ``handler`` to the handlers of ``event_name``."""
+        check_event_name(event_name)
+        checked = check_handler(handler)
+        declared = None
+        if emits is not None:
+            if isinstance(emits, str):
+                raise TypeError(
+                    f"emits must be a list of event names, got the string {emits!r}; "
+                    f"write emits=[{emits!r}]"
+                )
+            declared = tuple(check_event_name(name) for name in emits)
+        current = self._by_event.get(event_name, ())
+        registration = HandlerRegistration(
+            event_name, checked, handler_name(checked), len(current), declared
+        )
+        # A new tuple each time: runs iterating the old one are never disturbed.
+        self._by_event[event_name] = (*current, registration)
+        return registration
+
+    def handlers_for(self, event_name: str) -> tuple[HandlerRegistration, ...]:
+        """The registrations for ``event_name`` in the order they run (empty if none)."""
+        return self._by_event.get(event_name, ())
+
+    def event_names(self) -> list[str]:
+        """Event names with at least one handler, in order of first registration."""
+        return list(self._by_event)
+
+    def all(self) -> Iterator[HandlerRegistration]:
+        """Every registration, grouped by event in order of first registration."""
+        for registrations in self._by_event.values():
+            yield from registrations
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._by_event.values())
