@@ -38,6 +38,17 @@ def check_event_name(name: object) -> str:
     return name
 
 
+def __getattr__(name: str) -> Any:
+    # The original spec imports the manager from this module
+    # (``from src.workflow.event import WorkflowManager``); keep that line working
+    # without a circular import.
+    if name == "WorkflowManager":
+        from baxiflow.manager import WorkflowManager
+
+        return WorkflowManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @dataclass(slots=True)
 class WorkflowEvent:
     """One event: a name that routes it, a payload, context, and an optional error.

@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import os
 import time
-import uuid
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
-from typing import Any, Final, Literal, Self, TypeVar, cast
+from typing import Any, Final, Literal, Self, TypeVar
 
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.observe import (
@@ -41,7 +43,8 @@ DEFAULT_MAX_EVENTS: Final = 10_000
 """Default bound on the non-progress events of one run."""
 
 _LINEAGE_KEPT = 32
-"""Ancestor names kept per queued event: enough to name a cycle, bounded so memory stays flat."""
+"""Every this many causal levels a queued event keeps its ancestors' names instead of a link to
+its parent: enough history to name a cycle, while a long chain holds only a bounded window."""
 
 H = TypeVar("H", bound=Callable[..., AsyncIterator[WorkflowEvent]])
 
@@ -52,9 +55,24 @@ class _Unset(Enum):
 
 _UNSET: Final = _Unset.UNSET
 
-# A queued event: (event, seq, depth, lineage of names, emitted while handling an error,
-# its EmittedEvent when the run has observers). A tuple, because this is the hot path.
-_Queued = tuple[WorkflowEvent, int, int, tuple[str, ...], bool, EmittedEvent | None]
+# A queued event: (event, seq, depth, ancestry, emitted while handling an error, its
+# EmittedEvent when the run has observers, its handlers). Ancestry is the parent's item, or
+# every _LINEAGE_KEPT levels a tuple of ancestor names. A tuple: this is the hot path.
+_Queued = tuple[
+    WorkflowEvent, int, int, Any, bool, EmittedEvent | None, tuple[HandlerRegistration, ...]
+]
+
+
+def _lineage(item: _Queued | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Names from the oldest known ancestor down to the event of ``item``."""
+    names: list[str] = []
+    while item is not None:
+        if not item or isinstance(item[0], str):
+            names.extend(reversed(item))
+            break
+        names.append(item[0].name)
+        item = item[3]
+    return tuple(reversed(names))
 
 
 def _check_limit(name: str, value: object, *, integer: bool) -> Any:
@@ -68,12 +86,18 @@ def _check_limit(name: str, value: object, *, integer: bool) -> Any:
 
 
 def _name_cycle(lineage: tuple[str, ...]) -> list[str]:
-    """The repeating tail of ``lineage``: from the last name's previous occurrence to the end."""
-    last = lineage[-1]
-    for index in range(len(lineage) - 2, -1, -1):
-        if lineage[index] == last:
-            return list(lineage[index:])
-    return []
+    """The latest repeat in ``lineage``, e.g. ``['search', 'research', 'search']``; [] if none.
+
+    >>> _name_cycle(("start", "search", "research", "search", "error"))
+    ['search', 'research', 'search']
+    """
+    last_seen: dict[str, int] = {}
+    latest: tuple[int, int] | None = None
+    for index, name in enumerate(lineage):
+        if name in last_seen:
+            latest = (last_seen[name], index)
+        last_seen[name] = index
+    return [] if latest is None else list(lineage[latest[0] : latest[1] + 1])
 
 
 class _Stop(Exception):
@@ -97,6 +121,7 @@ class _Run:
         "dispatchable",
         "group",
         "info",
+        "lookup",
         "max_events",
         "queue",
         "seq",
@@ -108,8 +133,10 @@ class _Run:
         group: ObserverGroup | None,
         max_events: int | None,
         deadline: float | None,
+        lookup: Callable[[str, tuple[()]], tuple[HandlerRegistration, ...]],
     ) -> None:
         self.info = info
+        self.lookup = lookup
         self.group = group
         self.max_events = max_events
         self.deadline = deadline
@@ -124,41 +151,58 @@ class _Run:
         parent: _Queued | None,
         call: HandlerCall | None,
         handler_name: str | None,
-    ) -> tuple[str, ...] | None:
-        """Number, count, observe and queue ``event``; return its lineage when it is over the limit."""
-        self.seq += 1
-        info = self.info
-        info.events += 1
-        name = event.name
-        if name == ERROR:
-            info.errors += 1
-        if call is not None:
-            call.emitted += 1
-        depth = 0 if parent is None else parent[2] + 1
+    ) -> bool:
+        """Number, observe and queue ``event``; True when it takes the run over max_events.
+
+        This runs once per event, so it is kept lean: only events with handlers are queued,
+        together with those handlers (the registry is read when an event is emitted).
+        """
+        self.seq = seq = self.seq + 1
         emitted = None
         if self.group is not None:
-            emitted = EmittedEvent(
-                info,
-                event,
-                self.seq,
-                None if parent is None else parent[1],
-                depth,
-                handler_name,
-                call,
-                time.perf_counter() - self.clock_start,
-                time.time(),
-            )
-            self.group.notify("event_emitted", emitted)
+            emitted = self._observe(event, seq, parent, call, handler_name)
+        name = event.name
         if name == PROGRESS:
-            return None
+            return False
+        self.dispatchable = count = self.dispatchable + 1
         in_error = parent is not None and (parent[4] or parent[0].name == ERROR)
-        lineage = (name,) if parent is None else (*parent[3][-_LINEAGE_KEPT + 1 :], name)
-        if not (in_error and name == ERROR):
-            self.queue.append((event, self.seq, depth, lineage, in_error, emitted))
-        self.dispatchable += 1
-        if self.max_events is not None and self.dispatchable > self.max_events:
-            return lineage
-        return None
+        if name == ERROR:
+            self.info.errors += 1
+            # Errors raised while handling an error are yielded, never dispatched again.
+            handlers = () if in_error else self.lookup(name, ())
+        else:
+            handlers = self.lookup(name, ())
+        if handlers:
+            depth = 0 if parent is None else parent[2] + 1
+            ancestry = parent if depth % _LINEAGE_KEPT else _lineage(parent)[-_LINEAGE_KEPT:]
+            self.queue.append((event, seq, depth, ancestry, in_error, emitted, handlers))
+        return self.max_events is not None and count > self.max_events
+
+    def _observe(
+        self,
+        event: WorkflowEvent,
+        seq: int,
+        parent: _Queued | None,
+        call: HandlerCall | None,
+        handler_name: str | None,
+    ) -> EmittedEvent:
+        info = self.info
+        info.events = seq + 1
+        if call is not None:
+            call.emitted += 1
+        emitted = EmittedEvent(
+            info,
+            event,
+            seq,
+            None if parent is None else parent[1],
+            0 if parent is None else parent[2] + 1,
+            handler_name,
+            call,
+            time.perf_counter() - self.clock_start,
+            time.time(),
+        )
+        self.group.notify("event_emitted", emitted)  # type: ignore[union-attr]
+        return emitted
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock_start
@@ -319,20 +363,27 @@ class WorkflowManager:
             raise TypeError(
                 f"process() takes a WorkflowEvent to start from, got {type(initial_event).__name__}"
             )
-        limit = self.max_events if max_events is _UNSET else max_events
-        limit = _check_limit("max_events", limit, integer=True)
-        run_timeout = self.timeout if timeout is _UNSET else timeout
-        run_timeout = _check_limit("timeout", run_timeout, integer=False)
-        call_timeout = self.handler_timeout if handler_timeout is _UNSET else handler_timeout
-        call_timeout = _check_limit("handler_timeout", call_timeout, integer=False)
-        all_observers = [*self._observers, *(as_observer(o) for o in observers)]
+        limit = (
+            self.max_events
+            if max_events is _UNSET
+            else _check_limit("max_events", max_events, integer=True)
+        )
+        run_timeout = (
+            self.timeout if timeout is _UNSET else _check_limit("timeout", timeout, integer=False)
+        )
+        call_timeout = (
+            self.handler_timeout
+            if handler_timeout is _UNSET
+            else _check_limit("handler_timeout", handler_timeout, integer=False)
+        )
+        all_observers = [*self._observers, *map(as_observer, observers)]
         group = ObserverGroup.of(all_observers) if all_observers else None
 
-        info = RunInfo(uuid.uuid4().hex[:12], self, initial_event, time.time())
-        loop = asyncio.get_running_loop()
-        deadline = None if run_timeout is None else loop.time() + run_timeout
-        timed = deadline is not None or call_timeout is not None
-        run = _Run(info, group, limit, deadline)
+        info = RunInfo(_new_run_id(), self, initial_event, time.time())
+        timed = run_timeout is not None or call_timeout is not None
+        loop = asyncio.get_running_loop() if timed else None
+        deadline = None if run_timeout is None else loop.time() + run_timeout  # type: ignore[union-attr]
+        run = _Run(info, group, limit, deadline, self._registry.lookup)
         call: HandlerCall | None = None
         if group is not None:
             group.notify("run_started", info)
@@ -340,11 +391,10 @@ class WorkflowManager:
             run.emit(initial_event, None, None, None)
             yield initial_event
             queue = run.queue
-            handlers_for = self._registry.handlers_for
             while queue:
                 item = queue.popleft()
                 trigger = item[0]
-                for registration in handlers_for(trigger.name):
+                for registration in item[6]:
                     name = registration.name
                     if group is not None:
                         call = HandlerCall(
@@ -358,57 +408,53 @@ class WorkflowManager:
                         group.notify("handler_started", call)
                     failure: WorkflowEvent | None = None
                     try:
-                        agen = cast(
-                            AsyncGenerator[WorkflowEvent, None], registration.handler(trigger)
-                        )
-                        step = agen.__anext__
+                        # register() checked it is an async generator function.
+                        agen: AsyncGenerator[WorkflowEvent, None] = registration.handler(trigger)  # type: ignore[assignment]
                     except Exception as exc:
                         failure = _handler_error(exc, "handler_error", name, trigger)
                     else:
-                        budget = call_timeout
+                        source = _timed(agen, run, call_timeout, name, item, loop) if loop else agen
+                        # True while the consumer holds control: what is thrown in at the
+                        # `yield` is the consumer's, never the handler's failure.
+                        yielded = False
                         try:
-                            while True:
-                                try:
-                                    if timed:
-                                        event, budget = await _timed_step(
-                                            step, run, budget, name, item, loop
-                                        )
-                                    else:
-                                        event = await step()
-                                except StopAsyncIteration:
-                                    break
-                                except _Stop:
-                                    raise
-                                except Exception as exc:
-                                    failure = _handler_error(exc, "handler_error", name, trigger)
-                                    break
+                            async for event in source:
                                 if not isinstance(event, WorkflowEvent):
                                     failure = _invalid_event_error(event, name, trigger)
+                                    await _close(agen)
                                     break
                                 over = run.emit(event, item, call, name)
+                                yielded = True
                                 yield event
-                                if over is not None:
+                                yielded = False
+                                if over:
                                     raise _Stop(
-                                        _max_events_error(run, over, name, trigger),
+                                        _max_events_error(run, item, event, name),
                                         "max_events",
                                         item,
                                     )
-                        finally:
-                            try:
-                                await agen.aclose()
-                            except Exception as exc:
-                                # Only reached when the handler's own cleanup raises.
-                                if failure is None:
-                                    failure = _handler_error(exc, "handler_error", name, trigger)
+                        except _Stop:
+                            await _close(source, agen)
+                            raise
+                        except Exception as exc:
+                            if yielded:
+                                await _close(source, agen)
+                                raise
+                            failure = _handler_error(exc, "handler_error", name, trigger)
+                        except BaseException:
+                            # The caller stopped or the task was cancelled while the handler
+                            # was suspended: close it now so its `finally` runs.
+                            await _close(source, agen)
+                            raise
                     if failure is not None:
                         if call is not None:
                             call.error = failure.error
                             _finish(call, run, "error")
                         over = run.emit(failure, item, None, name)
                         yield failure
-                        if over is not None:
+                        if over:
                             raise _Stop(
-                                _max_events_error(run, over, name, trigger), "max_events", item
+                                _max_events_error(run, item, failure, name), "max_events", item
                             )
                     if call is not None:
                         if call.status == "running":
@@ -431,39 +477,47 @@ class WorkflowManager:
         finally:
             if call is not None and call.status == "running":
                 _finish(call, run, "cancelled")
+            info.events = run.seq + 1
             info.duration = run.elapsed()
             if group is not None:
                 group.notify("run_finished", info)
 
 
-async def _timed_step(
-    step: Callable[[], Awaitable[WorkflowEvent]],
+async def _timed(
+    agen: AsyncGenerator[WorkflowEvent, None],
     run: _Run,
     budget: float | None,
     name: str,
     item: _Queued,
     loop: asyncio.AbstractEventLoop,
-) -> tuple[WorkflowEvent, float | None]:
-    """One step of a handler under the run deadline and what is left of the handler's budget."""
-    now = loop.time()
-    handler_deadline = None if budget is None else now + budget
-    run_first = run.deadline is not None and (
-        handler_deadline is None or run.deadline <= handler_deadline
-    )
-    deadline = run.deadline if run_first else handler_deadline
-    assert deadline is not None
-    if deadline <= now:
-        raise _timeout_stop(run, run_first, name, item)
-    try:
-        async with asyncio.timeout_at(deadline) as scope:
-            event = await step()
-    except TimeoutError:
-        if scope.expired():
-            raise _timeout_stop(run, run_first, name, item) from None
-        raise
-    if budget is not None:
-        budget -= loop.time() - now
-    return event, budget
+) -> AsyncGenerator[WorkflowEvent, None]:
+    """``agen``'s events, each step under the run deadline and the handler's remaining budget.
+
+    Only time spent inside the handler counts against ``budget``: the clock stops while
+    the consumer holds the event.
+    """
+    step = agen.__anext__
+    while True:
+        now = loop.time()
+        handler_deadline = None if budget is None else now + budget
+        run_first = run.deadline is not None and (
+            handler_deadline is None or run.deadline <= handler_deadline
+        )
+        deadline = run.deadline if run_first else handler_deadline
+        if deadline is None or deadline <= now:
+            raise _timeout_stop(run, run_first, name, item)
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                event = await step()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if scope.expired():
+                raise _timeout_stop(run, run_first, name, item) from None
+            raise
+        if budget is not None:
+            budget -= loop.time() - now
+        yield event
 
 
 def _timeout_stop(run: _Run, run_first: bool, name: str, item: _Queued) -> _Stop:
@@ -489,15 +543,17 @@ def _handler_error(
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
 
 
-def _max_events_error(
-    run: _Run, lineage: tuple[str, ...], name: str, trigger: WorkflowEvent
-) -> WorkflowEvent:
-    cycle = _name_cycle(lineage)
+def _max_events_error(run: _Run, parent: _Queued, last: WorkflowEvent, name: str) -> WorkflowEvent:
+    lineage = (*_lineage(parent), last.name)
+    # The event that crossed the limit may sit on a branch that does not loop (a fan-out
+    # beside the real cycle); the events still queued show the loop then.
+    candidates = itertools.chain((lineage,), (_lineage(item) for item in run.queue))
+    cycle = next((c for c in map(_name_cycle, candidates) if c), [])
     if cycle:
         chain = f"repeating chain: {' -> '.join(cycle)}"
     else:
         chain = f"no repeating chain; handler {name!r} kept emitting ({' -> '.join(lineage)})"
-    message = f"max_events ({run.max_events}) exceeded; {chain}"
+    trigger = parent[0]
     data = {
         "reason": "max_events",
         "limit": run.max_events,
@@ -505,7 +561,25 @@ def _max_events_error(
         "handler": name,
         "event": trigger.name,
     }
+    message = f"max_events ({run.max_events}) exceeded; {chain}"
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
+
+
+async def _close(*generators: AsyncGenerator[WorkflowEvent, None]) -> None:
+    for agen in generators:
+        # A handler whose cleanup raises while it is being stopped: the reason it is being
+        # stopped is what propagates; its own cleanup error has nowhere to go.
+        with contextlib.suppress(Exception):
+            await agen.aclose()
+
+
+_RUN_PREFIX = os.urandom(3).hex()
+_run_numbers = itertools.count(1)
+
+
+def _new_run_id() -> str:
+    """A run id unique in this process and unlikely to clash across processes; cheap to make."""
+    return f"{_RUN_PREFIX}-{next(_run_numbers)}"
 
 
 def _invalid_event_error(value: object, name: str, trigger: WorkflowEvent) -> WorkflowEvent:

@@ -4,7 +4,7 @@
 >>> async def greet(event):
 ...     yield event
 >>> registry = Registry()
->>> registry.add("start", greet, emits=["greeted"])
+>>> registration = registry.add("start", greet, emits=["greeted"])
 >>> [(r.event_name, r.name, r.position, r.emits) for r in registry.all()]
 [('start', 'greet', 0, ('greeted',))]
 """
@@ -134,6 +134,11 @@ class Registry:
         # A new tuple each time: runs iterating the old one are never disturbed.
         self._by_event[event_name] = (*current, registration)
         return registration
+
+    @property
+    def lookup(self) -> Callable[[str, tuple[()]], tuple[HandlerRegistration, ...]]:
+        """``lookup(event_name, ())``: the fastest form of :meth:`handlers_for`, for the engine."""
+        return self._by_event.get
 
     def handlers_for(self, event_name: str) -> tuple[HandlerRegistration, ...]:
         """The registrations for ``event_name`` in the order they run (empty if none)."""

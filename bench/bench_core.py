@@ -1,0 +1,191 @@
+"""Dispatch overhead of WorkflowManager against plain async generators called directly.
+
+Run with ``uv run python bench/bench_core.py``. Prints CPU microseconds per handler step (process
+time, best of N, so other load on the machine disturbs the figures little), the ratio to
+a baseline that drives the same handlers with direct calls and no routing, and peak memory of a
+long run. The manager runs with streaming and its max_events guard on (timeouts are measured
+separately, since they cost one timer per handler step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from baxiflow import WorkflowEvent, WorkflowManager
+
+PROGRESS = WorkflowEvent.progress
+
+
+def chain_handlers(length: int) -> list[Callable[[WorkflowEvent], AsyncIterator[WorkflowEvent]]]:
+    handlers = []
+    for index in range(length):
+        next_name = f"step{index + 1}"
+
+        async def handler(event: WorkflowEvent, next_name: str = next_name) -> AsyncIterator[WorkflowEvent]:
+            yield PROGRESS(next_name, "working")
+            yield WorkflowEvent(next_name, event.data)
+
+        handlers.append(handler)
+    return handlers
+
+
+async def baseline_chain(handlers: list[Any], initial: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+    yield initial
+    event = initial
+    for handler in handlers:
+        following = event
+        async for emitted in handler(event):
+            yield emitted
+            if emitted.name != "progress":
+                following = emitted
+        event = following
+
+
+async def baseline_self_loop(handler: Any, initial: WorkflowEvent, count: int) -> AsyncIterator[WorkflowEvent]:
+    yield initial
+    event = initial
+    for _ in range(count):
+        async for emitted in handler(event):
+            yield emitted
+            event = emitted
+
+
+async def baseline_fan(handlers: list[Any], initial: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+    yield initial
+    for handler in handlers:
+        async for emitted in handler(initial):
+            yield emitted
+
+
+async def drain(events: AsyncIterator[WorkflowEvent]) -> int:
+    count = 0
+    async for _ in events:
+        count += 1
+    return count
+
+
+def best_of(repeats: int, make: Callable[[], Coroutine[Any, Any, Any]]) -> float:
+    timings = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.process_time()
+        asyncio.run(make())
+        timings.append(time.process_time() - start)
+    return min(timings)
+
+
+def report(label: str, steps: int, base: float, managed: float) -> None:
+    print(
+        f"{label:<44} baseline {base / steps * 1e6:7.2f} us/step   "
+        f"baxiflow {managed / steps * 1e6:7.2f} us/step   ratio {managed / base:5.2f}x"
+    )
+
+
+def scenario_chain(repeats: int, runs: int, **limits: Any) -> tuple[float, float, int]:
+    handlers = chain_handlers(10)
+    workflow = WorkflowManager(**limits)
+    for index, handler in enumerate(handlers):
+        workflow.register(f"step{index}", handler)
+    initial = WorkflowEvent("step0", {"n": 1})
+
+    async def base() -> None:
+        for _ in range(runs):
+            await drain(baseline_chain(handlers, initial))
+
+    async def managed() -> None:
+        for _ in range(runs):
+            await drain(workflow.process(initial))
+
+    return best_of(repeats, base), best_of(repeats, managed), runs * 10
+
+
+def self_loop_handler(count: int) -> Any:
+    async def again(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        n = event.data["n"] + 1
+        if n <= count:
+            yield WorkflowEvent("again", {"n": n})
+
+    return again
+
+
+def scenario_self_loop(repeats: int, count: int, **limits: Any) -> tuple[float, float, int]:
+    handler = self_loop_handler(count)
+    workflow = WorkflowManager(max_events=count + 10, **limits).register("again", handler)
+    initial = WorkflowEvent("again", {"n": 0})
+
+    async def base() -> None:
+        await drain(baseline_self_loop(handler, initial, count))
+
+    async def managed() -> None:
+        assert await drain(workflow.process(initial)) == count + 1
+
+    return best_of(repeats, base), best_of(repeats, managed), count
+
+
+def peak_memory(count: int) -> float:
+    handler = self_loop_handler(count)
+    workflow = WorkflowManager(max_events=count + 10).register("again", handler)
+    gc.collect()
+    tracemalloc.start()
+    asyncio.run(drain(workflow.process(WorkflowEvent("again", {"n": 0}))))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 1024
+
+
+def scenario_fan(repeats: int, runs: int, **limits: Any) -> tuple[float, float, int]:
+    async def one(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("done")
+
+    handlers = [one] * 100
+    workflow = WorkflowManager(**limits)
+    for handler in handlers:
+        workflow.register("start", handler)
+    initial = WorkflowEvent("start")
+
+    async def base() -> None:
+        for _ in range(runs):
+            await drain(baseline_fan(handlers, initial))
+
+    async def managed() -> None:
+        for _ in range(runs):
+            await drain(workflow.process(initial))
+
+    return best_of(repeats, base), best_of(repeats, managed), runs * 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5, help="best of N timings")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    runs, loop_count = 1000 // scale, 100_000 // scale
+
+    print("Dispatch overhead (guards on: max_events; streaming on)")
+    report("chain of 10 handlers x 1000 runs", *reorder(scenario_chain(args.repeats, runs)))
+    report("one handler re-emitting itself 100,000 x", *reorder(scenario_self_loop(args.repeats, loop_count)))
+    report("one event with 100 handlers x 100 runs", *reorder(scenario_fan(args.repeats, runs // 10)))
+    print("With timeout=60 and handler_timeout=30 as well (one timer per handler step)")
+    timed = {"timeout": 60.0, "handler_timeout": 30.0}
+    report("chain of 10 handlers x 1000 runs", *reorder(scenario_chain(args.repeats, runs, **timed)))
+    report("one handler re-emitting itself 100,000 x", *reorder(scenario_self_loop(args.repeats, loop_count, **timed)))
+    print("Peak traced memory of a self-re-emitting run (flat means no growth)")
+    for count in (loop_count // 10, loop_count):
+        print(f"  {count:>7,} events: {peak_memory(count):8.1f} KiB")
+
+
+def reorder(result: tuple[float, float, int]) -> tuple[int, float, float]:
+    base, managed, steps = result
+    return steps, base, managed
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Observers see every event with its context, per manager and per run, and never break a run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from baxiflow import (
+    EmittedEvent,
+    HandlerCall,
+    ObserverWarning,
+    RunInfo,
+    WorkflowEvent,
+    WorkflowManager,
+    WorkflowObserver,
+)
+
+
+class Recorder(WorkflowObserver):
+    def __init__(self) -> None:
+        self.log: list[tuple[str, Any]] = []
+
+    def run_started(self, run: RunInfo) -> None:
+        self.log.append(("run_started", run.status))
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        self.log.append(("event", (emitted.seq, emitted.event.name, emitted.parent_seq, emitted.depth)))
+
+    def handler_started(self, call: HandlerCall) -> None:
+        self.log.append(("handler_started", (call.handler_name, call.trigger.seq, call.position)))
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        self.log.append(("handler_finished", (call.handler_name, call.status, call.emitted)))
+
+    def run_finished(self, run: RunInfo) -> None:
+        self.log.append(("run_finished", (run.status, run.events, run.errors)))
+
+
+def chain() -> WorkflowManager:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def first(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("first", "working")
+        yield WorkflowEvent("next")
+
+    @workflow.on("next")
+    async def second(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("completed")
+
+    return workflow
+
+
+async def drain(events: AsyncIterator[WorkflowEvent]) -> list[WorkflowEvent]:
+    return [e async for e in events]
+
+
+async def test_observer_sees_runs_handlers_and_events_in_order_with_context() -> None:
+    recorder = Recorder()
+    await drain(chain().process(WorkflowEvent("start"), observers=[recorder]))
+    q = "chain.<locals>."
+    assert recorder.log == [
+        ("run_started", "running"),
+        ("event", (0, "start", None, 0)),
+        ("handler_started", (q + "first", 0, 0)),
+        ("event", (1, "progress", 0, 1)),
+        ("event", (2, "next", 0, 1)),
+        ("handler_finished", (q + "first", "ok", 2)),
+        ("handler_started", (q + "second", 2, 0)),
+        ("event", (3, "completed", 2, 2)),
+        ("handler_finished", (q + "second", "ok", 1)),
+        ("run_finished", ("ok", 4, 0)),
+    ]
+
+
+async def test_emitted_events_carry_handler_call_and_times() -> None:
+    seen: list[EmittedEvent] = []
+    await drain(chain().process(WorkflowEvent("start"), observers=[seen.append]))
+    assert seen[0].handler_name is None and seen[0].call is None
+    assert seen[2].handler_name == "chain.<locals>.first"
+    assert seen[2].call is not None and seen[2].call.trigger is seen[0]
+    assert all(a.elapsed <= b.elapsed for a, b in zip(seen, seen[1:], strict=False))
+    assert len({e.run.run_id for e in seen}) == 1
+    assert all(e.timestamp > 1_600_000_000 for e in seen)
+
+
+async def test_manager_observers_see_every_run_and_run_observers_only_theirs() -> None:
+    everywhere: list[str] = []
+    once: list[str] = []
+    workflow = chain().observe(lambda e: everywhere.append(e.event.name))
+    await drain(workflow.process(WorkflowEvent("start"), observers=[lambda e: once.append(e.event.name)]))
+    await drain(workflow.process(WorkflowEvent("start")))
+    assert len(everywhere) == 8
+    assert once == ["start", "progress", "next", "completed"]
+
+
+async def test_a_raising_observer_warns_once_and_never_breaks_the_run() -> None:
+    def broken(emitted: EmittedEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    with pytest.warns(ObserverWarning, match="observer bug") as caught:
+        events = await drain(chain().process(WorkflowEvent("start"), observers=[broken]))
+    assert [e.name for e in events] == ["start", "progress", "next", "completed"]
+    assert len(caught) == 1
+
+
+def test_observers_must_be_observer_objects_or_callables() -> None:
+    with pytest.raises(TypeError, match="neither a WorkflowObserver nor a callable"):
+        WorkflowManager(observers=[42])  # type: ignore[list-item]
+
+
+async def test_failed_handler_is_reported_with_error_status_and_message() -> None:
+    recorder = Recorder()
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def fails(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("fails", "trying")
+        raise ValueError("nope")
+
+    calls: list[HandlerCall] = []
+
+    class Calls(WorkflowObserver):
+        def handler_finished(self, call: HandlerCall) -> None:
+            calls.append(call)
+
+    await drain(workflow.process(WorkflowEvent("start"), observers=[recorder, Calls()]))
+    assert recorder.log[-3:] == [
+        ("handler_finished", (fails.__qualname__, "error", 1)),
+        ("event", (2, "error", 0, 1)),
+        ("run_finished", ("error", 3, 1)),
+    ]
+    assert calls[0].error == "nope"
+    assert calls[0].duration is not None and calls[0].duration >= 0
+
+
+async def test_early_stop_reports_the_running_handler_cancelled_and_the_run_stopped() -> None:
+    recorder = Recorder()
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def endless(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        while True:
+            yield WorkflowEvent.progress("endless", "tick")
+            await asyncio.sleep(0)
+
+    async with contextlib.aclosing(workflow.process(WorkflowEvent("start"), observers=[recorder])) as events:
+        async for event in events:
+            if event.is_progress:
+                break
+    assert recorder.log[-2:] == [
+        ("handler_finished", (endless.__qualname__, "cancelled", 1)),
+        ("run_finished", ("stopped", 2, 0)),
+    ]
+
+
+async def test_guard_trip_reports_timeout_status() -> None:
+    recorder = Recorder()
+    workflow = WorkflowManager(handler_timeout=0.02)
+
+    @workflow.on("start")
+    async def sleeps(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(10)
+        yield event
+
+    await drain(workflow.process(WorkflowEvent("start"), observers=[recorder]))
+    assert recorder.log[-3:] == [
+        ("handler_finished", (sleeps.__qualname__, "timeout", 0)),
+        ("event", (1, "error", 0, 1)),
+        ("run_finished", ("timeout", 2, 1)),
+    ]
+
+
+async def test_task_cancellation_reports_cancelled_run() -> None:
+    recorder = Recorder()
+    started = asyncio.Event()
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def waits(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        started.set()
+        await asyncio.sleep(10)
+        yield event
+
+    task = asyncio.create_task(drain(workflow.process(WorkflowEvent("start"), observers=[recorder])))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.log[-1] == ("run_finished", ("cancelled", 1, 0))
+    assert recorder.log[-2] == ("handler_finished", (waits.__qualname__, "cancelled", 0))

@@ -1,0 +1,688 @@
+"""The workflow core as the spec describes it: every example, chaining, errors, guards, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import subprocess
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baxiflow import HandlerTypeError, WorkflowEvent, WorkflowManager
+from baxiflow.exceptions import EventNameError
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+async def collect(workflow: WorkflowManager, event: WorkflowEvent, **kwargs: Any) -> list[WorkflowEvent]:
+    return [e async for e in workflow.process(event, **kwargs)]
+
+
+def names(events: list[WorkflowEvent]) -> list[str]:
+    return [e.name for e in events]
+
+
+# The spec's examples, as written (only the import path changed) ---------------------------
+
+
+def test_seed_full_example_prints_the_documented_output() -> None:
+    result = subprocess.run(
+        [sys.executable, "seed_example.py"],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.splitlines() == [
+        "Greeting: Hello, Alice!",
+        "Progress update: greeting - Sending welcome message",
+        "Processing user: Alice with action: welcome",
+        "Progress update: processing - Updating user records",
+        "Workflow completed: User Alice processed successfully",
+    ]
+    assert result.stderr == ""
+
+
+async def test_seed_full_example_yields_initial_event_first_then_emission_order() -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import seed_example
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    events = await collect(seed_example.workflow, seed_example.initial_event)
+    assert names(events) == ["start", "progress", "process_user", "progress", "completed"]
+    assert events[0] is seed_example.initial_event
+    assert events[-1].metadata == {"session_id": "12345"}
+
+
+async def test_seed_registration_snippet_runs_handlers_in_sequence_and_chains() -> None:
+    calls: list[str] = []
+
+    def recorder(label: str, emits: str | None = None) -> Any:
+        async def handler(event: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
+            calls.append(label)
+            if emits:
+                yield WorkflowEvent(name=emits, data=event.data)
+
+        handler.__qualname__ = label
+        return handler
+
+    start_handler = recorder("start_handler", "process_data")
+    validation_handler = recorder("validation_handler")
+    transformation_handler = recorder("transformation_handler", "event1")
+    handler1 = recorder("handler1", "event2")
+    handler2 = recorder("handler2")
+
+    # The spec's registration snippet, verbatim.
+    workflow = WorkflowManager()
+
+    # Register a handler for the "start" event
+    workflow.register("start", start_handler)
+
+    # Register multiple handlers for the same event (they'll run in sequence)
+    workflow.register("process_data", validation_handler)
+    workflow.register("process_data", transformation_handler)
+
+    # Chain registration is supported
+    workflow.register("event1", handler1).register("event2", handler2)
+
+    events = await collect(workflow, WorkflowEvent("start", data={}))
+    assert calls == [
+        "start_handler",
+        "validation_handler",
+        "transformation_handler",
+        "handler1",
+        "handler2",
+    ]
+    assert names(events) == ["start", "process_data", "event1", "event2"]
+
+
+async def test_seed_search_handler_reports_progress_then_results() -> None:
+    async def perform_search(query: str) -> list[str]:
+        await asyncio.sleep(0)
+        return [f"result for {query}"]
+
+    async def search_handler(event: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
+        # Report progress
+        yield WorkflowEvent.progress("search", "Searching for information...")
+
+        # Perform work
+        search_results = await perform_search(event.data["query"])
+
+        # Return results with a new event type
+        yield WorkflowEvent(
+            name="search_completed",
+            data={"search_results": search_results},
+            metadata=event.metadata,
+        )
+
+    workflow = WorkflowManager().register("search", search_handler)
+    events = await collect(workflow, WorkflowEvent("search", {"query": "baxi"}, {"session_id": "1"}))
+    assert names(events) == ["search", "progress", "search_completed"]
+    assert events[1].data == {"step": "search", "description": "Searching for information..."}
+    assert events[2].data == {"search_results": ["result for baxi"]}
+    assert events[2].metadata == {"session_id": "1"}
+
+
+async def test_seed_complex_handler_progress_does_not_change_direction() -> None:
+    async def some_operation() -> None:
+        await asyncio.sleep(0)
+
+    another_operation = some_operation
+
+    async def complex_handler(event: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
+        # Report progress without changing workflow direction
+        yield WorkflowEvent.progress("step1", "Starting processing...")
+
+        # Do some work
+        await some_operation()
+
+        yield WorkflowEvent.progress("step2", "Halfway done...")
+
+        # Do more work
+        await another_operation()
+
+        # Continue the workflow with a new event
+        yield WorkflowEvent(name="next_step", data={"result": "success"})
+
+    progress_handler_calls: list[WorkflowEvent] = []
+
+    async def would_catch_progress(event: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
+        progress_handler_calls.append(event)
+        yield WorkflowEvent("should_not_happen")
+
+    workflow = WorkflowManager().register("go", complex_handler)
+    workflow.register("progress", would_catch_progress)
+    events = await collect(workflow, WorkflowEvent("go"))
+    assert names(events) == ["go", "progress", "progress", "next_step"]
+    assert progress_handler_calls == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_seed_risky_handler_turns_exceptions_into_error_events(fails: bool) -> None:
+    async def risky_operation() -> str:
+        if fails:
+            raise ConnectionError("backend unreachable")
+        return "fine"
+
+    async def risky_handler(event: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
+        try:
+            result = await risky_operation()
+            yield WorkflowEvent(name="success", data={"result": result})
+        except Exception as e:
+            yield WorkflowEvent(name="error", error=str(e), metadata=event.metadata)
+
+    workflow = WorkflowManager().register("start", risky_handler)
+    events = await collect(workflow, WorkflowEvent("start", metadata={"session_id": "9"}))
+    if fails:
+        assert names(events) == ["start", "error"]
+        assert events[1].error == "backend unreachable"
+        assert events[1].metadata == {"session_id": "9"}
+    else:
+        assert names(events) == ["start", "success"]
+
+
+def test_seed_dataclass_fields_and_defaults() -> None:
+    event = WorkflowEvent("start")
+    assert (event.name, event.data, event.metadata, event.error) == ("start", None, None, None)
+    assert [f for f in WorkflowEvent.__dataclass_fields__] == ["name", "data", "metadata", "error"]
+
+
+# Registration ----------------------------------------------------------------------------
+
+
+async def plain_coroutine(event: WorkflowEvent) -> WorkflowEvent:
+    return event
+
+
+def sync_generator(event: WorkflowEvent) -> Any:
+    yield event
+
+
+def test_register_rejects_plain_coroutine_function_naming_it() -> None:
+    with pytest.raises(HandlerTypeError, match=r"'plain_coroutine' is a coroutine function.*async generator"):
+        WorkflowManager().register("start", plain_coroutine)  # type: ignore[arg-type]
+
+
+def test_register_rejects_sync_generator_and_non_callables_as_type_errors() -> None:
+    with pytest.raises(TypeError, match="'sync_generator' is a sync generator function"):
+        WorkflowManager().register("start", sync_generator)
+    with pytest.raises(TypeError, match="not callable"):
+        WorkflowManager().register("start", 42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["", None, 3])
+def test_register_rejects_bad_event_names_with_value_error(bad: Any) -> None:
+    async def handler(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    with pytest.raises(EventNameError) as info:
+        WorkflowManager().register(bad, handler)
+    assert isinstance(info.value, ValueError)
+
+
+def test_event_rejects_empty_name() -> None:
+    with pytest.raises(ValueError, match="non-empty string"):
+        WorkflowEvent("")
+
+
+async def test_register_accepts_objects_whose_call_is_an_async_generator() -> None:
+    class Greeter:
+        def __init__(self, greeting: str) -> None:
+            self.greeting = greeting
+
+        async def __call__(self, event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+            yield WorkflowEvent("done", {"text": self.greeting})
+
+    workflow = WorkflowManager().register("start", Greeter("hi"))
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert events[-1].data == {"text": "hi"}
+    assert workflow.registrations("start")[0].name == Greeter.__qualname__
+
+
+async def test_decorator_registers_and_returns_the_function_unchanged() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start", emits=["done"])
+    async def start(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("done")
+
+    assert workflow.handlers_for("start") == (start,)
+    assert workflow.registrations()[0].emits == ("done",)
+    assert names(await collect(workflow, WorkflowEvent("start"))) == ["start", "done"]
+
+
+def test_emits_must_be_a_list_not_a_string() -> None:
+    async def h(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    with pytest.raises(TypeError, match=r"emits=\['done'\]"):
+        WorkflowManager().register("start", h, emits="done")
+
+
+def test_introspection_lists_handlers_per_event_in_order() -> None:
+    async def a(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    async def b(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    workflow = WorkflowManager().register("x", b).register("x", a).register("y", a)
+    assert workflow.event_names == ["x", "y"]
+    assert workflow.handlers_for("x") == (b, a)
+    assert workflow.handlers_for("missing") == ()
+    assert [(r.event_name, r.name, r.position) for r in workflow.registrations()] == [
+        ("x", b.__qualname__, 0),
+        ("x", a.__qualname__, 1),
+        ("y", a.__qualname__, 0),
+    ]
+    assert repr(workflow) == "<WorkflowManager handlers={'x': 2, 'y': 1}>"
+
+
+# Dispatch --------------------------------------------------------------------------------
+
+
+async def test_dispatch_is_first_in_first_out_across_branches() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def fan_out(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("a")
+        yield WorkflowEvent("b")
+
+    @workflow.on("a")
+    async def on_a(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("a_done")
+
+    @workflow.on("b")
+    async def on_b(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("b_done")
+
+    assert names(await collect(workflow, WorkflowEvent("start"))) == [
+        "start",
+        "a",
+        "b",
+        "a_done",
+        "b_done",
+    ]
+
+
+async def test_events_without_handlers_are_yielded_and_end_their_branch() -> None:
+    async def h(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("completed", {"ok": True})
+
+    events = await collect(WorkflowManager().register("start", h), WorkflowEvent("start"))
+    assert names(events) == ["start", "completed"]
+
+
+async def test_initial_event_without_handlers_is_yielded_alone() -> None:
+    assert names(await collect(WorkflowManager(), WorkflowEvent("nothing"))) == ["nothing"]
+
+
+async def test_process_rejects_a_non_event_start() -> None:
+    with pytest.raises(TypeError, match="takes a WorkflowEvent"):
+        await collect(WorkflowManager(), "start")  # type: ignore[arg-type]
+
+
+async def test_progress_streams_live_while_its_handler_is_still_running() -> None:
+    received_progress = asyncio.Event()
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def slow(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("work", "started")
+        # Only the consumer can set this, and only after it received the progress event.
+        await asyncio.wait_for(received_progress.wait(), timeout=5)
+        yield WorkflowEvent("done")
+
+    seen = []
+    async for event in workflow.process(WorkflowEvent("start")):
+        seen.append(event.name)
+        if event.is_progress:
+            received_progress.set()
+    assert seen == ["start", "progress", "done"]
+
+
+async def test_handler_exception_keeps_earlier_events_and_run_goes_on() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def fan_out(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("risky")
+        yield WorkflowEvent("safe")
+
+    @workflow.on("risky")
+    async def risky(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("risky", "about to fail")
+        raise ValueError("bad input")
+
+    @workflow.on("safe")
+    async def safe(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("completed")
+
+    events = await collect(workflow, WorkflowEvent("start", metadata={"session_id": "s"}))
+    assert names(events) == ["start", "risky", "safe", "progress", "error", "completed"]
+    error = events[4]
+    assert error.error == "bad input"
+    assert error.data == {
+        "reason": "handler_error",
+        "type": "ValueError",
+        "handler": "test_handler_exception_keeps_earlier_events_and_run_goes_on.<locals>.risky",
+        "event": "risky",
+    }
+    assert error.metadata is None  # the triggering event "risky" carried no metadata
+
+
+async def test_error_event_carries_triggering_event_metadata() -> None:
+    async def boom(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise KeyError("query")
+        yield event
+
+    events = await collect(
+        WorkflowManager().register("start", boom), WorkflowEvent("start", metadata={"user": "u1"})
+    )
+    assert events[-1].metadata == {"user": "u1"}
+    assert events[-1].data is not None and events[-1].data["type"] == "KeyError"
+
+
+async def test_non_event_yield_becomes_an_error_event() -> None:
+    async def sloppy(event: WorkflowEvent) -> AsyncIterator[Any]:
+        yield "done"
+
+    events = await collect(WorkflowManager().register("start", sloppy), WorkflowEvent("start"))
+    assert names(events) == ["start", "error"]
+    assert events[1].data is not None and events[1].data["reason"] == "invalid_event"
+    assert "yielded str 'done'" in (events[1].error or "")
+
+
+async def test_error_events_go_to_error_handlers_but_never_recursively() -> None:
+    workflow = WorkflowManager()
+    handled: list[str | None] = []
+
+    @workflow.on("start")
+    async def fails(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise RuntimeError("first failure")
+        yield event
+
+    @workflow.on("error")
+    async def on_error(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        handled.append(event.error)
+        yield WorkflowEvent.failure("error handler also failed")
+        raise RuntimeError("and raised")
+
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert handled == ["first failure"]
+    assert names(events) == ["start", "error", "error", "error"]
+    assert [e.error for e in events[1:]] == ["first failure", "error handler also failed", "and raised"]
+
+
+async def test_error_handler_can_recover_the_flow() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def tool(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise TimeoutError("tool down")
+        yield event
+
+    @workflow.on("error")
+    async def recover(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("fallback", {"because": event.error})
+
+    @workflow.on("fallback")
+    async def fallback(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("completed", event.data)
+
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert names(events) == ["start", "error", "fallback", "completed"]
+    assert events[-1].data == {"because": "tool down"}
+
+
+async def test_handler_that_cannot_be_called_with_the_event_gives_an_error_event() -> None:
+    async def needs_two(event: WorkflowEvent, other: int) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    events = await collect(WorkflowManager().register("start", needs_two), WorkflowEvent("start"))  # type: ignore[arg-type]
+    assert names(events) == ["start", "error"]
+    assert events[1].data is not None and events[1].data["type"] == "TypeError"
+
+
+# Guards ----------------------------------------------------------------------------------
+
+
+def looping_workflow(**kwargs: Any) -> WorkflowManager:
+    workflow = WorkflowManager(**kwargs)
+
+    @workflow.on("search")
+    async def search(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("research")
+
+    @workflow.on("research")
+    async def research(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("research", "again")
+        yield WorkflowEvent("search")
+
+    return workflow
+
+
+async def test_max_events_ends_a_loop_with_an_error_naming_the_cycle() -> None:
+    events = await collect(looping_workflow(max_events=50), WorkflowEvent("search"))
+    final = events[-1]
+    assert final.name == "error"
+    assert final.data is not None
+    assert final.data["reason"] == "max_events"
+    assert final.data["cycle"] == ["search", "research", "search"]
+    assert "repeating chain: search -> research -> search" in (final.error or "")
+    assert sum(1 for e in events[:-1] if not e.is_progress) == 51
+
+
+async def test_max_events_can_be_set_per_run() -> None:
+    workflow = looping_workflow()
+    events = await collect(workflow, WorkflowEvent("search"), max_events=5)
+    assert sum(1 for e in events[:-1] if not e.is_progress) == 6
+    assert events[-1].data is not None and events[-1].data["limit"] == 5
+
+
+async def test_max_events_trips_on_one_handler_emitting_forever() -> None:
+    async def chatty(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        while True:
+            yield WorkflowEvent("tick")
+
+    events = await collect(WorkflowManager(max_events=10).register("start", chatty), WorkflowEvent("start"))
+    assert events[-1].data is not None and events[-1].data["reason"] == "max_events"
+    assert "handler 'test_max_events_trips_on_one_handler_emitting_forever.<locals>.chatty' kept emitting" in (
+        events[-1].error or ""
+    )
+
+
+async def test_default_guard_stops_an_unbounded_loop() -> None:
+    events = await collect(looping_workflow(), WorkflowEvent("search"))
+    assert events[-1].data is not None and events[-1].data["limit"] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_events": 0}, "max_events must be a positive int"),
+        ({"max_events": 2.5}, "max_events must be a positive int"),
+        ({"timeout": -1}, "timeout must be a positive number of seconds"),
+        ({"handler_timeout": "1"}, "handler_timeout must be a positive number"),
+    ],
+)
+def test_guard_settings_are_checked(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WorkflowManager(**kwargs)
+
+
+async def test_handler_timeout_ends_the_run_naming_the_handler() -> None:
+    finally_ran = asyncio.Event()
+    workflow = WorkflowManager(handler_timeout=0.05)
+
+    @workflow.on("start")
+    async def stuck(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            yield WorkflowEvent.progress("stuck", "waiting forever")
+            await asyncio.sleep(3600)
+            yield WorkflowEvent("never")
+        finally:
+            finally_ran.set()
+
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert names(events) == ["start", "progress", "error"]
+    assert events[-1].data == {
+        "reason": "handler_timeout",
+        "handler": "test_handler_timeout_ends_the_run_naming_the_handler.<locals>.stuck",
+        "event": "start",
+    }
+    assert "stuck' timed out while handling 'start'" in (events[-1].error or "")
+    assert finally_ran.is_set()
+
+
+async def test_handler_timeout_counts_only_time_spent_in_the_handler() -> None:
+    workflow = WorkflowManager(handler_timeout=0.2)
+
+    @workflow.on("start")
+    async def quick_steps(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        for i in range(3):
+            yield WorkflowEvent.progress("steps", f"step {i}")
+        yield WorkflowEvent("done")
+
+    seen = []
+    async for event in workflow.process(WorkflowEvent("start")):
+        seen.append(event.name)
+        await asyncio.sleep(0.1)  # a slow consumer: 0.4 s in all, more than the handler's budget
+    assert seen == ["start", "progress", "progress", "progress", "done"]
+
+
+async def test_run_timeout_ends_the_run_with_a_final_error() -> None:
+    async def slow(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            yield WorkflowEvent.progress("slow", "tick")
+
+    workflow = WorkflowManager().register("start", slow)
+    events = await collect(workflow, WorkflowEvent("start"), timeout=0.1)
+    assert events[-1].data is not None and events[-1].data["reason"] == "timeout"
+    assert "run timed out" in (events[-1].error or "")
+    assert 2 <= len(events) < 50
+
+
+async def test_handler_own_timeout_error_is_a_handler_error_not_a_guard() -> None:
+    async def raises_timeout(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise TimeoutError("upstream took too long")
+        yield event
+
+    workflow = WorkflowManager(handler_timeout=10).register("start", raises_timeout)
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert events[-1].data is not None and events[-1].data["reason"] == "handler_error"
+    assert events[-1].error == "upstream took too long"
+
+
+# Stopping early and cancellation ----------------------------------------------------------
+
+
+def tracked_workflow(log: list[str]) -> WorkflowManager:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def streaming(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            for i in range(1000):
+                yield WorkflowEvent.progress("stream", str(i))
+                await asyncio.sleep(0)
+        finally:
+            log.append("handler finally")
+
+    return workflow
+
+
+async def test_breaking_out_under_aclosing_closes_the_running_handler_at_once() -> None:
+    log: list[str] = []
+    async with contextlib.aclosing(tracked_workflow(log).process(WorkflowEvent("start"))) as events:
+        async for event in events:
+            if event.is_progress:
+                break
+    assert log == ["handler finally"]
+
+
+async def test_breaking_out_without_aclosing_still_closes_the_handler() -> None:
+    log: list[str] = []
+    async for event in tracked_workflow(log).process(WorkflowEvent("start")):
+        if event.is_progress:
+            break
+    gc.collect()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert log == ["handler finally"]
+
+
+async def test_cancelling_the_consuming_task_closes_the_handler_and_propagates() -> None:
+    log: list[str] = []
+    started = asyncio.Event()
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def waits(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            started.set()
+            await asyncio.sleep(3600)
+            yield event
+        finally:
+            log.append("handler finally")
+
+    async def consume() -> None:
+        async for _ in workflow.process(WorkflowEvent("start")):
+            pass
+
+    tasks_before = asyncio.all_tasks()
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert log == ["handler finally"]
+    assert asyncio.all_tasks() == tasks_before  # nothing leaked
+
+
+async def test_cancelled_error_inside_a_handler_is_never_swallowed() -> None:
+    async def cancels(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise asyncio.CancelledError
+        yield event
+
+    with pytest.raises(asyncio.CancelledError):
+        await collect(WorkflowManager().register("start", cancels), WorkflowEvent("start"))
+
+
+async def test_keyboard_interrupt_inside_a_handler_propagates() -> None:
+    async def interrupted(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise KeyboardInterrupt
+        yield event
+
+    with pytest.raises(KeyboardInterrupt):
+        await collect(WorkflowManager().register("start", interrupted), WorkflowEvent("start"))
+
+
+# Isolation -------------------------------------------------------------------------------
+
+
+async def test_concurrent_runs_of_one_manager_are_isolated() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def count(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        for i in range(event.data["n"]):
+            await asyncio.sleep(0)
+            yield WorkflowEvent("tick", {"who": event.data["who"], "i": i})
+
+    results = await asyncio.gather(
+        *(collect(workflow, WorkflowEvent("start", {"who": w, "n": n})) for w, n in [("a", 30), ("b", 7), ("c", 19)])
+    )
+    for (who, n), events in zip([("a", 30), ("b", 7), ("c", 19)], results, strict=True):
+        ticks = [e.data for e in events if e.name == "tick"]
+        assert ticks == [{"who": who, "i": i} for i in range(n)]
