@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
 from typing import Any, Final, Literal, Self, TypeVar
 
+from baxiflow._deadline import Expiry, Watchdog
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.observe import (
     EmittedEvent,
@@ -55,8 +56,8 @@ class _Unset(Enum):
 
 _UNSET: Final = _Unset.UNSET
 
-# A queued event: (event, seq, depth, ancestry, emitted while handling an error, its
-# EmittedEvent when the run has observers, its handlers). Ancestry is the parent's item, or
+# A queued event: (event, seq, depth, ancestry, whether what its handlers emit is emitted while
+# handling an error, its EmittedEvent when the run has observers, its handlers). Ancestry is the parent's item, or
 # every _LINEAGE_KEPT levels a tuple of ancestor names. A tuple: this is the hot path.
 _Queued = tuple[
     WorkflowEvent, int, int, Any, bool, EmittedEvent | None, tuple[HandlerRegistration, ...]
@@ -117,7 +118,6 @@ class _Run:
 
     __slots__ = (
         "clock_start",
-        "deadline",
         "dispatchable",
         "group",
         "info",
@@ -132,14 +132,12 @@ class _Run:
         info: RunInfo,
         group: ObserverGroup | None,
         max_events: int | None,
-        deadline: float | None,
         lookup: Callable[[str, tuple[()]], tuple[HandlerRegistration, ...]],
     ) -> None:
         self.info = info
         self.lookup = lookup
         self.group = group
         self.max_events = max_events
-        self.deadline = deadline
         self.queue: deque[_Queued] = deque()
         self.seq = -1
         self.dispatchable = 0
@@ -165,11 +163,12 @@ class _Run:
         if name == PROGRESS:
             return False
         self.dispatchable = count = self.dispatchable + 1
-        in_error = parent is not None and (parent[4] or parent[0].name == ERROR)
+        in_error = parent is not None and parent[4]
         if name == ERROR:
             self.info.errors += 1
             # Errors raised while handling an error are yielded, never dispatched again.
             handlers = () if in_error else self.lookup(name, ())
+            in_error = True
         else:
             handlers = self.lookup(name, ())
         if handlers:
@@ -380,10 +379,12 @@ class WorkflowManager:
         group = ObserverGroup.of(all_observers) if all_observers else None
 
         info = RunInfo(_new_run_id(), self, initial_event, time.time())
-        timed = run_timeout is not None or call_timeout is not None
-        loop = asyncio.get_running_loop() if timed else None
-        deadline = None if run_timeout is None else loop.time() + run_timeout  # type: ignore[union-attr]
-        run = _Run(info, group, limit, deadline, self._registry.lookup)
+        watchdog = None
+        if run_timeout is not None or call_timeout is not None:
+            loop = asyncio.get_running_loop()
+            deadline = None if run_timeout is None else loop.time() + run_timeout
+            watchdog = Watchdog(loop, deadline, call_timeout)
+        run = _Run(info, group, limit, self._registry.lookup)
         call: HandlerCall | None = None
         if group is not None:
             group.notify("run_started", info)
@@ -407,18 +408,21 @@ class WorkflowManager:
                         )
                         group.notify("handler_started", call)
                     failure: WorkflowEvent | None = None
+                    if watchdog is not None and (expired := watchdog.start()):
+                        raise _timeout_stop(run, expired, name, item)
                     try:
                         # register() checked it is an async generator function.
                         agen: AsyncGenerator[WorkflowEvent, None] = registration.handler(trigger)  # type: ignore[assignment]
                     except Exception as exc:
                         failure = _handler_error(exc, "handler_error", name, trigger)
                     else:
-                        source = _timed(agen, run, call_timeout, name, item, loop) if loop else agen
                         # True while the consumer holds control: what is thrown in at the
                         # `yield` is the consumer's, never the handler's failure.
                         yielded = False
                         try:
-                            async for event in source:
+                            async for event in agen:
+                                if watchdog is not None and (expired := watchdog.pause()):
+                                    raise _timeout_stop(run, expired, name, item)
                                 if not isinstance(event, WorkflowEvent):
                                     failure = _invalid_event_error(event, name, trigger)
                                     await _close(agen)
@@ -433,19 +437,28 @@ class WorkflowManager:
                                         "max_events",
                                         item,
                                     )
+                                if watchdog is not None and (expired := watchdog.resume()):
+                                    raise _timeout_stop(run, expired, name, item)
                         except _Stop:
-                            await _close(source, agen)
+                            await _close(agen)
                             raise
                         except Exception as exc:
                             if yielded:
-                                await _close(source, agen)
+                                await _close(agen)
                                 raise
                             failure = _handler_error(exc, "handler_error", name, trigger)
-                        except BaseException:
-                            # The caller stopped or the task was cancelled while the handler
-                            # was suspended: close it now so its `finally` runs.
-                            await _close(source, agen)
+                        except asyncio.CancelledError:
+                            await _close(agen)
+                            if watchdog is not None and (expired := watchdog.claim_cancellation()):
+                                raise _timeout_stop(run, expired, name, item) from None
                             raise
+                        except BaseException:
+                            # The caller stopped or the task was interrupted while the handler
+                            # was suspended: close it now so its `finally` runs.
+                            await _close(agen)
+                            raise
+                        if watchdog is not None and (expired := watchdog.pause()):
+                            raise _timeout_stop(run, expired, name, item)
                     if failure is not None:
                         if call is not None:
                             call.error = failure.error
@@ -475,6 +488,8 @@ class WorkflowManager:
         else:
             info.status = "error" if info.errors else "ok"
         finally:
+            if watchdog is not None:
+                watchdog.close()
             if call is not None and call.status == "running":
                 _finish(call, run, "cancelled")
             info.events = run.seq + 1
@@ -483,55 +498,16 @@ class WorkflowManager:
                 group.notify("run_finished", info)
 
 
-async def _timed(
-    agen: AsyncGenerator[WorkflowEvent, None],
-    run: _Run,
-    budget: float | None,
-    name: str,
-    item: _Queued,
-    loop: asyncio.AbstractEventLoop,
-) -> AsyncGenerator[WorkflowEvent, None]:
-    """``agen``'s events, each step under the run deadline and the handler's remaining budget.
-
-    Only time spent inside the handler counts against ``budget``: the clock stops while
-    the consumer holds the event.
-    """
-    step = agen.__anext__
-    while True:
-        now = loop.time()
-        handler_deadline = None if budget is None else now + budget
-        run_first = run.deadline is not None and (
-            handler_deadline is None or run.deadline <= handler_deadline
-        )
-        deadline = run.deadline if run_first else handler_deadline
-        if deadline is None or deadline <= now:
-            raise _timeout_stop(run, run_first, name, item)
-        try:
-            async with asyncio.timeout_at(deadline) as scope:
-                event = await step()
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            if scope.expired():
-                raise _timeout_stop(run, run_first, name, item) from None
-            raise
-        if budget is not None:
-            budget -= loop.time() - now
-        yield event
-
-
-def _timeout_stop(run: _Run, run_first: bool, name: str, item: _Queued) -> _Stop:
+def _timeout_stop(run: _Run, expired: Expiry, name: str, item: _Queued) -> _Stop:
     trigger = item[0]
-    if run_first:
-        reason = "timeout"
+    if expired == "timeout":
         message = (
             f"run timed out after {run.elapsed():.3g} s while handler {name!r} "
             f"was handling {trigger.name!r}"
         )
     else:
-        reason = "handler_timeout"
         message = f"handler {name!r} timed out while handling {trigger.name!r}"
-    data = {"reason": reason, "handler": name, "event": trigger.name}
+    data = {"reason": expired, "handler": name, "event": trigger.name}
     return _Stop(WorkflowEvent(ERROR, data, trigger.metadata, message), "timeout", item)
 
 

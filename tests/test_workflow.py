@@ -686,3 +686,50 @@ async def test_concurrent_runs_of_one_manager_are_isolated() -> None:
     for (who, n), events in zip([("a", 30), ("b", 7), ("c", 19)], results, strict=True):
         ticks = [e.data for e in events if e.name == "tick"]
         assert ticks == [{"who": who, "i": i} for i in range(n)]
+
+
+async def test_handler_that_swallows_the_timeout_cancellation_still_times_out() -> None:
+    async def stubborn(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+        yield WorkflowEvent("late")
+
+    workflow = WorkflowManager(handler_timeout=0.05).register("start", stubborn)
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert names(events) == ["start", "error"]
+    assert events[-1].data is not None and events[-1].data["reason"] == "handler_timeout"
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_external_cancellation_during_a_timed_handler_still_propagates() -> None:
+    started = asyncio.Event()
+
+    async def waits(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        started.set()
+        await asyncio.sleep(3600)
+        yield event
+
+    workflow = WorkflowManager(handler_timeout=30, timeout=60).register("start", waits)
+    task = asyncio.create_task(collect(workflow, WorkflowEvent("start")))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_run_timeout_expiring_while_the_consumer_holds_an_event_ends_the_run() -> None:
+    async def ticks(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        for _ in range(10):
+            yield WorkflowEvent.progress("ticks", "tick")
+
+    workflow = WorkflowManager(timeout=0.05).register("start", ticks)
+    seen = []
+    async for event in workflow.process(WorkflowEvent("start")):
+        seen.append(event)
+        await asyncio.sleep(0.03)  # two of these outlast the run's timeout
+    assert [e.name for e in seen][:2] == ["start", "progress"]
+    assert seen[-1].data is not None and seen[-1].data["reason"] == "timeout"
+    assert len(seen) < 8

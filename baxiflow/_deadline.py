@@ -1,0 +1,145 @@
+"""One timer that enforces a run deadline and each handler's budget of working time.
+
+A handler's budget counts only the time it works: the clock stops while the consumer holds an
+event. A per-step ``asyncio.timeout`` would cost a timer per event; this keeps a single timer
+armed at the earliest moment something could expire, and re-arms it only when it fires early.
+
+>>> import asyncio
+>>> async def main():
+...     watchdog = Watchdog(asyncio.get_running_loop(), run_deadline=None, budget=0.01)
+...     watchdog.start()
+...     try:
+...         await asyncio.sleep(1)
+...     except asyncio.CancelledError:
+...         return watchdog.claim_cancellation()
+...     finally:
+...         watchdog.close()
+>>> asyncio.run(main())
+'handler_timeout'
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal, TypeAlias
+
+__all__ = ["Expiry", "Watchdog"]
+
+Expiry: TypeAlias = Literal["timeout", "handler_timeout"]
+
+
+class Watchdog:
+    """Cancels the working task when the run deadline passes or a handler's budget runs out.
+
+    Args:
+        loop: The running loop; its clock is used throughout.
+        run_deadline: Loop time at which the whole run must end, or ``None``.
+        budget: Seconds of work each handler call may spend, or ``None``.
+    """
+
+    __slots__ = (
+        "_budget",
+        "_cancelling",
+        "_handle",
+        "_loop",
+        "_resumed_at",
+        "_run_deadline",
+        "_spent",
+        "_task",
+        "_working",
+        "expired",
+    )
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, run_deadline: float | None, budget: float | None
+    ) -> None:
+        self._loop = loop
+        self._run_deadline = run_deadline
+        self._budget = budget
+        self._spent = 0.0
+        self._resumed_at = 0.0
+        self._working = False
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        self.expired: Expiry | None = None
+        """What expired once the watchdog cancelled the task; ``None`` before."""
+
+    def start(self) -> Expiry | None:
+        """A handler call starts working; returns what has already expired, if anything."""
+        self._spent = 0.0
+        return self.resume()
+
+    def resume(self) -> Expiry | None:
+        """The handler works again after the consumer took an event; returns any expiry."""
+        now = self._loop.time()
+        expired = self._check(now)
+        if expired is not None:
+            return expired
+        self._resumed_at = now
+        self._working = True
+        self._task = asyncio.current_task()
+        if self._handle is None:
+            self._arm(now)
+        return None
+
+    def pause(self) -> Expiry | None:
+        """The handler yielded or ended: stop its clock.
+
+        Returns an expiry the handler ignored by catching the ``CancelledError`` and going on.
+        """
+        self._spent += self._loop.time() - self._resumed_at
+        self._working = False
+        return None if self.expired is None else self.claim_cancellation()
+
+    def claim_cancellation(self) -> Expiry | None:
+        """After a ``CancelledError``: what expired, if this watchdog's cancel caused it.
+
+        Withdraws the watchdog's cancel request from the task, as ``asyncio.timeout`` does, so
+        that a cancellation from elsewhere still propagates.
+        """
+        self._working = False
+        if self.expired is None or self._task is None:
+            return None
+        if self._task.uncancel() > self._cancelling:
+            return None
+        return self.expired
+
+    def close(self) -> None:
+        """Cancel the pending timer; call when the run ends."""
+        self._working = False
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self, now: float) -> Expiry | None:
+        if self._run_deadline is not None and now >= self._run_deadline:
+            return "timeout"
+        if self._budget is not None:
+            spent = self._spent + (now - self._resumed_at if self._working else 0.0)
+            if spent >= self._budget:
+                return "handler_timeout"
+        return None
+
+    def _arm(self, now: float) -> None:
+        when = self._run_deadline
+        if self._budget is not None:
+            budget_end = now + self._budget - self._spent - (now - self._resumed_at)
+            when = budget_end if when is None else min(when, budget_end)
+        if when is not None:
+            self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._working or self.expired is not None:
+            # The consumer holds control: resume() checks and re-arms.
+            return
+        now = self._loop.time()
+        expired = self._check(now)
+        if expired is None:
+            self._arm(now)
+            return
+        self.expired = expired
+        assert self._task is not None
+        self._cancelling = self._task.cancelling()
+        self._task.cancel()
