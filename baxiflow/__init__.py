@@ -7,6 +7,7 @@ Traceback (most recent call last):
 baxiflow.exceptions.HandlerTypeError: handler '<lambda>' is a callable that is not an async generator function; expected an async generator function (an `async def` that uses `yield`)
 """
 
+from baxiflow.diagram import Diagram, diagram
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import (
     BaxiflowError,
@@ -15,24 +16,36 @@ from baxiflow.exceptions import (
     HandlerTypeError,
     MissingDependencyError,
     ObserverWarning,
+    RenderError,
+    TraceFormatError,
 )
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
 from baxiflow.registry import EventHandler, HandlerRegistration
+from baxiflow.trace import Trace
+from baxiflow.validate import Finding, ValidationReport, validate
 
 __all__ = [
     "BaxiflowError",
     "BaxiflowWarning",
+    "Diagram",
     "EmittedEvent",
     "EventHandler",
     "EventNameError",
+    "Finding",
     "HandlerCall",
     "HandlerRegistration",
     "HandlerTypeError",
     "MissingDependencyError",
     "ObserverWarning",
+    "RenderError",
     "RunInfo",
+    "Trace",
+    "TraceFormatError",
+    "ValidationReport",
     "WorkflowEvent",
     "WorkflowManager",
     "WorkflowObserver",
+    "diagram",
+    "validate",
 ]

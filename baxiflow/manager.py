@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
-from typing import Any, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 
 from baxiflow._deadline import Expiry, Watchdog
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
@@ -37,6 +37,9 @@ from baxiflow.observe import (
     as_observer,
 )
 from baxiflow.registry import EventHandler, HandlerRegistration, Registry
+
+if TYPE_CHECKING:
+    from baxiflow.validate import ValidationReport
 
 __all__ = ["DEFAULT_MAX_EVENTS", "WorkflowManager"]
 
@@ -324,6 +327,28 @@ class WorkflowManager:
             return self._registry.handlers_for(event_name)
         return tuple(self._registry.all())
 
+    def validate(
+        self,
+        start: str = "start",
+        *,
+        unreachable: bool = True,
+        terminal: bool = True,
+        cycles: bool = True,
+        infer: bool = True,
+    ) -> ValidationReport:
+        """Check the registry before running it; see :func:`baxiflow.validate.validate`.
+
+        >>> async def ask(event):
+        ...     yield WorkflowEvent("answered")
+        >>> WorkflowManager().register("start", ask).validate().ok
+        True
+        """
+        from baxiflow.validate import validate
+
+        return validate(
+            self, start, unreachable=unreachable, terminal=terminal, cycles=cycles, infer=infer
+        )
+
     # Running ----------------------------------------------------------------------
 
     async def process(
@@ -476,6 +501,7 @@ class WorkflowManager:
         except _Stop as stop:
             info.status = stop.status
             if call is not None and call.status == "running":
+                call.error = stop.event.error
                 _finish(call, run, "timeout" if stop.status == "timeout" else "cancelled")
             run.emit(stop.event, stop.parent, None, stop.event.data["handler"])  # type: ignore[index]
             yield stop.event

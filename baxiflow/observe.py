@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from baxiflow.event import WorkflowEvent
@@ -116,9 +116,9 @@ class HandlerCall:
         return None if self.finished is None else self.finished - self.started
 
 
-@dataclass(slots=True, frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class EmittedEvent:
-    """An event together with where it came from.
+    """An event together with where it came from; observers treat it as read-only.
 
     Attributes:
         run: The run it belongs to.
@@ -196,23 +196,40 @@ def as_observer(observer: Observer) -> WorkflowObserver:
     )
 
 
-@dataclass(slots=True)
-class ObserverGroup:
-    """The observers of one run; calls each safely and warns once per failing observer."""
+_HOOKS = ("run_started", "event_emitted", "handler_started", "handler_finished", "run_finished")
 
-    observers: tuple[WorkflowObserver, ...]
-    _warned: set[int] = field(default_factory=set)
+
+class ObserverGroup:
+    """The observers of one run; calls each safely and warns once per failing observer.
+
+    Each hook keeps only the observers that override it, so an observer pays nothing for the
+    hooks it does not use.
+    """
+
+    __slots__ = ("_hooks", "_warned", "observers")
+
+    def __init__(self, observers: Iterable[WorkflowObserver]) -> None:
+        self.observers = tuple(observers)
+        self._warned: set[int] = set()
+        self._hooks: dict[str, tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]] = {
+            hook: tuple(
+                (observer, getattr(observer, hook))
+                for observer in self.observers
+                if getattr(type(observer), hook) is not getattr(WorkflowObserver, hook)
+            )
+            for hook in _HOOKS
+        }
 
     @classmethod
     def of(cls, observers: Iterable[WorkflowObserver]) -> ObserverGroup:
-        return cls(tuple(observers))
+        return cls(observers)
 
-    def notify(self, method: str, argument: object) -> None:
-        for observer in self.observers:
+    def notify(self, hook: str, argument: object) -> None:
+        for observer, method in self._hooks[hook]:
             try:
-                getattr(observer, method)(argument)
+                method(argument)
             except Exception as exc:
-                self._report(observer, method, exc)
+                self._report(observer, hook, exc)
 
     def _report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
         if id(observer) in self._warned:

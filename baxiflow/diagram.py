@@ -1,0 +1,213 @@
+"""Draw a workflow's handler registry, with an observed run overlaid, as a Graphviz diagram.
+
+In a notebook the diagram shows as SVG; it renders with no system Graphviz and no network
+(see :mod:`baxiflow.render`), and when rendering fails anyway it shows its DOT source and
+the reason instead of raising.
+
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> workflow = WorkflowManager()
+>>> @workflow.on("start")
+... async def greet(event):
+...     yield WorkflowEvent("greeted")
+>>> picture = diagram(workflow)
+>>> picture
+<Diagram: 2 events, 1 handler, 2 edges>
+>>> '"handler:start:0" -> "event:greeted"' in picture.source
+True
+>>> sorted(picture._repr_mimebundle_())
+['image/svg+xml', 'text/plain']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from baxiflow._optional import import_optional
+from baxiflow.diagram_source import DiagramSpec, diagram_spec, dot_body, to_mermaid
+from baxiflow.flowgraph import Registrations, flow_graph
+from baxiflow.overlay import TraceLike, trace_overlay
+from baxiflow.render import RENDERERS, Rendered, Renderer, render
+
+__all__ = ["Diagram", "diagram"]
+
+_SVG = "image/svg+xml"
+_TEXT_SUFFIXES = ("dot", "gv", "mmd")
+
+
+def diagram(
+    workflow: Registrations,
+    trace: TraceLike | None = None,
+    *,
+    infer: bool = True,
+    legend: bool = True,
+    rankdir: str = "TB",
+    renderer: Renderer = "auto",
+) -> Diagram:
+    """Draw ``workflow``'s events and handlers, with ``trace``'s runs overlaid when given.
+
+    Event nodes are ellipses, handler nodes rounded boxes. An event points to its handlers
+    (numbered in run order when it has several); a handler points to the events it emits,
+    known from its ``emits=`` declaration (solid), else from its source (dashed, see
+    :func:`~baxiflow.emits.infer_emits`), or only from the trace (dotted). With a trace,
+    edges carry counts, handlers their calls and mean duration; handlers that raised are
+    red and handlers never called grey. Events no handler serves have a double border.
+
+    Args:
+        workflow: The ``WorkflowManager`` to draw.
+        trace: Recorded runs (a :class:`baxiflow.trace.Trace`, or any object with its
+            ``records`` and ``spans`` rows).
+        infer: Read handler sources for undeclared ``emits``.
+        legend: Add a legend of the styles used.
+        rankdir: Layout direction: ``"TB"``, ``"LR"``, ``"BT"`` or ``"RL"``.
+        renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.render`).
+
+    Raises:
+        TypeError: ``workflow`` has no ``registrations()`` or ``trace`` lacks its rows.
+        ValueError: ``rankdir`` or ``renderer`` is not one of the valid choices.
+    """
+    if not callable(getattr(workflow, "registrations", None)):
+        raise TypeError(f"diagram() takes a WorkflowManager, got {type(workflow).__name__}")
+    graph = flow_graph(workflow, infer=infer)
+    overlay = None if trace is None else trace_overlay(trace, graph)
+    return Diagram(diagram_spec(graph, overlay), legend=legend, rankdir=rankdir, renderer=renderer)
+
+
+class Diagram:
+    """A drawn workflow: DOT source, a ``graphviz.Digraph`` to adjust, SVG in Jupyter.
+
+    Build one with :func:`diagram`. Rendering happens on display, :meth:`pipe`,
+    :meth:`svg` or :meth:`save`; the last result is kept while the source is unchanged.
+
+    Attributes:
+        spec: What is drawn (nodes and edges), see :mod:`baxiflow.diagram_source`.
+        renderer: Which renderer to use, see :mod:`baxiflow.render`.
+    """
+
+    __slots__ = ("_body", "_digraph", "_last", "_rankdir", "renderer", "spec")
+
+    def __init__(
+        self,
+        spec: DiagramSpec,
+        *,
+        legend: bool = True,
+        rankdir: str = "TB",
+        renderer: Renderer = "auto",
+    ) -> None:
+        if renderer not in RENDERERS:
+            raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}; got {renderer!r}")
+        self.spec = spec
+        self.renderer: Renderer = renderer
+        self._body = dot_body(spec, legend=legend, rankdir=rankdir)
+        self._rankdir = rankdir
+        self._digraph: Any = None
+        self._last: tuple[str, str, Rendered] | None = None
+
+    def __repr__(self) -> str:
+        events = sum(1 for n in self.spec.nodes if n.style in ("event", "terminal"))
+        handlers = len(self.spec.nodes) - events
+        edges = len(self.spec.edges)
+        traced = ", trace overlaid" if self.spec.traced else ""
+        return (
+            f"<Diagram: {_count(events, 'event')}, {_count(handlers, 'handler')}, "
+            f"{_count(edges, 'edge')}{traced}>"
+        )
+
+    @property
+    def source(self) -> str:
+        """The DOT source, including any change made through :attr:`digraph`."""
+        if self._digraph is not None:
+            source: str = self._digraph.source
+            return source
+        return "digraph {\n" + "".join(self._body) + "}\n"
+
+    @property
+    def digraph(self) -> Any:
+        """The ``graphviz.Digraph`` holding this diagram's statements; change it to restyle.
+
+        Raises:
+            MissingDependencyError: The ``graphviz`` package is not installed.
+        """
+        if self._digraph is None:
+            graphviz = import_optional("graphviz", feature="Diagram.digraph")
+            self._digraph = graphviz.Digraph(body=list(self._body))
+        return self._digraph
+
+    def to_mermaid(self) -> str:
+        """The diagram as Mermaid ``flowchart`` text, for Markdown docs."""
+        return to_mermaid(self.spec, rankdir=self._rankdir)
+
+    def pipe(self, format: str = "svg") -> bytes:
+        """Render to ``format`` and return the bytes.
+
+        Raises:
+            RenderError: No renderer could make it (the embedded one makes SVG only).
+        """
+        source = self.source
+        if self._last is None or self._last[:2] != (source, format):
+            self._last = (source, format, render(source, format=format, renderer=self.renderer))
+        return self._last[2].data
+
+    @property
+    def rendered_by(self) -> str | None:
+        """``"dot"`` or ``"embedded"``: the renderer of the last render, ``None`` before one."""
+        return None if self._last is None else self._last[2].renderer
+
+    def svg(self) -> str:
+        """Render as SVG text.
+
+        Raises:
+            RenderError: No renderer could make it.
+        """
+        return self.pipe("svg").decode("utf-8")
+
+    def save(self, path: str | Path, *, format: str | None = None) -> Path:
+        """Write the diagram to ``path`` and return it.
+
+        The format comes from ``format`` or else the file's suffix: ``svg`` (or any format
+        the ``dot`` program makes, such as ``png`` or ``pdf``), ``dot``/``gv`` for the DOT
+        source, ``mmd`` for Mermaid text.
+
+        Raises:
+            ValueError: No format given and ``path`` has no suffix.
+            RenderError: The format needs rendering and no renderer could make it.
+        """
+        target = Path(path)
+        chosen = format or target.suffix.lstrip(".").lower()
+        if not chosen:
+            raise ValueError(
+                f"cannot tell the format of {str(target)!r}: give a suffix or format=, "
+                f"such as svg, png, {', '.join(_TEXT_SUFFIXES)}"
+            )
+        if chosen in ("dot", "gv"):
+            target.write_text(self.source, encoding="utf-8")
+        elif chosen == "mmd":
+            target.write_text(self.to_mermaid(), encoding="utf-8")
+        else:
+            target.write_bytes(self.pipe(chosen))
+        return target
+
+    def _repr_mimebundle_(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
+    ) -> dict[str, str]:
+        bundle = {"text/plain": repr(self)}
+        if (include is not None and _SVG not in include) or (exclude and _SVG in exclude):
+            return bundle
+        # Display must never raise: a broken diagram still shows what it would have drawn.
+        try:
+            bundle[_SVG] = self.svg()
+        except Exception as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            bundle["text/plain"] = f"Diagram not rendered: {reason}\n{self._safe_source()}"
+        return bundle
+
+    def _safe_source(self) -> str:
+        try:
+            return self.source
+        except Exception:
+            return "digraph {\n" + "".join(self._body) + "}\n"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

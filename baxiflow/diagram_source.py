@@ -1,0 +1,413 @@
+"""Build the text of a workflow diagram, DOT or Mermaid, from its flow graph and an optional trace.
+
+Pure functions, no I/O: the same input always gives the same text.
+
+>>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+>>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
+>>> print(to_mermaid(diagram_spec(graph)), end="")
+flowchart TB
+    n0(["done"])
+    n1(["start"])
+    n2["greet"]
+    n1 --> n2
+    n2 --> n0
+    classDef terminal fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px
+    classDef event fill:#e8f0fe,stroke:#4a6fa5
+    classDef handler fill:#fff4d6,stroke:#b08800
+    class n0 terminal
+    class n1 event
+    class n2 handler
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+
+from baxiflow.flowgraph import FlowGraph, HandlerNode
+from baxiflow.overlay import HandlerStats, TraceOverlay
+
+__all__ = [
+    "RANKDIRS",
+    "DiagramSpec",
+    "Edge",
+    "EdgeKind",
+    "Node",
+    "NodeStyle",
+    "diagram_spec",
+    "dot_body",
+    "event_id",
+    "handler_id",
+    "to_dot",
+    "to_mermaid",
+]
+
+NodeStyle: TypeAlias = Literal["event", "terminal", "handler", "never_called", "raised"]
+"""How a node is drawn: an event, an event no handler serves, a handler, and with a
+trace, a handler that never ran or one that raised."""
+
+EdgeKind: TypeAlias = Literal["handles", "declared", "inferred", "observed"]
+"""Why an edge exists: an event goes to its handler, or a handler emits an event it
+declared, that its source names, or that only the trace shows."""
+
+RANKDIRS: Final = ("TB", "LR", "BT", "RL")
+"""Valid layout directions: top to bottom, left to right, and their reverses."""
+
+_FONT = "Helvetica"
+_TIMES = "\N{MULTIPLICATION SIGN}"
+_EVENT = {"shape": "ellipse", "style": "filled", "fillcolor": "#e8f0fe", "color": "#4a6fa5"}
+_HANDLER = {
+    "shape": "box",
+    "style": "rounded,filled",
+    "fillcolor": "#fff4d6",
+    "color": "#b08800",
+    # Wider than the default: viewers without Helvetica draw text wider than dot measured it.
+    "margin": "0.15,0.055",
+}
+_NODE_ATTRS: Final[Mapping[NodeStyle, Mapping[str, str]]] = {
+    "event": _EVENT,
+    "terminal": {**_EVENT, "peripheries": "2"},
+    "handler": _HANDLER,
+    "never_called": {
+        **_HANDLER,
+        "style": "rounded,filled,dashed",
+        "fillcolor": "#f4f4f4",
+        "color": "#aaaaaa",
+        "fontcolor": "#888888",
+    },
+    "raised": {
+        **_HANDLER,
+        "style": "rounded,filled,bold",
+        "fillcolor": "#fde2e1",
+        "color": "#d62728",
+        "fontcolor": "#a50f15",
+    },
+}
+_EDGE_ATTRS: Final[Mapping[EdgeKind, Mapping[str, str]]] = {
+    "handles": {"color": "#4a6fa5"},
+    "declared": {"color": "#b08800"},
+    "inferred": {"color": "#b08800", "style": "dashed"},
+    "observed": {"color": "#2ca02c", "style": "dotted"},
+}
+_SEEN = {"penwidth": "2"}
+_UNSEEN = {"color": "#bbbbbb", "fontcolor": "#999999"}
+
+_NODE_LEGEND: Final[Mapping[NodeStyle, str]] = {
+    "event": "event",
+    "terminal": "event no handler serves",
+    "handler": "handler",
+    "never_called": "handler never called",
+    "raised": "handler that raised",
+}
+_EDGE_LEGEND: Final[Mapping[EdgeKind, str]] = {
+    "handles": "handled by (1, 2: run order)",
+    "declared": "emits: declared",
+    "inferred": "emits: inferred from source",
+    "observed": "emits: seen in trace only",
+}
+
+_MERMAID_ARROWS: Final[Mapping[EdgeKind, str]] = {
+    "handles": "-->",
+    "declared": "-->",
+    "inferred": "-.->",
+    "observed": "==>",
+}
+_MERMAID_CLASSES: Final[Mapping[NodeStyle, str]] = {
+    "event": "fill:#e8f0fe,stroke:#4a6fa5",
+    "terminal": "fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px",
+    "handler": "fill:#fff4d6,stroke:#b08800",
+    "never_called": "fill:#f4f4f4,stroke:#aaaaaa,color:#888888,stroke-dasharray:4",
+    "raised": "fill:#fde2e1,stroke:#d62728,color:#a50f15",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node: ``id`` is unique and stable, ``label`` may hold newlines."""
+
+    id: str
+    label: str
+    style: NodeStyle
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One edge; ``seen`` says whether the trace used it, ``None`` without a trace."""
+
+    tail: str
+    head: str
+    kind: EdgeKind
+    label: str = ""
+    seen: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiagramSpec:
+    """Everything a diagram shows, in a fixed order: event nodes by name, then handler
+    nodes by event and position; edges in the order of their tails."""
+
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+
+    @property
+    def traced(self) -> bool:
+        """True when a trace is overlaid."""
+        return any(edge.seen is not None for edge in self.edges)
+
+
+def event_id(name: str) -> str:
+    """The node id of event ``name``."""
+    return f"event:{name}"
+
+
+def handler_id(event: str, position: int) -> str:
+    """The node id of the handler at ``position`` among the handlers of ``event``."""
+    return f"handler:{event}:{position}"
+
+
+def diagram_spec(graph: FlowGraph, overlay: TraceOverlay | None = None) -> DiagramSpec:
+    """Lay out ``graph`` as nodes and edges, with ``overlay``'s figures when given.
+
+    >>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+    >>> spec = diagram_spec(FlowGraph((HandlerNode("start", 0, "go", ("next",), "inferred", True),)))
+    >>> [(e.tail, e.head, e.kind) for e in spec.edges]
+    [('event:start', 'handler:start:0', 'handles'), ('handler:start:0', 'event:next', 'inferred')]
+    """
+    served = set(graph.served_events)
+    events = set(graph.events)
+    if overlay is not None:
+        events.update(overlay.events)
+        events.update(name for (_, _, name) in overlay.emitted)
+    nodes = [
+        Node(event_id(name), name, "event" if name in served else "terminal")
+        for name in sorted(events)
+    ]
+    edges = []
+    for handler in graph.handlers:
+        stats = None if overlay is None else overlay.handlers.get(handler.key)
+        nodes.append(_handler_node(handler, stats, traced=overlay is not None))
+        edges.append(_handles_edge(handler, len(graph.handlers_for(handler.event)), stats, overlay))
+        edges.extend(_emits_edges(handler, overlay))
+    return DiagramSpec(tuple(nodes), tuple(edges))
+
+
+def _handler_node(handler: HandlerNode, stats: HandlerStats | None, *, traced: bool) -> Node:
+    node_id = handler_id(handler.event, handler.position)
+    label = _short_name(handler.name)
+    if not traced:
+        return Node(node_id, label, "handler")
+    if stats is None:
+        return Node(node_id, f"{label}\nnever called", "never_called")
+    figures = f"{stats.calls} call{'s' if stats.calls != 1 else ''}"
+    if stats.failures:
+        figures += f", {stats.failures} failed"
+    if stats.mean_duration is not None:
+        figures += f", mean {_seconds(stats.mean_duration)}"
+    return Node(node_id, f"{label}\n{figures}", "raised" if stats.failures else "handler")
+
+
+def _handles_edge(
+    handler: HandlerNode, siblings: int, stats: HandlerStats | None, overlay: TraceOverlay | None
+) -> Edge:
+    parts = [str(handler.position + 1)] if siblings > 1 else []
+    seen = None
+    if overlay is not None:
+        seen = stats is not None
+        if stats is not None:
+            parts.append(f"{_TIMES}{stats.calls}")
+    tail, head = event_id(handler.event), handler_id(handler.event, handler.position)
+    return Edge(tail, head, "handles", " ".join(parts), seen)
+
+
+def _emits_edges(handler: HandlerNode, overlay: TraceOverlay | None) -> list[Edge]:
+    tail = handler_id(handler.event, handler.position)
+    kind: EdgeKind = "declared" if handler.source == "declared" else "inferred"
+    counts = {} if overlay is None else overlay.emitted
+    names = set(handler.emits)
+    observed = sorted(name for (e, p, name) in counts if (e, p) == handler.key) if counts else []
+    edges = []
+    for name in sorted(names.union(observed)):
+        count = counts.get((handler.event, handler.position, name), 0)
+        edge_kind: EdgeKind = kind if name in names else "observed"
+        label = f"{_TIMES}{count}" if count else ""
+        seen = None if overlay is None else count > 0
+        edges.append(Edge(tail, event_id(name), edge_kind, label, seen))
+    return edges
+
+
+def _short_name(qualname: str) -> str:
+    # Handlers defined inside functions (tests, notebooks' factories) read better without the
+    # enclosing function's name; traces and registrations keep the full qualified name.
+    return qualname.rpartition(".<locals>.")[2]
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g} s" if value >= 1 else f"{value * 1000:.3g} ms"
+
+
+# DOT --------------------------------------------------------------------------------------
+
+
+def to_dot(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> str:
+    """The DOT source of ``spec``: a ``digraph`` with one statement per line.
+
+    Args:
+        spec: What to draw.
+        legend: Add a legend cluster naming the node and edge styles used.
+        rankdir: Layout direction, one of :data:`RANKDIRS`.
+
+    >>> from baxiflow.flowgraph import FlowGraph
+    >>> for line in to_dot(diagram_spec(FlowGraph(())), legend=False).splitlines():
+    ...     print(line.strip())
+    digraph {
+    graph [fontname="Helvetica" fontsize="10" rankdir="TB"]
+    node [fontname="Helvetica" fontsize="11"]
+    edge [arrowsize="0.7" fontname="Helvetica" fontsize="9"]
+    }
+    """
+    return "digraph {\n" + "".join(dot_body(spec, legend=legend, rankdir=rankdir)) + "}\n"
+
+
+def dot_body(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> list[str]:
+    """The lines between ``digraph {`` and ``}`` of :func:`to_dot`, each ending in a newline.
+
+    This is the ``body`` a ``graphviz.Digraph`` takes, so both give the same source.
+    """
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
+    lines = [
+        _statement("graph", {"fontname": _FONT, "fontsize": "10", "rankdir": rankdir}),
+        _statement("node", {"fontname": _FONT, "fontsize": "11"}),
+        _statement("edge", {"arrowsize": "0.7", "fontname": _FONT, "fontsize": "9"}),
+    ]
+    lines.extend(_statement(_quote(n.id), _node_attrs(n.style, n.label)) for n in spec.nodes)
+    lines.extend(
+        _statement(f"{_quote(e.tail)} -> {_quote(e.head)}", _edge_attrs(e)) for e in spec.edges
+    )
+    if legend and spec.nodes:
+        lines.extend(_legend(spec))
+    return lines
+
+
+def _node_attrs(style: NodeStyle, label: str) -> dict[str, str]:
+    return {"label": label, **_NODE_ATTRS[style]}
+
+
+def _edge_attrs(edge: Edge) -> dict[str, str]:
+    # An external label: a `label` makes dot lay each labelled edge out as an extra node,
+    # which triples the time of the embedded renderer on a 50-handler registry.
+    attrs = {"xlabel": edge.label} if edge.label else {}
+    attrs.update(_EDGE_ATTRS[edge.kind])
+    if edge.seen is not None:
+        attrs.update(_SEEN if edge.seen else _UNSEEN)
+    return attrs
+
+
+def _legend(spec: DiagramSpec) -> list[str]:
+    styles = {node.style for node in spec.nodes}
+    kinds = {edge.kind for edge in spec.edges}
+    lines = [
+        "\tsubgraph cluster_legend {\n",
+        "\t" + _statement("graph", {"color": "#cccccc", "fontcolor": "#666666", "label": "Legend"}),
+    ]
+    nodes = [style for style in _NODE_LEGEND if style in styles]
+    for style in nodes:
+        lines.append(
+            "\t" + _statement(_quote(f"legend:{style}"), _node_attrs(style, _NODE_LEGEND[style]))
+        )
+    samples: list[tuple[str, str, dict[str, str]]] = [
+        (kind, text, dict(_EDGE_ATTRS[kind]))
+        for kind, text in _EDGE_LEGEND.items()
+        if kind in kinds
+    ]
+    if spec.traced:
+        samples.append(
+            ("seen", f"seen in trace ({_TIMES}count)", {**_EDGE_ATTRS["handles"], **_SEEN})
+        )
+        if any(edge.seen is False for edge in spec.edges):
+            samples.append(("unseen", "not seen in trace", dict(_UNSEEN)))
+    # Each edge sample is a row: an arrow into its own description. Invisible edges stack
+    # the rows under the node samples, so the legend stays a compact block.
+    above = _quote(f"legend:{nodes[0]}")
+    for key, text, attrs in samples:
+        tail, head = _quote(f"legend:{key}"), _quote(f"legend:{key}:text")
+        # A wide blank start, and the arrow drawn from its centre, so the sample is long
+        # enough to show its dash pattern.
+        blank = {"height": "0.1", "label": "", "shape": "none", "width": "0.5"}
+        lines.append("\t" + _statement(tail, blank))
+        lines.append(
+            "\t" + _statement(head, {"label": text, "fontsize": "9", "shape": "plaintext"})
+        )
+        lines.append(f'\t\t{{ rank="same" {tail} {head} }}\n')
+        lines.append("\t" + _statement(f"{tail} -> {head}", {**attrs, "tailclip": "false"}))
+        lines.append("\t" + _statement(f"{above} -> {tail}", {"style": "invis"}))
+        above = tail
+    lines.append("\t}\n")
+    return lines
+
+
+def _statement(target: str, attrs: Mapping[str, str]) -> str:
+    if not attrs:
+        return f"\t{target}\n"
+    listed = " ".join(f"{key}={_quote(value)}" for key, value in _ordered(attrs))
+    return f"\t{target} [{listed}]\n"
+
+
+def _ordered(attrs: Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    # The label first, where a reader looks; the rest sorted so the text never depends on
+    # the order styles were merged in.
+    if "label" in attrs:
+        yield "label", attrs["label"]
+    yield from sorted((k, v) for k, v in attrs.items() if k != "label")
+
+
+def _quote(text: str) -> str:
+    """A DOT double-quoted string; newlines become Graphviz's ``\\n`` line breaks."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+# Mermaid ----------------------------------------------------------------------------------
+
+
+def to_mermaid(spec: DiagramSpec, *, rankdir: str = "TB") -> str:
+    """Mermaid ``flowchart`` text of ``spec``, for Markdown docs.
+
+    Inferred edges are dotted (``-.->``), edges seen only in a trace thick (``==>``);
+    edges a trace never used are grey.
+    """
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
+    ids = {node.id: f"n{index}" for index, node in enumerate(spec.nodes)}
+    lines = [f"flowchart {rankdir}"]
+    for node in spec.nodes:
+        label = _mermaid_text(node.label)
+        shape = f'(["{label}"])' if node.style in ("event", "terminal") else f'["{label}"]'
+        lines.append(f"    {ids[node.id]}{shape}")
+    unseen = []
+    for index, edge in enumerate(spec.edges):
+        arrow = _MERMAID_ARROWS[edge.kind]
+        if edge.label:
+            arrow += f'|"{_mermaid_text(edge.label)}"|'
+        lines.append(f"    {ids[edge.tail]} {arrow} {ids[edge.head]}")
+        if edge.seen is False:
+            unseen.append(str(index))
+    styles = list(dict.fromkeys(node.style for node in spec.nodes))
+    lines.extend(f"    classDef {style} {_MERMAID_CLASSES[style]}" for style in styles)
+    for style in styles:
+        members = ",".join(ids[node.id] for node in spec.nodes if node.style == style)
+        lines.append(f"    class {members} {style}")
+    if unseen:
+        lines.append(f"    linkStyle {','.join(unseen)} stroke:#bbbbbb")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(text: str) -> str:
+    return (
+        text.replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+        .replace("\n", "<br>")
+    )

@@ -1,0 +1,158 @@
+"""Summarise recorded runs per handler and per edge, to overlay on a workflow diagram.
+
+Reads any object with ``records`` and ``spans`` rows in the schema of
+:class:`baxiflow.trace.Trace`:
+
+>>> from types import SimpleNamespace
+>>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+>>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
+>>> trace = SimpleNamespace(
+...     records=[
+...         {"run_id": "r1", "seq": 0, "parent_seq": None, "event": "start", "handler": None},
+...         {"run_id": "r1", "seq": 1, "parent_seq": 0, "event": "done", "handler": "greet"},
+...     ],
+...     spans=[{"run_id": "r1", "handler": "greet", "position": 0, "event": "start",
+...             "duration": 0.002, "status": "ok"}],
+... )
+>>> overlay = trace_overlay(trace, graph)
+>>> overlay.handlers[("start", 0)], overlay.emitted
+(HandlerStats(calls=1, failures=0, mean_duration=0.002), {('start', 0, 'done'): 1})
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from baxiflow.event import PROGRESS
+from baxiflow.flowgraph import FlowGraph
+
+__all__ = ["HandlerStats", "TraceLike", "TraceOverlay", "trace_overlay"]
+
+_FAILED = frozenset({"error", "timeout"})
+
+
+class TraceLike(Protocol):
+    """What the overlay reads: one row per event and one row per handler call."""
+
+    @property
+    def records(self) -> Sequence[Mapping[str, Any]]:
+        """Event rows (``run_id``, ``seq``, ``parent_seq``, ``event``, ``handler``, ...)."""
+        ...
+
+    @property
+    def spans(self) -> Sequence[Mapping[str, Any]]:
+        """Handler call rows (``handler``, ``position``, ``event``, ``duration``, ``status``, ...)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerStats:
+    """Calls of one registration across the recorded runs.
+
+    Attributes:
+        calls: How many times it ran.
+        failures: Calls that raised or timed out.
+        mean_duration: Mean seconds per call, ``None`` when no call has a duration.
+    """
+
+    calls: int
+    failures: int
+    mean_duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceOverlay:
+    """What the recorded runs did, keyed like :class:`~baxiflow.flowgraph.FlowGraph`.
+
+    Attributes:
+        handlers: Stats per ``(event, position)`` of every handler that ran.
+        emitted: Events emitted per ``(event, position, emitted event name)``; error
+            events the manager made for a failing handler count as that handler's.
+        events: How many times each event name was emitted (progress left out).
+    """
+
+    handlers: Mapping[tuple[str, int], HandlerStats]
+    emitted: Mapping[tuple[str, int, str], int]
+    events: Mapping[str, int]
+
+
+def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
+    """Count calls, failures, durations and emitted events of ``trace`` per handler of ``graph``.
+
+    Rows naming a handler that ``graph`` does not have (a trace of another workflow,
+    or of handlers registered since) are left out of the per-handler figures.
+
+    Raises:
+        TypeError: ``trace`` has no ``records`` or no ``spans``.
+    """
+    records, spans = _rows(trace)
+    positions: dict[tuple[str, str], list[int]] = defaultdict(list)
+    names = {}
+    for handler in graph.handlers:
+        positions[(handler.event, handler.name)].append(handler.position)
+        names[handler.key] = handler.name
+
+    def position_of(event: str, name: object, position: object = None) -> int | None:
+        if isinstance(position, int) and names.get((event, position)) == name:
+            return position
+        # A handler registered twice for one event: its events count for its first place.
+        found = positions.get((event, name)) if isinstance(name, str) else None
+        return found[0] if found else None
+
+    durations: dict[tuple[str, int], list[float]] = defaultdict(list)
+    calls: Counter[tuple[str, int]] = Counter()
+    failures: Counter[tuple[str, int]] = Counter()
+    for span in spans:
+        event = span.get("event")
+        if not isinstance(event, str):
+            continue
+        position = position_of(event, span.get("handler"), span.get("position"))
+        if position is None:
+            continue
+        key = (event, position)
+        calls[key] += 1
+        if span.get("status") in _FAILED:
+            failures[key] += 1
+        duration = span.get("duration")
+        if isinstance(duration, int | float):
+            durations[key].append(float(duration))
+
+    event_of = {(r.get("run_id"), r.get("seq")): r.get("event") for r in records}
+    emitted: Counter[tuple[str, int, str]] = Counter()
+    events: Counter[str] = Counter()
+    for record in records:
+        name = record.get("event")
+        if not isinstance(name, str) or name == PROGRESS:
+            continue
+        events[name] += 1
+        parent = event_of.get((record.get("run_id"), record.get("parent_seq")))
+        if not isinstance(parent, str):
+            continue
+        position = position_of(parent, record.get("handler"))
+        if position is not None:
+            emitted[(parent, position, name)] += 1
+
+    handlers = {
+        key: HandlerStats(
+            count, failures[key], statistics.fmean(durations[key]) if durations[key] else None
+        )
+        for key, count in sorted(calls.items())
+    }
+    return TraceOverlay(handlers, dict(sorted(emitted.items())), dict(sorted(events.items())))
+
+
+def _rows(
+    trace: TraceLike,
+) -> tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
+    records = getattr(trace, "records", None)
+    spans = getattr(trace, "spans", None)
+    if records is None or spans is None:
+        raise TypeError(
+            "trace must have `records` and `spans` rows, like a baxiflow.trace.Trace; "
+            f"got {type(trace).__name__}"
+        )
+    return records, spans

