@@ -229,9 +229,6 @@ class Trace(WorkflowObserver):
         self._spans = _Rows(SPAN_COLUMNS, self.max_records)
         self._runs: list[dict[str, Any]] = []
         self._open_runs: dict[str, dict[str, Any]] = {}
-        # A call that timed out waits for the error event emitted right after it, which
-        # carries the message the span's error column needs.
-        self._timed_out: dict[str, HandlerCall] = {}
 
     # Rows ---------------------------------------------------------------------------
 
@@ -299,10 +296,6 @@ class Trace(WorkflowObserver):
             kind = "error"
             if isinstance(data, dict):
                 error_type = data.get("type")
-            if self._timed_out:
-                call = self._timed_out.pop(emitted.run.run_id, None)
-                if call is not None:
-                    self._add_span(call, event.error)
         else:
             kind = "event"
         table = self._records
@@ -332,12 +325,6 @@ class Trace(WorkflowObserver):
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Add the call's row to :attr:`spans`."""
-        if call.status == "timeout" and call.error is None:
-            self._timed_out[call.run.run_id] = call
-        else:
-            self._add_span(call, call.error)
-
-    def _add_span(self, call: HandlerCall, error: str | None) -> None:
         trigger = call.trigger
         table = self._spans
         table.pending.append(
@@ -352,7 +339,7 @@ class Trace(WorkflowObserver):
                 call.duration,
                 call.emitted,
                 call.status,
-                error,
+                call.error,
             )
         )
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
@@ -360,9 +347,6 @@ class Trace(WorkflowObserver):
 
     def run_finished(self, run: RunInfo) -> None:
         """Complete the run's row in :attr:`runs`."""
-        call = self._timed_out.pop(run.run_id, None)
-        if call is not None:
-            self._add_span(call, None)
         row = self._open_runs.pop(run.run_id, None)
         if row is not None:
             row.update(
