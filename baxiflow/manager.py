@@ -60,11 +60,9 @@ class _Unset(Enum):
 _UNSET: Final = _Unset.UNSET
 
 # A queued event: (event, seq, depth, ancestry, whether what its handlers emit is emitted while
-# handling an error, its EmittedEvent when the run has observers, its handlers). Ancestry is the parent's item, or
+# handling an error, its handlers). Ancestry is the parent's item, or
 # every _LINEAGE_KEPT levels a tuple of ancestor names. A tuple: this is the hot path.
-_Queued = tuple[
-    WorkflowEvent, int, int, Any, bool, EmittedEvent | None, tuple[HandlerRegistration, ...]
-]
+_Queued = tuple[WorkflowEvent, int, int, Any, bool, tuple[HandlerRegistration, ...]]
 
 
 def _lineage(item: _Queued | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -159,9 +157,8 @@ class _Run:
         together with those handlers (the registry is read when an event is emitted).
         """
         self.seq = seq = self.seq + 1
-        emitted = None
         if self.group is not None:
-            emitted = self._observe(event, seq, parent, call, handler_name)
+            self._observe(event, seq, parent, call, handler_name)
         name = event.name
         if name == PROGRESS:
             return False
@@ -177,7 +174,7 @@ class _Run:
         if handlers:
             depth = 0 if parent is None else parent[2] + 1
             ancestry = parent if depth % _LINEAGE_KEPT else _lineage(parent)[-_LINEAGE_KEPT:]
-            self.queue.append((event, seq, depth, ancestry, in_error, emitted, handlers))
+            self.queue.append((event, seq, depth, ancestry, in_error, handlers))
         return self.max_events is not None and count > self.max_events
 
     def _observe(
@@ -187,7 +184,7 @@ class _Run:
         parent: _Queued | None,
         call: HandlerCall | None,
         handler_name: str | None,
-    ) -> EmittedEvent:
+    ) -> None:
         info = self.info
         info.events = seq + 1
         if call is not None:
@@ -204,7 +201,6 @@ class _Run:
             time.time(),
         )
         self.group.notify("event_emitted", emitted)  # type: ignore[union-attr]
-        return emitted
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock_start
@@ -420,7 +416,7 @@ class WorkflowManager:
             while queue:
                 item = queue.popleft()
                 trigger = item[0]
-                for registration in item[6]:
+                for registration in item[5]:
                     name = registration.name
                     if group is not None:
                         call = HandlerCall(
@@ -428,7 +424,8 @@ class WorkflowManager:
                             registration.handler,
                             name,
                             registration.position,
-                            item[5],  # type: ignore[arg-type]
+                            trigger,
+                            item[1],
                             run.elapsed(),
                         )
                         group.notify("handler_started", call)

@@ -92,6 +92,7 @@ class HandlerCall:
         handler_name: Its qualified name.
         position: Its place among the handlers of ``trigger``'s event (0 first).
         trigger: The event it handles.
+        trigger_seq: That event's ``seq`` in the run.
         started: Seconds since the run started.
         finished: Seconds since the run started when it ended; ``None`` while running.
         status: ``"running"``, then a :data:`HandlerStatus`.
@@ -103,7 +104,8 @@ class HandlerCall:
     handler: Callable[..., Any]
     handler_name: str
     position: int
-    trigger: EmittedEvent
+    trigger: WorkflowEvent
+    trigger_seq: int
     started: float
     finished: float | None = None
     status: HandlerStatus = "running"

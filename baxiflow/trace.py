@@ -325,15 +325,14 @@ class Trace(WorkflowObserver):
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Add the call's row to :attr:`spans`."""
-        trigger = call.trigger
         table = self._spans
         table.pending.append(
             (
                 call.run.run_id,
                 call.handler_name,
                 call.position,
-                trigger.event.name,
-                trigger.seq,
+                call.trigger.name,
+                call.trigger_seq,
                 call.started,
                 call.finished,
                 call.duration,

@@ -31,7 +31,7 @@ class Recorder(WorkflowObserver):
         self.log.append(("event", (emitted.seq, emitted.event.name, emitted.parent_seq, emitted.depth)))
 
     def handler_started(self, call: HandlerCall) -> None:
-        self.log.append(("handler_started", (call.handler_name, call.trigger.seq, call.position)))
+        self.log.append(("handler_started", (call.handler_name, call.trigger_seq, call.position)))
 
     def handler_finished(self, call: HandlerCall) -> None:
         self.log.append(("handler_finished", (call.handler_name, call.status, call.emitted)))
@@ -82,7 +82,8 @@ async def test_emitted_events_carry_handler_call_and_times() -> None:
     await drain(chain().process(WorkflowEvent("start"), observers=[seen.append]))
     assert seen[0].handler_name is None and seen[0].call is None
     assert seen[2].handler_name == "chain.<locals>.first"
-    assert seen[2].call is not None and seen[2].call.trigger is seen[0]
+    assert seen[2].call is not None and seen[2].call.trigger is seen[0].event
+    assert seen[2].call.trigger_seq == 0
     assert all(a.elapsed <= b.elapsed for a, b in zip(seen, seen[1:], strict=False))
     assert len({e.run.run_id for e in seen}) == 1
     assert all(e.timestamp > 1_600_000_000 for e in seen)
@@ -193,3 +194,36 @@ async def test_task_cancellation_reports_cancelled_run() -> None:
         await task
     assert recorder.log[-1] == ("run_finished", ("cancelled", 1, 0))
     assert recorder.log[-2] == ("handler_finished", (waits.__qualname__, "cancelled", 0))
+
+
+def test_long_chains_keep_memory_flat_even_with_observers_attached() -> None:
+    import tracemalloc
+
+    def peak(steps: int) -> int:
+        workflow = WorkflowManager(max_events=steps + 10)
+
+        @workflow.on("step")
+        async def advance(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+            assert event.data is not None
+            if event.data["i"] < steps:
+                yield WorkflowEvent("step", {"i": event.data["i"] + 1})
+
+        class Noop(WorkflowObserver):
+            def event_emitted(self, emitted: EmittedEvent) -> None:
+                pass
+
+            def handler_finished(self, call: HandlerCall) -> None:
+                pass
+
+        async def run_to_end() -> None:
+            async for _ in workflow.process(WorkflowEvent("step", {"i": 0}), observers=[Noop()]):
+                pass
+
+        tracemalloc.start()
+        asyncio.run(run_to_end())
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(1_000), peak(20_000)
+    assert large < small * 2, (small, large)
