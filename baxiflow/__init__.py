@@ -20,8 +20,11 @@ from baxiflow.exceptions import (
     TraceFormatError,
 )
 from baxiflow.manager import WorkflowManager
+from baxiflow.notebook import RunResult, run, run_sync
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
+from baxiflow.progress import ProgressView, progress_view
 from baxiflow.registry import EventHandler, HandlerRegistration
+from baxiflow.terminal import TerminalProgress
 from baxiflow.trace import Trace
 from baxiflow.validate import Finding, ValidationReport, validate
 
@@ -38,8 +41,11 @@ __all__ = [
     "HandlerTypeError",
     "MissingDependencyError",
     "ObserverWarning",
+    "ProgressView",
     "RenderError",
     "RunInfo",
+    "RunResult",
+    "TerminalProgress",
     "Trace",
     "TraceFormatError",
     "ValidationReport",
@@ -47,5 +53,8 @@ __all__ = [
     "WorkflowManager",
     "WorkflowObserver",
     "diagram",
+    "progress_view",
+    "run",
+    "run_sync",
     "validate",
 ]

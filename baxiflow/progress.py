@@ -1,0 +1,241 @@
+"""Live ipywidgets progress for workflow runs: a header and one bar per progress step.
+
+Attach a :class:`ProgressView` as an observer; each run it sees gets its own panel,
+shown in the cell where the run starts. Outside a notebook, :func:`progress_view` picks
+the terminal display of :mod:`baxiflow.terminal` instead.
+
+>>> import asyncio
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> workflow = WorkflowManager()
+>>> @workflow.on("start")
+... async def download(event):
+...     for done in range(1, 11):
+...         yield WorkflowEvent.progress("download", f"{done} of 10 files", current=done, total=10)
+...     yield WorkflowEvent("downloaded")
+>>> view = ProgressView(display=False)
+>>> async def main():
+...     async for _ in workflow.process(WorkflowEvent("start"), observers=[view]):
+...         pass
+>>> asyncio.run(main())
+>>> panel = view.panels[0]
+>>> panel.rows["download"].bar.value, panel.rows["download"].bar.bar_style
+(1.0, 'success')
+>>> print(panel)  # doctest: +ELLIPSIS
+workflow ok: 12 events, 0 errors, elapsed=...s
+  download: done 10/10 (100%) - 10 of 10 files
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+from baxiflow._optional import import_optional
+from baxiflow.exceptions import MissingDependencyError
+from baxiflow.progress_state import (
+    DEFAULT_INTERVAL,
+    ProgressObserver,
+    RunProgress,
+    StepState,
+    format_elapsed,
+)
+
+__all__ = ["ProgressView", "RunPanel", "StepRow", "in_notebook", "progress_view"]
+
+_WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+_NAME_WIDTH = "12em"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where widgets can show), without importing IPython.
+
+    >>> in_notebook()
+    False
+    """
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and "IPKernelApp" in shell.config
+
+
+def progress_view(
+    *, interval: float = DEFAULT_INTERVAL, display: bool = True
+) -> ProgressObserver[Any]:
+    """The progress display that fits here: widgets in a notebook, tqdm bars elsewhere.
+
+    Falls back to the terminal display when ipywidgets is not installed.
+
+    Args:
+        interval: Least seconds between two redraws of one run.
+        display: Show each run's panel when it starts (widgets only).
+
+    Raises:
+        MissingDependencyError: Neither display can be made (tqdm is missing too).
+
+    >>> type(progress_view()).__name__
+    'TerminalProgress'
+    """
+    if in_notebook():
+        try:
+            return ProgressView(interval=interval, display=display)
+        except MissingDependencyError:
+            pass
+    from baxiflow.terminal import TerminalProgress
+
+    return TerminalProgress(interval=interval)
+
+
+class StepRow:
+    """The widgets of one step: its name, a bar (0..1) and the latest description.
+
+    Attributes:
+        box: The ``HBox`` holding the three.
+        name: ``Label`` with the step's name.
+        bar: ``FloatProgress`` from 0 to 1; its ``bar_style`` follows the step's status.
+        description: ``Label`` with the count (``"3/10 (30%)"``) and the latest description.
+    """
+
+    __slots__ = ("bar", "box", "description", "name")
+
+    def __init__(self, widgets: ModuleType, step: StepState) -> None:
+        self.name = widgets.Label(step.name, layout=widgets.Layout(width=_NAME_WIDTH))
+        self.bar = widgets.FloatProgress(
+            value=step.bar_value, min=0.0, max=1.0, bar_style=step.bar_style
+        )
+        self.description = widgets.Label(_row_text(step))
+        self.box = widgets.HBox([self.name, self.bar, self.description])
+
+    def update(self, step: StepState) -> None:
+        """Send the step's state: one message per widget that changed."""
+        bar = self.bar
+        with bar.hold_sync():
+            bar.value = step.bar_value
+            bar.bar_style = step.bar_style
+        self.description.value = _row_text(step)
+
+
+class RunPanel:
+    """The widgets of one run, with a deterministic text form (its ``repr``).
+
+    Displaying a panel shows the live widgets; the ``text/plain`` part of the display is
+    :meth:`RunProgress.text`, never cut short. :class:`ProgressView` displays the panel
+    when the run starts (``"workflow running: 0 events, 0 errors, elapsed=0.00s"``, what
+    nbval compares, since it ignores display updates) and updates that display with the
+    final text when the run ends (what a saved notebook keeps).
+
+    Attributes:
+        state: The run's :class:`~baxiflow.progress_state.RunProgress`.
+        widget: The ``VBox`` of the whole panel.
+        run_bar: Full ``FloatProgress`` whose ``bar_style`` is the run's: ``info`` while
+            running, ``success``, ``danger`` or ``warning`` at the end.
+        summary: ``Label``: status, events, errors, elapsed time and the last error.
+        rows: One :class:`StepRow` per step, by step name, in order of appearance.
+    """
+
+    def __init__(self, widgets: ModuleType, state: RunProgress) -> None:
+        self._widgets = widgets
+        self.state = state
+        self.run_bar = widgets.FloatProgress(value=1.0, min=0.0, max=1.0, bar_style=state.style)
+        self.summary = widgets.Label(_summary_text(state))
+        header = widgets.HBox(
+            [
+                widgets.Label("workflow", layout=widgets.Layout(width=_NAME_WIDTH)),
+                self.run_bar,
+                self.summary,
+            ]
+        )
+        self.rows: dict[str, StepRow] = {}
+        self.widget = widgets.VBox([header])
+        self.display_handle: Any = None
+
+    def __repr__(self) -> str:
+        return self.state.text()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.state.text())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": self.state.text()}
+        if self.widget.comm is not None:
+            bundle[_WIDGET_MIMETYPE] = {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.widget.model_id,
+            }
+        return bundle
+
+    def draw(self, changed: list[StepState]) -> None:
+        """Send the header and the changed steps; new steps get a row at the end."""
+        state = self.state
+        self.run_bar.bar_style = state.style
+        self.summary.value = _summary_text(state)
+        added = []
+        for step in changed:
+            row = self.rows.get(step.name)
+            if row is None:
+                row = self.rows[step.name] = StepRow(self._widgets, step)
+                added.append(row.box)
+            else:
+                row.update(step)
+        if added:
+            self.widget.children = (*self.widget.children, *added)
+
+
+class ProgressView(ProgressObserver[RunPanel]):
+    """Live progress in ipywidgets: one :class:`RunPanel` per run, throttled.
+
+    Pass it in ``observers=`` of :meth:`WorkflowManager.process` or attach it with
+    :meth:`WorkflowManager.observe`; several runs, concurrent or not, each get their own
+    panel. Redraws are throttled (see :class:`~baxiflow.progress_state.ProgressObserver`):
+    a run of 100,000 progress events sends a few dozen widget updates, and the final
+    state is always drawn. At the end of a run the panel's display is updated once more,
+    so the saved notebook keeps the final text.
+
+    Args:
+        interval: Least seconds between two redraws of one run.
+        display: Show each run's panel (``IPython.display.display``) when it starts.
+
+    Raises:
+        MissingDependencyError: ipywidgets is not installed.
+    """
+
+    def __init__(self, *, interval: float = DEFAULT_INTERVAL, display: bool = True) -> None:
+        super().__init__(interval=interval)
+        self._widgets = import_optional("ipywidgets", feature="ProgressView")
+        self.display = display
+
+    @property
+    def panels(self) -> list[RunPanel]:
+        """The panel of every run seen, in the order the runs started."""
+        return [tracked.panel for tracked in self._runs.values() if tracked.panel is not None]
+
+    def _open(self, state: RunProgress) -> RunPanel:
+        panel = RunPanel(self._widgets, state)
+        if self.display:
+            ipython_display = import_optional("IPython.display", feature="ProgressView")
+            panel.display_handle = ipython_display.display(panel, display_id=True)
+        return panel
+
+    def _draw(self, panel: RunPanel, state: RunProgress, changed: list[StepState]) -> None:
+        panel.draw(changed)
+
+    def _close(self, panel: RunPanel, state: RunProgress) -> None:
+        if panel.display_handle is not None:
+            # Replaces the output's text/plain with the final state, for saved notebooks.
+            panel.display_handle.update(panel)
+
+
+def _row_text(step: StepState) -> str:
+    count = step.count_text()
+    if count and step.description:
+        return f"{count} · {step.description}"
+    return count or step.description
+
+
+def _summary_text(state: RunProgress) -> str:
+    text = f"{state.status} · {state.events} events · {state.errors} errors · {format_elapsed(state.elapsed)}"
+    if state.last_error is not None:
+        text += f" · last error: {state.last_error}"
+    return text

@@ -1,0 +1,608 @@
+"""What a progress display shows, kept apart from how it is drawn: run state, step state, throttle.
+
+:class:`RunProgress` turns the events of one run into a header (status, events, errors,
+elapsed time) and one :class:`StepState` per progress ``step``; :class:`Throttle` says when
+a redraw is due; :class:`ProgressObserver` ties both to a run and leaves the drawing to a
+subclass (ipywidgets in :mod:`baxiflow.progress`, tqdm in :mod:`baxiflow.terminal`).
+
+>>> import asyncio
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> workflow = WorkflowManager()
+>>> @workflow.on("start")
+... async def fetch(event):
+...     for page in range(1, 4):
+...         yield WorkflowEvent.progress("fetch", f"page {page}", current=page, total=3)
+...     yield WorkflowEvent("done")
+>>> class Recorder(ProgressObserver[None]):
+...     def _open(self, state):
+...         return None
+>>> recorder = Recorder()
+>>> async def main():
+...     async for _ in workflow.process(WorkflowEvent("start"), observers=[recorder]):
+...         pass
+>>> asyncio.run(main())
+>>> print(recorder.states[0].text())  # doctest: +ELLIPSIS
+workflow ok: 5 events, 0 errors, elapsed=...s
+  fetch: done 3/3 (100%) - page 3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
+
+from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
+from baxiflow.exceptions import ObserverWarning
+from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
+
+__all__ = [
+    "BarStyle",
+    "ProgressObserver",
+    "RunProgress",
+    "StepState",
+    "StepStatus",
+    "Throttle",
+    "check_interval",
+    "format_elapsed",
+]
+
+StepStatus: TypeAlias = Literal["active", "done", "failed", "stopped"]
+"""Where a step stands: ``active`` while it reports, ``done`` once the run moved on or
+ended cleanly, ``failed`` after an error event of its handler (final), ``stopped`` when
+the run was stopped, cancelled or cut short by a guard while the step was active."""
+
+BarStyle: TypeAlias = Literal["", "info", "success", "warning", "danger"]
+"""An ipywidgets ``bar_style``: ``""`` for a plain running bar."""
+
+DEFAULT_INTERVAL: Final = 0.1
+"""Seconds between two redraws of one run at most; tqdm's ``mininterval`` for notebooks."""
+
+_MAX_STRIDE: Final = 256
+"""Most events between two clock reads, so a run that slows down is not left stale for long."""
+
+_CLOCK_READS_PER_INTERVAL: Final = 4
+
+_STEP_STYLES: Final[dict[StepStatus, BarStyle]] = {
+    "active": "",
+    "done": "success",
+    "failed": "danger",
+    "stopped": "warning",
+}
+
+_RUN_STYLES: Final[dict[RunStatus, BarStyle]] = {
+    "running": "info",
+    "ok": "success",
+    "error": "danger",
+    "max_events": "danger",
+    "timeout": "danger",
+    "stopped": "warning",
+    "cancelled": "warning",
+}
+
+_NO_STEP: Final = "progress"
+"""Step name for progress events whose data names no step."""
+
+
+def format_elapsed(seconds: float) -> str:
+    """Elapsed time as the text view shows it: seconds with two decimals and an ``s``.
+
+    In :meth:`RunProgress.text` it follows ``elapsed=``, so the regex
+    ``elapsed=\\d+\\.\\d\\ds`` masks it for notebook output comparison.
+
+    >>> format_elapsed(0.004), format_elapsed(75.5)
+    ('0.00s', '75.50s')
+    """
+    return f"{seconds:.2f}s"
+
+
+def check_interval(interval: object) -> float:
+    """Return ``interval`` if it is a number of seconds >= 0, else raise ``ValueError``.
+
+    >>> check_interval(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: interval must be a number of seconds >= 0, got -1
+    """
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+        raise ValueError(f"interval must be a number of seconds >= 0, got {interval!r}")
+    return interval
+
+
+def _format_number(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+_NUMBER_TYPES: Final = frozenset({int, float})
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+@dataclass(slots=True, eq=False)
+class StepState:
+    """One progress ``step`` of a run, as its latest progress event left it.
+
+    Attributes:
+        name: The step, as given to :meth:`WorkflowEvent.progress`.
+        description: The latest description.
+        current: Units done, when the latest event gave them.
+        total: Units in all, when the latest event gave them.
+        status: A :data:`StepStatus`.
+        updates: Progress events seen for this step.
+        handler: Qualified name of the handler that reported it last.
+    """
+
+    name: str
+    description: str = ""
+    current: float | None = None
+    total: float | None = None
+    status: StepStatus = "active"
+    updates: int = 0
+    handler: str | None = None
+    call: HandlerCall | None = field(default=None, repr=False)
+
+    @property
+    def fraction(self) -> float | None:
+        """``current / total`` within 0..1, or ``None`` without both or with a total of 0 or less.
+
+        >>> StepState("s", current=3, total=10).fraction, StepState("s", current=3).fraction
+        (0.3, None)
+        """
+        if self.current is None or self.total is None or self.total <= 0:
+            return None
+        return min(max(self.current / self.total, 0.0), 1.0)
+
+    @property
+    def bar_style(self) -> BarStyle:
+        """The bar's style: ``"info"`` for an active step without a fraction, else by status.
+
+        >>> StepState("s").bar_style, StepState("s", current=1, total=2).bar_style
+        ('info', '')
+        """
+        if self.status == "active" and self.fraction is None:
+            return "info"
+        return _STEP_STYLES[self.status]
+
+    @property
+    def bar_value(self) -> float:
+        """The bar's value within 0..1: the fraction, or a full bar for a step without one."""
+        fraction = self.fraction
+        return 1.0 if fraction is None else fraction
+
+    def count_text(self) -> str:
+        """``"3/10 (30%)"`` with a total, ``"3"`` with only ``current``, else ``""``.
+
+        >>> StepState("s", current=3, total=10).count_text(), StepState("s", current=2.5).count_text()
+        ('3/10 (30%)', '2.5')
+        """
+        if self.current is None:
+            return ""
+        fraction = self.fraction
+        if self.total is None or fraction is None:
+            return _format_number(self.current)
+        return f"{_format_number(self.current)}/{_format_number(self.total)} ({fraction:.0%})"
+
+    def text(self) -> str:
+        """One deterministic line: ``"download: active 3/10 (30%) - 3 of 10 files"``."""
+        parts = [f"{self.name}: {self.status}"]
+        count = self.count_text()
+        if count:
+            parts.append(count)
+        if self.description:
+            parts.append(f"- {self.description}")
+        return " ".join(parts)
+
+
+class RunProgress:
+    """The state machine of one run's progress display, fed by observer callbacks.
+
+    The run is ``running`` (style ``info``) until it ends; it turns ``danger`` at its
+    first error event and stays so (``danger`` is never replaced by ``success``). A step
+    is ``active`` while it reports; one without a fraction is ``done`` when another step
+    reports, when the handler call that reported it finishes, or when the run ends; one
+    with a fraction is ``done`` when it reaches its total or the run ends cleanly. An error
+    event fails the active steps of the handler it names (all active steps when it names
+    none); a failed step stays failed.
+
+    Args:
+        run: The run, whose counters the header shows; taken from the first event when not given.
+    """
+
+    __slots__ = (
+        "_active",
+        "_changed",
+        "_current",
+        "_run",
+        "elapsed",
+        "last_error",
+        "status",
+        "steps",
+        "style",
+    )
+
+    def __init__(self, run: RunInfo | None = None) -> None:
+        self._run = run
+        self.status: RunStatus = "running"
+        self.style: BarStyle = "info"
+        self.elapsed = 0.0
+        self.last_error: str | None = None
+        self.steps: dict[str, StepState] = {}
+        self._active: dict[str, StepState] = {}
+        self._changed: dict[str, StepState] = {}
+        self._current: StepState | None = None
+
+    def __repr__(self) -> str:
+        return f"<RunProgress {self.status}: {len(self.steps)} steps, {self.events} events>"
+
+    # Feeding ------------------------------------------------------------------
+
+    def event(self, emitted: EmittedEvent) -> None:
+        """Take one emitted event into account."""
+        event = emitted.event
+        self._run = emitted.run
+        self.elapsed = emitted.elapsed
+        name = event.name
+        if name == PROGRESS:
+            self._progress(event, emitted)
+        elif name == ERROR:
+            self._error(event, emitted.handler_name)
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        """Close the steps ``call`` reported: done when it ended well, failed when it did not."""
+        if not self._active:
+            return
+        if call.status == "ok":
+            for step in [s for s in self._active.values() if s.call is call]:
+                if step.fraction is None:
+                    self._set(step, "done")
+        elif call.status in ("error", "timeout"):
+            for step in [s for s in self._active.values() if s.call is call]:
+                self._set(step, "failed")
+
+    def finish(self, run: RunInfo) -> None:
+        """Take the run's final status; close every step still active."""
+        self._run = run
+        self.status = run.status
+        if run.duration is not None:
+            self.elapsed = run.duration
+        closing: StepStatus = "done" if run.status in ("ok", "error") else "stopped"
+        for step in list(self._active.values()):
+            self._set(step, closing)
+        self._raise_style(_RUN_STYLES[run.status])
+
+    # Reading ------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id, once the run is known; :meth:`text` does not show it."""
+        return None if self._run is None else self._run.run_id
+
+    @property
+    def events(self) -> int:
+        """Events of the run so far, the initial one and progress events included."""
+        return 0 if self._run is None else self._run.events
+
+    @property
+    def errors(self) -> int:
+        """Error events of the run so far."""
+        return 0 if self._run is None else self._run.errors
+
+    @property
+    def current(self) -> StepState | None:
+        """The step that reported last, while it is still active."""
+        step = self._current
+        return step if step is not None and step.status == "active" else None
+
+    def take_changed(self) -> list[StepState]:
+        """Steps changed since the last call, new ones in order of appearance; clears the list."""
+        changed = list(self._changed.values())
+        self._changed.clear()
+        return changed
+
+    def header_text(self) -> str:
+        """``"workflow ok: 7 events, 0 errors"``: the header without the elapsed time."""
+        return f"workflow {self.status}: {self.events} events, {self.errors} errors"
+
+    def text(self) -> str:
+        """The whole display as deterministic text, one line per step in order of appearance.
+
+        The elapsed time is the only part that changes from one identical run to the next;
+        it reads ``elapsed=<seconds>s`` (see :func:`format_elapsed`).
+        """
+        lines = [f"{self.header_text()}, elapsed={format_elapsed(self.elapsed)}"]
+        lines.extend(f"  {step.text()}" for step in self.steps.values())
+        if self.last_error is not None:
+            lines.append(f"  last error: {self.last_error}")
+        return "\n".join(lines)
+
+    # Transitions --------------------------------------------------------------
+
+    def _progress(self, event: WorkflowEvent, emitted: EmittedEvent) -> None:
+        # The hot path of a busy run: exact type checks first, conversions only when needed.
+        data: dict[str, Any] = event.data if type(event.data) is dict else _as_dict(event.data)
+        name = data.get("step") or _NO_STEP
+        if type(name) is not str:
+            name = str(name)
+        step = self.steps.get(name)
+        if step is None:
+            step = self.steps[name] = StepState(name)
+            self._active[name] = step
+        previous = self._current
+        if previous is not step:
+            # The run moved on: a step that cannot say when it is complete is complete now.
+            if previous is not None and previous.status == "active" and previous.fraction is None:
+                self._set(previous, "done")
+            self._current = step
+        description = data.get("description", "")
+        step.description = description if type(description) is str else str(description)
+        current: Any = data.get("current")
+        if current.__class__ not in _NUMBER_TYPES:
+            current = _as_number(current)
+        total: Any = data.get("total")
+        if total.__class__ not in _NUMBER_TYPES:
+            total = _as_number(total)
+        step.current = current
+        step.total = total
+        step.updates += 1
+        step.handler = emitted.handler_name
+        step.call = emitted.call
+        status = step.status
+        if status != "failed":
+            complete = current is not None and total is not None and 0 < total <= current
+            if status != ("done" if complete else "active"):
+                self._set(step, "done" if complete else "active")
+        self._changed[name] = step
+
+    def _error(self, event: WorkflowEvent, handler: str | None) -> None:
+        self.last_error = event.error or "error"
+        self._raise_style("danger")
+        for step in list(self._active.values()):
+            if handler is None or step.handler == handler:
+                self._set(step, "failed")
+
+    def _set(self, step: StepState, status: StepStatus) -> None:
+        if step.status == status:
+            return
+        step.status = status
+        if status == "active":
+            self._active[step.name] = step
+        else:
+            self._active.pop(step.name, None)
+        self._changed[step.name] = step
+
+    def _raise_style(self, style: BarStyle) -> None:
+        if self.style != "danger":
+            self.style = style
+
+
+class Throttle:
+    """Say when a redraw is due: at most once per ``interval`` seconds, reading the clock rarely.
+
+    Like tqdm's ``miniters`` and ``mininterval``, :meth:`due` checks a counter first and
+    reads the clock only every few calls; the stride adapts to the call rate so the clock
+    is read about four times per interval, and at least every 256 calls.
+
+    Args:
+        interval: Least seconds between two redraws; 0 redraws on every call.
+        clock: Monotonic clock in seconds (a fake one in tests).
+
+    >>> now = [0.0]
+    >>> throttle = Throttle(0.1, clock=lambda: now[0])
+    >>> throttle.due()  # the first call always draws
+    True
+    >>> now[0] = 0.05
+    >>> throttle.due()
+    False
+    >>> now[0] = 0.15
+    >>> throttle.due()
+    True
+    """
+
+    __slots__ = (
+        "_checked_at",
+        "_checked_count",
+        "_clock",
+        "_count",
+        "_last",
+        "_next_check",
+        "_stride",
+        "clock_reads",
+        "interval",
+    )
+
+    def __init__(
+        self, interval: float = DEFAULT_INTERVAL, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = check_interval(interval)
+        self._clock = clock
+        self._count = 0
+        self._next_check = 0
+        self._stride = 1
+        self._last = -math.inf
+        self._checked_at: float | None = None
+        self._checked_count = 0
+        self.clock_reads = 0
+
+    @property
+    def calls(self) -> int:
+        """How many times :meth:`due` was called."""
+        return self._count
+
+    def due(self) -> bool:
+        """Count one change; True when it should be drawn now."""
+        self._count = count = self._count + 1
+        if count < self._next_check:
+            return False
+        now = self._clock()
+        self.clock_reads += 1
+        checked_at = self._checked_at
+        if checked_at is not None:
+            spent = now - checked_at
+            if spent > 0:
+                stride = int((count - self._checked_count) * self.interval / spent)
+                stride //= _CLOCK_READS_PER_INTERVAL
+            else:
+                stride = self._stride * 2
+            self._stride = min(max(stride, 1), _MAX_STRIDE)
+        self._checked_at = now
+        self._checked_count = count
+        self._next_check = count + self._stride
+        if now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+    def drawn(self) -> None:
+        """Record a redraw made without :meth:`due` (a timer, the final state)."""
+        self._last = self._clock()
+
+
+P = TypeVar("P")
+
+
+class _Tracked(Generic[P]):
+    """One run as a :class:`ProgressObserver` follows it."""
+
+    __slots__ = ("broken", "dirty", "panel", "state", "throttle", "timer")
+
+    def __init__(self, state: RunProgress, throttle: Throttle) -> None:
+        self.state = state
+        self.throttle = throttle
+        self.panel: P | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.dirty = False
+        self.broken = False
+
+
+class ProgressObserver(WorkflowObserver, Generic[P]):
+    """Base of progress displays: one :class:`RunProgress` and one panel per run, throttled.
+
+    Every event updates the run's state at once; the panel is redrawn when the
+    :class:`Throttle` says so, by a timer ``interval`` seconds after a change that was
+    not drawn (so a run waiting on I/O still shows its latest state), and always at the
+    end of the run. A display that raises is reported once as an
+    :class:`~baxiflow.exceptions.ObserverWarning` and is not drawn again; the run and the
+    state (hence the text form) go on.
+
+    Subclasses implement :meth:`_open` and, as needed, :meth:`_draw` and :meth:`_close`.
+
+    Args:
+        interval: Least seconds between two redraws of one run.
+    """
+
+    def __init__(self, *, interval: float = DEFAULT_INTERVAL) -> None:
+        self.interval = check_interval(interval)
+        self._runs: dict[str, _Tracked[P]] = {}
+
+    def __repr__(self) -> str:
+        return "\n\n".join(state.text() for state in self.states) or "(no run yet)"
+
+    @property
+    def states(self) -> list[RunProgress]:
+        """The state of every run seen, in the order they started."""
+        return [tracked.state for tracked in self._runs.values()]
+
+    # Hooks for subclasses -----------------------------------------------------
+
+    def _open(self, state: RunProgress) -> P:
+        """Create (and show) the panel of a new run."""
+        raise NotImplementedError
+
+    def _draw(self, panel: P, state: RunProgress, changed: list[StepState]) -> None:
+        """Bring ``panel`` up to date; ``changed`` lists the steps changed since the last draw."""
+
+    def _close(self, panel: P, state: RunProgress) -> None:
+        """Called once after the final draw of a run."""
+
+    # Observer callbacks -------------------------------------------------------
+
+    def run_started(self, run: RunInfo) -> None:
+        tracked: _Tracked[P] = _Tracked(RunProgress(run), Throttle(self.interval))
+        self._runs[run.run_id] = tracked
+        try:
+            tracked.panel = self._open(tracked.state)
+        except Exception as exc:
+            self._give_up(tracked, exc)
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        tracked = self._runs.get(emitted.run.run_id)
+        if tracked is None:
+            return
+        tracked.state.event(emitted)
+        tracked.dirty = True
+        if tracked.throttle.due():
+            self._draw_now(tracked)
+        elif tracked.timer is None:
+            self._draw_later(tracked)
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        tracked = self._runs.get(call.run.run_id)
+        if tracked is None or not tracked.state.steps:
+            return
+        tracked.state.handler_finished(call)
+        tracked.dirty = True
+        if tracked.timer is None:
+            self._draw_later(tracked)
+
+    def run_finished(self, run: RunInfo) -> None:
+        tracked = self._runs.get(run.run_id)
+        if tracked is None:
+            return
+        if tracked.timer is not None:
+            tracked.timer.cancel()
+            tracked.timer = None
+        tracked.state.finish(run)
+        self._draw_now(tracked)
+        if tracked.panel is not None and not tracked.broken:
+            try:
+                self._close(tracked.panel, tracked.state)
+            except Exception as exc:
+                self._give_up(tracked, exc)
+
+    # Drawing ------------------------------------------------------------------
+
+    def _draw_now(self, tracked: _Tracked[P]) -> None:
+        tracked.dirty = False
+        changed = tracked.state.take_changed()
+        if tracked.broken or tracked.panel is None:
+            return
+        try:
+            self._draw(tracked.panel, tracked.state, changed)
+        except Exception as exc:
+            self._give_up(tracked, exc)
+
+    def _draw_later(self, tracked: _Tracked[P]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        tracked.timer = loop.call_later(self.interval, self._on_timer, tracked)
+
+    def _on_timer(self, tracked: _Tracked[P]) -> None:
+        tracked.timer = None
+        if tracked.dirty:
+            self._draw_now(tracked)
+            tracked.throttle.drawn()
+
+    def _give_up(self, tracked: _Tracked[P], exc: Exception) -> None:
+        tracked.broken = True
+        warnings.warn(
+            f"{type(self).__name__} could not draw run {tracked.state.run_id}: "
+            f"{type(exc).__name__}: {exc}; the run goes on without live progress",
+            ObserverWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,128 @@
+"""Progress of workflow runs in a terminal: one live tqdm bar per run, a log line per step.
+
+The live bar shows the step reporting now (its fraction when it has one); each step that
+ends is written once as a line, and the run's summary line closes the run. The lines are
+those of :meth:`RunProgress.text <baxiflow.progress_state.RunProgress.text>`.
+
+>>> import asyncio, io
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> workflow = WorkflowManager()
+>>> @workflow.on("start")
+... async def greet(event):
+...     yield WorkflowEvent.progress("greet", "Saying hello")
+...     yield WorkflowEvent("done")
+>>> out = io.StringIO()
+>>> async def main():
+...     async for _ in workflow.process(WorkflowEvent("start"), observers=[TerminalProgress(file=out)]):
+...         pass
+>>> asyncio.run(main())
+>>> shown = [line.rsplit("\\r", 1)[-1] for line in out.getvalue().split("\\n")]  # what a terminal keeps
+>>> print("\\n".join(shown).strip())  # doctest: +ELLIPSIS
+greet: done - Saying hello
+workflow ok: 3 events, 0 errors, elapsed=...s
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, TextIO
+
+from baxiflow._optional import import_optional
+from baxiflow.progress_state import (
+    DEFAULT_INTERVAL,
+    ProgressObserver,
+    RunProgress,
+    StepState,
+    StepStatus,
+    format_elapsed,
+)
+
+__all__ = ["TerminalProgress"]
+
+_WITH_FRACTION = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+_WITHOUT_FRACTION = "{desc} [{elapsed}{postfix}]"
+
+
+@functools.cache
+def _bar_class() -> Any:
+    tqdm_std = import_optional("tqdm.std", feature="TerminalProgress", package="tqdm")
+
+    class Bar(tqdm_std.tqdm):  # type: ignore[misc, name-defined]
+        # Redraws come from our throttle; tqdm's monitor thread would only add a thread.
+        monitor_interval = 0
+
+    return Bar
+
+
+class _TerminalPanel:
+    __slots__ = ("bar", "file", "written")
+
+    def __init__(self, bar: Any, file: TextIO) -> None:
+        self.bar = bar
+        self.file = file
+        self.written: dict[str, tuple[StepStatus, int]] = {}
+
+
+class TerminalProgress(ProgressObserver[_TerminalPanel]):
+    """Progress in a terminal (or any text stream) with tqdm; the fallback of the widget view.
+
+    Each run gets its own bar, so concurrent runs stack their bars. Redraws are throttled
+    like the widget view's; the final state is always written.
+
+    Args:
+        interval: Least seconds between two redraws of one run.
+        file: Where to write; ``sys.stderr`` (looked up when a run starts) by default.
+
+    Raises:
+        MissingDependencyError: tqdm is not installed.
+    """
+
+    def __init__(self, *, interval: float = DEFAULT_INTERVAL, file: TextIO | None = None) -> None:
+        super().__init__(interval=interval)
+        self._bar = _bar_class()
+        self.file = file
+
+    def _open(self, state: RunProgress) -> _TerminalPanel:
+        file = self.file if self.file is not None else sys.stderr
+        bar = self._bar(
+            total=None,
+            desc=state.header_text(),
+            bar_format=_WITHOUT_FRACTION,
+            file=file,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        return _TerminalPanel(bar, file)
+
+    def _draw(self, panel: _TerminalPanel, state: RunProgress, changed: list[StepState]) -> None:
+        bar = panel.bar
+        for step in changed:
+            mark = (step.status, step.updates)
+            if step.status != "active" and panel.written.get(step.name) != mark:
+                panel.written[step.name] = mark
+                bar.write(f"  {step.text()}", file=panel.file)
+        live = state.current
+        if live is None:
+            bar.bar_format = _WITHOUT_FRACTION
+            bar.set_description_str(state.header_text(), refresh=False)
+            bar.total = None
+        elif live.fraction is None:
+            bar.bar_format = _WITHOUT_FRACTION
+            bar.set_description_str(live.name, refresh=False)
+            bar.total = None
+        else:
+            bar.bar_format = _WITH_FRACTION
+            bar.set_description_str(live.name, refresh=False)
+            bar.total = live.total
+            bar.n = live.current
+        bar.set_postfix_str(live.description if live else "", refresh=False)
+        bar.refresh()
+
+    def _close(self, panel: _TerminalPanel, state: RunProgress) -> None:
+        bar = panel.bar
+        bar.close()
+        summary = f"{state.header_text()}, elapsed={format_elapsed(state.elapsed)}"
+        if state.last_error is not None:
+            summary += f"\n  last error: {state.last_error}"
+        bar.write(summary, file=panel.file)
