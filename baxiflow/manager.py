@@ -124,6 +124,7 @@ class _Run:
         "info",
         "lookup",
         "max_events",
+        "on_event",
         "queue",
         "seq",
     )
@@ -142,6 +143,7 @@ class _Run:
         self.queue: deque[_Queued] = deque()
         self.seq = -1
         self.dispatchable = 0
+        self.on_event = () if group is None else group.listeners("event_emitted")
         self.clock_start = time.perf_counter()
 
     def emit(
@@ -158,7 +160,11 @@ class _Run:
         """
         self.seq = seq = self.seq + 1
         if self.group is not None:
-            self._observe(event, seq, parent, call, handler_name)
+            self.info.events = seq + 1
+            if call is not None:
+                call.emitted += 1
+            if self.on_event:
+                self._observe(event, seq, parent, call, handler_name)
         name = event.name
         if name == PROGRESS:
             return False
@@ -185,22 +191,24 @@ class _Run:
         call: HandlerCall | None,
         handler_name: str | None,
     ) -> None:
-        info = self.info
-        info.events = seq + 1
-        if call is not None:
-            call.emitted += 1
+        elapsed = time.perf_counter() - self.clock_start
         emitted = EmittedEvent(
-            info,
+            self.info,
             event,
             seq,
             None if parent is None else parent[1],
             0 if parent is None else parent[2] + 1,
             handler_name,
             call,
-            time.perf_counter() - self.clock_start,
-            time.time(),
+            elapsed,
+            # One clock read: the wall time follows from the start's wall time.
+            self.info.started_at + elapsed,
         )
-        self.group.notify("event_emitted", emitted)  # type: ignore[union-attr]
+        for observer, method in self.on_event:
+            try:
+                method(emitted)
+            except Exception as exc:
+                self.group.report(observer, "event_emitted", exc)  # type: ignore[union-attr]
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock_start

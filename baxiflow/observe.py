@@ -226,14 +226,19 @@ class ObserverGroup:
     def of(cls, observers: Iterable[WorkflowObserver]) -> ObserverGroup:
         return cls(observers)
 
+    def listeners(self, hook: str) -> tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]:
+        """``(observer, bound method)`` for each observer that overrides ``hook``."""
+        return self._hooks[hook]
+
     def notify(self, hook: str, argument: object) -> None:
         for observer, method in self._hooks[hook]:
             try:
                 method(argument)
             except Exception as exc:
-                self._report(observer, hook, exc)
+                self.report(observer, hook, exc)
 
-    def _report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
+    def report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
+        """Warn, once per observer and run, that ``observer`` raised ``exc`` in ``method``."""
         if id(observer) in self._warned:
             return
         self._warned.add(id(observer))
