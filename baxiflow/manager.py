@@ -33,6 +33,7 @@ from baxiflow.observe import (
     Observer,
     ObserverGroup,
     RunInfo,
+    RunStatus,
     WorkflowObserver,
     as_observer,
 )
@@ -120,6 +121,7 @@ class _Run:
     __slots__ = (
         "clock_start",
         "dispatchable",
+        "errors",
         "group",
         "info",
         "lookup",
@@ -131,7 +133,7 @@ class _Run:
 
     def __init__(
         self,
-        info: RunInfo,
+        info: RunInfo | None,
         group: ObserverGroup | None,
         max_events: int | None,
         lookup: Callable[[str, tuple[()]], tuple[HandlerRegistration, ...]],
@@ -143,6 +145,7 @@ class _Run:
         self.queue: deque[_Queued] = deque()
         self.seq = -1
         self.dispatchable = 0
+        self.errors = 0
         self.on_event = () if group is None else group.listeners("event_emitted")
         self.clock_start = time.perf_counter()
 
@@ -159,19 +162,22 @@ class _Run:
         together with those handlers (the registry is read when an event is emitted).
         """
         self.seq = seq = self.seq + 1
+        name = event.name
+        if name == ERROR:
+            self.errors += 1
         if self.group is not None:
-            self.info.events = seq + 1
+            info: RunInfo = self.info  # type: ignore[assignment]
+            info.events = seq + 1
+            info.errors = self.errors
             if call is not None:
                 call.emitted += 1
             if self.on_event:
                 self._observe(event, seq, parent, call, handler_name)
-        name = event.name
         if name == PROGRESS:
             return False
         self.dispatchable = count = self.dispatchable + 1
         in_error = parent is not None and parent[4]
         if name == ERROR:
-            self.info.errors += 1
             # Errors raised while handling an error are yielded, never dispatched again.
             handlers = () if in_error else self.lookup(name, ())
             in_error = True
@@ -192,8 +198,9 @@ class _Run:
         handler_name: str | None,
     ) -> None:
         elapsed = time.perf_counter() - self.clock_start
+        info: RunInfo = self.info  # type: ignore[assignment]
         emitted = EmittedEvent(
-            self.info,
+            info,
             event,
             seq,
             None if parent is None else parent[1],
@@ -202,7 +209,7 @@ class _Run:
             call,
             elapsed,
             # One clock read: the wall time follows from the start's wall time.
-            self.info.started_at + elapsed,
+            info.started_at + elapsed,
         )
         for observer, method in self.on_event:
             try:
@@ -407,7 +414,8 @@ class WorkflowManager:
         all_observers = [*self._observers, *map(as_observer, observers)]
         group = ObserverGroup.of(all_observers) if all_observers else None
 
-        info = RunInfo(_new_run_id(), self, initial_event, time.time())
+        # Only observers see the RunInfo: a run without them skips making one.
+        info = None if group is None else RunInfo(_new_run_id(), self, initial_event, time.time())
         watchdog = None
         if run_timeout is not None or call_timeout is not None:
             loop = asyncio.get_running_loop()
@@ -415,6 +423,7 @@ class WorkflowManager:
             watchdog = Watchdog(loop, deadline, call_timeout)
         run = _Run(info, group, limit, self._registry.lookup)
         call: HandlerCall | None = None
+        status: RunStatus = "running"
         if group is not None:
             group.notify("run_started", info)
         try:
@@ -428,7 +437,7 @@ class WorkflowManager:
                     name = registration.name
                     if group is not None:
                         call = HandlerCall(
-                            info,
+                            info,  # type: ignore[arg-type]
                             registration.handler,
                             name,
                             registration.position,
@@ -504,28 +513,31 @@ class WorkflowManager:
                             _finish(call, run, "ok")
                         call = None
         except _Stop as stop:
-            info.status = stop.status
+            status = stop.status
             if call is not None and call.status == "running":
                 call.error = stop.event.error
                 _finish(call, run, "timeout" if stop.status == "timeout" else "cancelled")
             run.emit(stop.event, stop.parent, None, stop.event.data["handler"])  # type: ignore[index]
             yield stop.event
         except GeneratorExit:
-            info.status = "stopped"
+            status = "stopped"
             raise
         except BaseException:
-            info.status = "cancelled"
+            status = "cancelled"
             raise
         else:
-            info.status = "error" if info.errors else "ok"
+            status = "error" if run.errors else "ok"
         finally:
             if watchdog is not None:
                 watchdog.close()
             if call is not None and call.status == "running":
                 _finish(call, run, "cancelled")
-            info.events = run.seq + 1
-            info.duration = run.elapsed()
             if group is not None:
+                assert info is not None
+                info.status = status
+                info.events = run.seq + 1
+                info.errors = run.errors
+                info.duration = run.elapsed()
                 group.notify("run_finished", info)
 
 
