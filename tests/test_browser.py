@@ -1,0 +1,440 @@
+"""The tutorial notebooks run in JupyterLab as a person runs them: headless Chromium, "Run All".
+
+nbval sends cells one at a time and never renders anything; this test catches what only a
+browser shows: widgets that stay at "Loading widget...", SVG that never appears, and cells
+queued by "Run All" that never run. It needs Debian's ``chromium`` (``.ci/install-browser.sh``);
+without it the test is skipped, except under CI (``CI=true``) where it fails.
+
+Run it with ``uv run pytest -m browser``; screenshots go to ``artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+# The flags this machine needs: no sandbox as root, no GPU, and nothing that reaches out
+# to the network on its own.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+SERVER_START_TIMEOUT = 90.0
+KERNEL_READY_TIMEOUT = 60_000  # ms, Playwright's unit
+RUN_ALL_TIMEOUT = 120_000  # ms
+WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+
+# What each notebook must show once every cell has run; every notebook is also checked for
+# errors, stderr output, unrun cells and "Loading widget" text.
+EXPECTED_VIEWS: dict[str, frozenset[str]] = {
+    "03_seeing_the_flow.ipynb": frozenset({"diagram"}),
+    "04_progress_and_traces.ipynb": frozenset({"progress"}),
+    "05_agentic_chat.ipynb": frozenset({"diagram", "progress"}),
+}
+
+# JupyterLab settings for a quiet, offline, fully rendered page: no news or update checks,
+# no toasts over the cells, and every cell attached to the DOM (windowing would leave
+# off-screen outputs out of the page).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+        "doNotDisturbMode": True,
+    },
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def find_chromium() -> str | None:
+    """Path of Debian's Chromium, or None when it is not installed."""
+    for candidate in CHROMIUM_CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("chromium")
+
+
+def clear_outputs(path: Path) -> None:
+    """Drop stored outputs, so everything the page shows after "Run All" comes from this run."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, path)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running JupyterLab: where it listens and where its notebooks live."""
+
+    url: str
+    token: str
+    root: Path
+
+    def notebook_url(self, name: str) -> str:
+        # A workspace of its own, reset, so no tab or kernel of an earlier notebook comes back.
+        workspace = Path(name).stem
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{name}?reset&token={self.token}"
+
+    def shut_down_kernels(self) -> None:
+        """End every kernel session, so notebooks run one after another do not pile up."""
+        headers = {"Authorization": f"token {self.token}"}
+        request = urllib.request.Request(f"{self.url}/api/sessions", headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            sessions = json.load(response)
+        for session in sessions:
+            delete = urllib.request.Request(
+                f"{self.url}/api/sessions/{session['id']}", headers=headers, method="DELETE"
+            )
+            with urllib.request.urlopen(delete, timeout=30):
+                pass
+
+
+def wait_for_server(lab: Lab, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    status_url = f"{lab.url}/api/status?token={lab.token}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"JupyterLab exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(status_url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(
+        f"JupyterLab did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{log.read_text()}"
+    )
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """End the server and its kernels (one process group), politely first."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGINT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed; .ci/install-browser.sh installs it")
+        pytest.skip("chromium is not installed (run .ci/install-browser.sh)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Lab]:
+    """JupyterLab on 127.0.0.1, serving a copy of the notebooks so runs never touch the repo."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "notebooks"
+    shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for path in root.glob("*.ipynb"):
+        clear_outputs(path)
+    settings = base / "settings"
+    for relative, values in LAB_SETTINGS.items():
+        path = settings / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "IPYTHONDIR": str(base / "ipython"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+    }
+    port = free_port()
+    token = secrets.token_hex(16)
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        f"--LabApp.user_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={base / 'workspaces'}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        # Lets the test see when the kernel is really connected: the status indicator says
+        # "idle" for a moment before the kernel even starts.
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.terminals_enabled=False",
+    ]
+    if os.geteuid() == 0:
+        # CI and the development machines run as root; the server refuses that unless told.
+        command.append("--ServerApp.allow_root=True")
+    log = base / "jupyterlab.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        running = Lab(f"http://127.0.0.1:{port}", token, root)
+        wait_for_server(running, process, log)
+        yield running
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium with a fresh profile, shared by the notebooks of this module."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=chromium,
+            headless=True,
+            args=list(CHROMIUM_FLAGS),
+            viewport={"width": 1280, "height": 1600},
+            timeout=60_000,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def wait_for_kernel(page: Any, name: str) -> None:
+    """Wait until notebook ``name`` is the current tab and its kernel is connected and idle."""
+    page.wait_for_function(
+        """(name) => {
+            const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            if (!widget || !widget.context || widget.context.path !== name) return false;
+            const session = widget.sessionContext && widget.sessionContext.session;
+            const kernel = session && session.kernel;
+            return Boolean(kernel && kernel.connectionStatus === 'connected'
+                && kernel.status === 'idle');
+        }""",
+        arg=name,
+        timeout=KERNEL_READY_TIMEOUT,
+    )
+
+
+def run_all_cells(page: Any) -> None:
+    """Run > Run All Cells from the menu bar, as a person does: every cell is queued at once."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+
+
+def wait_until_all_cells_ran(page: Any, code_cells: int) -> None:
+    """Wait until every code cell shows an execution count and the kernel is idle.
+
+    Returns early when the kernel is idle with an error shown and nothing queued, since
+    JupyterLab stops "Run All" at the first error; the caller's checks then report it.
+    """
+    page.wait_for_function(
+        """(expected) => {
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            if (!panel) return false;
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+                .map((p) => p.textContent.trim());
+            const idle = panel.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');
+            const numbered = prompts.filter((p) => /^\\[\\d+\\]:$/.test(p)).length;
+            if (idle && prompts.length === expected && numbered === expected) return true;
+            const queued = prompts.some((p) => p === '[*]:');
+            const failed = panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+            return Boolean(idle && failed && !queued);
+        }""",
+        arg=code_cells,
+        timeout=RUN_ALL_TIMEOUT,
+    )
+
+
+def save_notebook(page: Any, path: Path, code_cells: int) -> None:
+    """File > Save Notebook, then wait until the file on disk holds every cell's run."""
+    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^File$")).click()
+    page.locator('.lm-Menu-item[data-command="docmanager:save"]').click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ValueError, OSError):  # the server may be mid-write
+            saved = nbformat.read(path, as_version=4)
+            counts = [c.execution_count for c in saved.cells if c.cell_type == "code"]
+            if len(counts) == code_cells and all(counts):
+                return
+        time.sleep(0.2)
+    pytest.fail(f"{path.name} was not saved with every cell's output within 30 s")
+
+
+def assert_diagrams_rendered(page: Any, panel: Any) -> None:
+    """Every SVG output is a Graphviz drawing with nodes, and the browser drew it.
+
+    JupyterLab shows SVG output as an ``<img>`` with a data URL; an image the browser could
+    not parse ends up complete with no natural size.
+    """
+    selector = (
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedSVG img[src^="data:image/svg+xml"]'
+    )
+    page.wait_for_function(
+        """(selector) => {
+            const images = [...document.querySelectorAll(selector)];
+            return images.length > 0 && images.every((img) => img.complete);
+        }""",
+        arg=selector,
+        timeout=30_000,
+    )
+    found = panel.locator(selector).evaluate_all(
+        """(images) => images.map((img) => ({
+            width: img.naturalWidth,
+            nodes: decodeURIComponent(img.src).split('class="node"').length - 1,
+        }))"""
+    )
+    for image in found:
+        assert image["width"] > 0 and image["nodes"] > 0, found
+
+
+def errors_in(notebook: nbformat.NotebookNode) -> list[str]:
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                found.append(f"cell {index}: {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and output.name == "stderr":
+                found.append(f"cell {index}: stderr: {output.text[:300]}")
+    return found
+
+
+def notebook_names() -> list[str]:
+    return sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("name", notebook_names())
+def test_notebook_runs_all_cells_in_jupyterlab_and_renders_its_views(
+    name: str, lab: Lab, browser: Any
+) -> None:
+    code_cells = sum(
+        cell.cell_type == "code" for cell in nbformat.read(lab.root / name, as_version=4).cells
+    )
+    expected = EXPECTED_VIEWS.get(name, frozenset())
+    page = browser.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    try:
+        page.goto(lab.notebook_url(name), timeout=60_000)
+        wait_for_kernel(page, name)
+        run_all_cells(page)
+        wait_until_all_cells_ran(page, code_cells)
+        stderr = panel.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+        )
+        assert stderr.all_inner_texts() == []
+        if "diagram" in expected:
+            assert_diagrams_rendered(page, panel)
+        if "progress" in expected:
+            bars = panel.locator(".widget-hprogress .progress-bar")
+            bars.first.wait_for(timeout=30_000)
+            # Final states only: every bar settled (green, or red where the notebook makes a
+            # step fail on purpose), none still running.
+            assert panel.locator(".widget-hprogress .progress-bar-success").count() >= 1
+            assert panel.locator(".widget-hprogress .progress-bar-info").count() == 0
+        page.wait_for_timeout(500)  # let the last widget messages land before judging
+        text = panel.inner_text()
+        if "progress" in expected:
+            assert "running ·" not in text  # each panel's header names how its run ended
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        stem = Path(name).stem
+        if "diagram" in expected:
+            # The last diagram at the bottom of the window, the cells above it in view.
+            panel.locator(".jp-RenderedSVG").last.evaluate(
+                "(e) => e.scrollIntoView({block: 'end'})"
+            )
+            page.wait_for_timeout(200)
+        page.screenshot(path=str(ARTIFACTS / f"{stem}.png"))
+        if "diagram" in expected:
+            panel.locator(".jp-RenderedSVG").last.screenshot(
+                path=str(ARTIFACTS / f"{stem}-diagram.png")
+            )
+        if "progress" in expected:
+            panel.locator(".jupyter-widgets.widget-vbox").first.screenshot(
+                path=str(ARTIFACTS / f"{stem}-progress.png")
+            )
+        assert "Loading widget" not in text
+        assert "Error displaying widget" not in text
+        save_notebook(page, lab.root / name, code_cells)
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):  # keep the original failure if the page is gone
+            page.screenshot(path=str(ARTIFACTS / f"{Path(name).stem}-failed.png"))
+        raise
+    finally:
+        page.close()
+        lab.shut_down_kernels()
+    saved = nbformat.read(lab.root / name, as_version=4)
+    assert errors_in(saved) == []
+    assert page_errors == []
+    if "progress" in expected:
+        # The saved file keeps each view's final state as text, for readers without widgets.
+        views = [
+            output.data["text/plain"]
+            for cell in saved.cells
+            for output in cell.get("outputs", [])
+            if WIDGET_MIMETYPE in output.get("data", {})
+        ]
+        assert views
+        assert not [view for view in views if view.startswith("workflow running")]
