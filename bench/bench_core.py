@@ -27,7 +27,9 @@ def chain_handlers(length: int) -> list[Callable[[WorkflowEvent], AsyncIterator[
     for index in range(length):
         next_name = f"step{index + 1}"
 
-        async def handler(event: WorkflowEvent, next_name: str = next_name) -> AsyncIterator[WorkflowEvent]:
+        async def handler(
+            event: WorkflowEvent, next_name: str = next_name
+        ) -> AsyncIterator[WorkflowEvent]:
             yield PROGRESS(next_name, "working")
             yield WorkflowEvent(next_name, event.data)
 
@@ -35,7 +37,9 @@ def chain_handlers(length: int) -> list[Callable[[WorkflowEvent], AsyncIterator[
     return handlers
 
 
-async def baseline_chain(handlers: list[Any], initial: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+async def baseline_chain(
+    handlers: list[Any], initial: WorkflowEvent
+) -> AsyncIterator[WorkflowEvent]:
     yield initial
     event = initial
     for handler in handlers:
@@ -47,7 +51,9 @@ async def baseline_chain(handlers: list[Any], initial: WorkflowEvent) -> AsyncIt
         event = following
 
 
-async def baseline_self_loop(handler: Any, initial: WorkflowEvent, count: int) -> AsyncIterator[WorkflowEvent]:
+async def baseline_self_loop(
+    handler: Any, initial: WorkflowEvent, count: int
+) -> AsyncIterator[WorkflowEvent]:
     yield initial
     event = initial
     for _ in range(count):
@@ -171,12 +177,22 @@ def main() -> None:
 
     print("Dispatch overhead (guards on: max_events; streaming on)")
     report("chain of 10 handlers x 1000 runs", *reorder(scenario_chain(args.repeats, runs)))
-    report("one handler re-emitting itself 100,000 x", *reorder(scenario_self_loop(args.repeats, loop_count)))
-    report("one event with 100 handlers x 100 runs", *reorder(scenario_fan(args.repeats, runs // 10)))
+    report(
+        "one handler re-emitting itself 100,000 x",
+        *reorder(scenario_self_loop(args.repeats, loop_count)),
+    )
+    report(
+        "one event with 100 handlers x 100 runs", *reorder(scenario_fan(args.repeats, runs // 10))
+    )
     print("With timeout=60 and handler_timeout=30 as well (one watchdog timer per run)")
     timed = {"timeout": 60.0, "handler_timeout": 30.0}
-    report("chain of 10 handlers x 1000 runs", *reorder(scenario_chain(args.repeats, runs, **timed)))
-    report("one handler re-emitting itself 100,000 x", *reorder(scenario_self_loop(args.repeats, loop_count, **timed)))
+    report(
+        "chain of 10 handlers x 1000 runs", *reorder(scenario_chain(args.repeats, runs, **timed))
+    )
+    report(
+        "one handler re-emitting itself 100,000 x",
+        *reorder(scenario_self_loop(args.repeats, loop_count, **timed)),
+    )
     print("Peak traced memory of a self-re-emitting run (flat means no growth)")
     for count in (loop_count // 10, loop_count):
         print(f"  {count:>7,} events: {peak_memory(count):8.1f} KiB")

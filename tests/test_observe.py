@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,7 +29,9 @@ class Recorder(WorkflowObserver):
         self.log.append(("run_started", run.status))
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
-        self.log.append(("event", (emitted.seq, emitted.event.name, emitted.parent_seq, emitted.depth)))
+        self.log.append(
+            ("event", (emitted.seq, emitted.event.name, emitted.parent_seq, emitted.depth))
+        )
 
     def handler_started(self, call: HandlerCall) -> None:
         self.log.append(("handler_started", (call.handler_name, call.trigger_seq, call.position)))
@@ -84,7 +87,7 @@ async def test_emitted_events_carry_handler_call_and_times() -> None:
     assert seen[2].handler_name == "chain.<locals>.first"
     assert seen[2].call is not None and seen[2].call.trigger is seen[0].event
     assert seen[2].call.trigger_seq == 0
-    assert all(a.elapsed <= b.elapsed for a, b in zip(seen, seen[1:], strict=False))
+    assert all(a.elapsed <= b.elapsed for a, b in itertools.pairwise(seen))
     assert len({e.run.run_id for e in seen}) == 1
     assert all(e.timestamp > 1_600_000_000 for e in seen)
 
@@ -93,7 +96,9 @@ async def test_manager_observers_see_every_run_and_run_observers_only_theirs() -
     everywhere: list[str] = []
     once: list[str] = []
     workflow = chain().observe(lambda e: everywhere.append(e.event.name))
-    await drain(workflow.process(WorkflowEvent("start"), observers=[lambda e: once.append(e.event.name)]))
+    await drain(
+        workflow.process(WorkflowEvent("start"), observers=[lambda e: once.append(e.event.name)])
+    )
     await drain(workflow.process(WorkflowEvent("start")))
     assert len(everywhere) == 8
     assert once == ["start", "progress", "next", "completed"]
@@ -149,7 +154,9 @@ async def test_early_stop_reports_the_running_handler_cancelled_and_the_run_stop
             yield WorkflowEvent.progress("endless", "tick")
             await asyncio.sleep(0)
 
-    async with contextlib.aclosing(workflow.process(WorkflowEvent("start"), observers=[recorder])) as events:
+    async with contextlib.aclosing(
+        workflow.process(WorkflowEvent("start"), observers=[recorder])
+    ) as events:
         async for event in events:
             if event.is_progress:
                 break
@@ -187,7 +194,9 @@ async def test_task_cancellation_reports_cancelled_run() -> None:
         await asyncio.sleep(10)
         yield event
 
-    task = asyncio.create_task(drain(workflow.process(WorkflowEvent("start"), observers=[recorder])))
+    task = asyncio.create_task(
+        drain(workflow.process(WorkflowEvent("start"), observers=[recorder]))
+    )
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

