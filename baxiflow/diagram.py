@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ from baxiflow.render import RENDERERS, Rendered, Renderer, render
 __all__ = ["Diagram", "diagram"]
 
 _SVG = "image/svg+xml"
+_DISPLAY_WIDTH_PT = 480
+"""Widest a diagram is shown in a notebook (640 px): it fits a JupyterLab output area."""
+_SVG_SIZE = re.compile(
+    r'<svg\b[^>]*?(?P<size>width="(?P<width>[\d.]+)pt" height="(?P<height>[\d.]+)pt")'
+)
 _TEXT_SUFFIXES = ("dot", "gv", "mmd")
 
 
@@ -196,7 +202,7 @@ class Diagram:
             return bundle
         # Display must never raise: a broken diagram still shows what it would have drawn.
         try:
-            bundle[_SVG] = self.svg()
+            bundle[_SVG] = _fit_to_width(self.svg())
         except Exception as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             bundle["text/plain"] = f"Diagram not rendered: {reason}\n{self._safe_source()}"
@@ -211,3 +217,25 @@ class Diagram:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _fit_to_width(svg: str) -> str:
+    """Scale a wide drawing down to :data:`_DISPLAY_WIDTH_PT` for display.
+
+    JupyterLab shows SVG output as an image at its own size, so a wide diagram would be cut
+    off at the edge of the output area; the ``viewBox`` keeps the drawing whole when scaled.
+
+    >>> _fit_to_width('<svg width="960pt" height="300pt" viewBox="0 0 960 300">')
+    '<svg width="480pt" height="150pt" viewBox="0 0 960 300">'
+    >>> _fit_to_width('<svg width="200pt" height="100pt" viewBox="0 0 200 100">')
+    '<svg width="200pt" height="100pt" viewBox="0 0 200 100">'
+    """
+    root = _SVG_SIZE.search(svg)
+    if root is None:
+        return svg
+    width, height = float(root["width"]), float(root["height"])
+    if width <= _DISPLAY_WIDTH_PT:
+        return svg
+    scale = _DISPLAY_WIDTH_PT / width
+    size = f'width="{_DISPLAY_WIDTH_PT:g}pt" height="{height * scale:.4g}pt"'
+    return svg[: root.start("size")] + size + svg[root.end("size") :]

@@ -63,7 +63,7 @@ _HANDLER = {
     "fillcolor": "#fff4d6",
     "color": "#b08800",
     # Wider than the default: viewers without Helvetica draw text wider than dot measured it.
-    "margin": "0.15,0.055",
+    "margin": "0.3,0.055",
 }
 _NODE_ATTRS: Final[Mapping[NodeStyle, Mapping[str, str]]] = {
     "event": _EVENT,
@@ -327,9 +327,15 @@ def _legend(spec: DiagramSpec) -> list[str]:
         )
         if any(edge.seen is False for edge in spec.edges):
             samples.append(("unseen", "not seen in trace", dict(_UNSEEN)))
-    # Each edge sample is a row: an arrow into its own description. Invisible edges stack
-    # the rows under the node samples, so the legend stays a compact block.
+    # One sample a row: invisible edges stack the node samples, then each edge sample (an
+    # arrow into its own description) under them, so the legend is a narrow column that
+    # shares the drawing's ranks instead of widening it.
     above = _quote(f"legend:{nodes[0]}")
+    for style in nodes[1:]:
+        lines.append(
+            "\t" + _statement(f"{above} -> {_quote(f'legend:{style}')}", {"style": "invis"})
+        )
+        above = _quote(f"legend:{style}")
     for key, text, attrs in samples:
         tail, head = _quote(f"legend:{key}"), _quote(f"legend:{key}:text")
         # A wide blank start, and the arrow drawn from its centre, so the sample is long

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -61,9 +62,9 @@ FIXED_DOT = dot(
     |"event:clarify" [label="clarify" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
     |"event:search" [label="search" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
     |"event:start" [label="start" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
-    |"handler:search:0" [label="search" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
-    |"handler:search:1" [label="audit" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
-    |"handler:start:0" [label="classify" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
+    |"handler:search:0" [label="search" color="#b08800" fillcolor="#fff4d6" margin="0.3,0.055" shape="box" style="rounded,filled"]
+    |"handler:search:1" [label="audit" color="#b08800" fillcolor="#fff4d6" margin="0.3,0.055" shape="box" style="rounded,filled"]
+    |"handler:start:0" [label="classify" color="#b08800" fillcolor="#fff4d6" margin="0.3,0.055" shape="box" style="rounded,filled"]
     |"event:search" -> "handler:search:0" [color="#4a6fa5" xlabel="1"]
     |"handler:search:0" -> "event:answered" [color="#b08800"]
     |"event:search" -> "handler:search:1" [color="#4a6fa5" xlabel="2"]
@@ -74,12 +75,14 @@ FIXED_DOT = dot(
     ||graph [label="Legend" color="#cccccc" fontcolor="#666666"]
     ||"legend:event" [label="event" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
     ||"legend:terminal" [label="event no handler serves" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
-    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.15,0.055" shape="box" style="rounded,filled"]
+    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.3,0.055" shape="box" style="rounded,filled"]
+    ||"legend:event" -> "legend:terminal" [style="invis"]
+    ||"legend:terminal" -> "legend:handler" [style="invis"]
     ||"legend:handles" [label="" height="0.1" shape="none" width="0.5"]
     ||"legend:handles:text" [label="handled by (1, 2: run order)" fontsize="9" shape="plaintext"]
     ||{ rank="same" "legend:handles" "legend:handles:text" }
     ||"legend:handles" -> "legend:handles:text" [color="#4a6fa5" tailclip="false"]
-    ||"legend:event" -> "legend:handles" [style="invis"]
+    ||"legend:handler" -> "legend:handles" [style="invis"]
     ||"legend:declared" [label="" height="0.1" shape="none" width="0.5"]
     ||"legend:declared:text" [label="emits: declared" fontsize="9" shape="plaintext"]
     ||{ rank="same" "legend:declared" "legend:declared:text" }
@@ -236,7 +239,7 @@ async def test_the_overlay_styles_reach_the_dot_source_and_the_legend() -> None:
 
     assert (
         '"handler:clarify:0" [label="ask_back\\nnever called" color="#aaaaaa" '
-        'fillcolor="#f4f4f4" fontcolor="#888888" margin="0.15,0.055" shape="box" '
+        'fillcolor="#f4f4f4" fontcolor="#888888" margin="0.3,0.055" shape="box" '
         'style="rounded,filled,dashed"]'
     ) in source
     assert (
@@ -371,3 +374,26 @@ def test_importing_the_diagram_modules_loads_no_rendering_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_a_wide_diagram_is_shown_scaled_to_fit_the_output_area_but_saved_full_size(
+    tmp_path: Path,
+) -> None:
+    workflow = WorkflowManager()
+    for index in range(12):
+
+        async def handler(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+            yield event
+
+        handler.__qualname__ = f"a_handler_with_a_rather_long_name_{index}"
+        workflow.register("start", handler)
+    picture = diagram(workflow)
+
+    shown = re.search(r'<svg width="([\d.]+)pt"', picture._repr_mimebundle_()["image/svg+xml"])
+    full = re.search(r'<svg width="([\d.]+)pt"', picture.svg())
+    assert shown is not None and full is not None
+    assert float(full[1]) > 480
+    assert float(shown[1]) == 480
+    picture.save(tmp_path / "wide.svg")
+    assert (tmp_path / "wide.svg").read_text() == picture.svg()
