@@ -236,3 +236,62 @@ def test_long_chains_keep_memory_flat_even_with_observers_attached() -> None:
 
     small, large = peak(1_000), peak(20_000)
     assert large < small * 2, (small, large)
+
+
+async def test_an_observer_raising_in_every_hook_warns_once_per_run_and_never_breaks_it() -> None:
+    class Broken(WorkflowObserver):
+        def run_started(self, run: RunInfo) -> None:
+            raise RuntimeError("run_started bug")
+
+        def event_emitted(self, emitted: EmittedEvent) -> None:
+            raise RuntimeError("event bug")
+
+        def handler_started(self, call: HandlerCall) -> None:
+            raise RuntimeError("handler_started bug")
+
+        def handler_finished(self, call: HandlerCall) -> None:
+            raise RuntimeError("handler_finished bug")
+
+        def run_finished(self, run: RunInfo) -> None:
+            raise RuntimeError("run_finished bug")
+
+    recorder = Recorder()
+    with pytest.warns(ObserverWarning, match="raised in run_started") as caught:
+        events = await drain(
+            chain().process(WorkflowEvent("start"), observers=[Broken(), recorder])
+        )
+
+    assert [e.name for e in events] == ["start", "progress", "next", "completed"]
+    assert len(caught) == 1
+    # The observer after the broken one still saw everything.
+    assert recorder.log[-1] == ("run_finished", ("ok", 4, 0))
+
+
+async def test_concurrent_runs_report_only_to_their_own_run_observers() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def ticks(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        for i in range(event.data["n"]):
+            await asyncio.sleep(0)
+            yield WorkflowEvent("tick", {"who": event.data["who"], "i": i})
+
+    seen: dict[str, list[EmittedEvent]] = {"a": [], "b": []}
+    runs = [("a", 5), ("b", 3)]
+    await asyncio.gather(
+        *(
+            drain(
+                workflow.process(
+                    WorkflowEvent("start", {"who": who, "n": n}), observers=[seen[who].append]
+                )
+            )
+            for who, n in runs
+        )
+    )
+
+    for who, n in runs:
+        assert [e.seq for e in seen[who]] == list(range(n + 1))
+        assert {e.event.data["who"] for e in seen[who] if e.event.data} == {who}
+        assert len({e.run.run_id for e in seen[who]}) == 1
+    assert seen["a"][0].run.run_id != seen["b"][0].run.run_id

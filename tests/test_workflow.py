@@ -747,3 +747,97 @@ async def test_run_timeout_expiring_while_the_consumer_holds_an_event_ends_the_r
     assert [e.name for e in seen][:2] == ["start", "progress"]
     assert seen[-1].data is not None and seen[-1].data["reason"] == "timeout"
     assert len(seen) < 8
+
+
+# Gaps found in review ---------------------------------------------------------------------
+
+
+async def test_handler_timeout_can_be_set_for_one_run_and_lifted_for_another() -> None:
+    async def naps(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(0.05)
+        yield WorkflowEvent("rested")
+
+    workflow = WorkflowManager(handler_timeout=0.01).register("start", naps)
+
+    lifted = await collect(workflow, WorkflowEvent("start"), handler_timeout=None)
+    set_here = await collect(
+        WorkflowManager().register("start", naps), WorkflowEvent("start"), handler_timeout=0.01
+    )
+
+    assert names(lifted) == ["start", "rested"]
+    assert names(set_here) == ["start", "error"]
+    assert set_here[-1].data is not None and set_here[-1].data["reason"] == "handler_timeout"
+
+
+async def test_run_timeout_can_be_lifted_for_one_run() -> None:
+    async def naps(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(0.05)
+        yield WorkflowEvent("rested")
+
+    workflow = WorkflowManager(timeout=0.01).register("start", naps)
+
+    assert names(await collect(workflow, WorkflowEvent("start"), timeout=None)) == [
+        "start",
+        "rested",
+    ]
+    assert names(await collect(workflow, WorkflowEvent("start"))) == ["start", "error"]
+
+
+async def test_run_timeout_error_names_the_handler_that_was_running() -> None:
+    async def stuck(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(3600)
+        yield event
+
+    workflow = WorkflowManager(timeout=0.02).register("lookup", stuck)
+    events = await collect(workflow, WorkflowEvent("lookup", metadata={"session_id": "7"}))
+
+    final = events[-1]
+    assert final.data == {"reason": "timeout", "handler": stuck.__qualname__, "event": "lookup"}
+    assert f"while handler {stuck.__qualname__!r} was handling 'lookup'" in (final.error or "")
+    assert final.metadata == {"session_id": "7"}
+
+
+async def test_an_error_event_a_handler_yields_goes_to_the_error_handlers() -> None:
+    workflow = WorkflowManager()
+    handled: list[str | None] = []
+
+    @workflow.on("start")
+    async def reports(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.failure("quota exceeded", metadata=event.metadata)
+        yield WorkflowEvent("went_on")
+
+    @workflow.on("error")
+    async def central(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        handled.append(event.error)
+        yield WorkflowEvent("recovered", metadata=event.metadata)
+
+    events = await collect(workflow, WorkflowEvent("start", metadata={"user": "u"}))
+
+    assert handled == ["quota exceeded"]
+    assert names(events) == ["start", "error", "went_on", "recovered"]
+    assert events[-1].metadata == {"user": "u"}
+
+
+async def test_a_non_event_yield_keeps_earlier_events_closes_the_handler_and_names_it() -> None:
+    log: list[str] = []
+
+    async def sloppy(event: WorkflowEvent) -> AsyncIterator[Any]:
+        try:
+            yield WorkflowEvent("first")
+            yield {"name": "second"}
+            log.append("went on after the bad yield")
+        finally:
+            log.append("finally")
+
+    workflow = WorkflowManager().register("start", sloppy)
+    events = await collect(workflow, WorkflowEvent("start", metadata={"session_id": "s"}))
+
+    assert names(events) == ["start", "first", "error"]
+    assert events[-1].data == {
+        "reason": "invalid_event",
+        "type": "TypeError",
+        "handler": sloppy.__qualname__,
+        "event": "start",
+    }
+    assert events[-1].metadata == {"session_id": "s"}
+    assert log == ["finally"]
