@@ -3,6 +3,8 @@
 A handler's budget counts only the time it works: the clock stops while the consumer holds an
 event. A per-step ``asyncio.timeout`` would cost a timer per event; this keeps a single timer
 armed at the earliest moment something could expire, and re-arms it only when it fires early.
+Once time is up it cancels the handler again every :data:`RECANCEL_AFTER` seconds until the
+handler gives up, so a handler that swallows ``CancelledError`` cannot hang the run.
 
 >>> import asyncio
 >>> async def main():
@@ -21,11 +23,15 @@ armed at the earliest moment something could expire, and re-arms it only when it
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from typing import Literal, TypeAlias
 
-__all__ = ["Expiry", "Watchdog"]
+__all__ = ["RECANCEL_AFTER", "Expiry", "Watchdog"]
 
 Expiry: TypeAlias = Literal["timeout", "handler_timeout"]
+
+RECANCEL_AFTER = 0.05
+"""Seconds between cancellations of a handler whose time is up and that is still running."""
 
 
 class Watchdog:
@@ -41,6 +47,7 @@ class Watchdog:
         "_budget",
         "_cancelling",
         "_handle",
+        "_issued",
         "_loop",
         "_resumed_at",
         "_run_deadline",
@@ -62,6 +69,7 @@ class Watchdog:
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
+        self._issued = 0
         self.expired: Expiry | None = None
         """What expired once the watchdog cancelled the task; ``None`` before."""
 
@@ -101,9 +109,29 @@ class Watchdog:
         self._working = False
         if self.expired is None or self._task is None:
             return None
-        if self._task.uncancel() > self._cancelling:
+        for _ in range(self._issued):
+            self._task.uncancel()
+        self._issued = 0
+        if self._task.cancelling() > self._cancelling:
             return None
         return self.expired
+
+    async def close_expired(self, agen: AsyncGenerator[object, None]) -> None:
+        """Close the handler whose time ran out, cancelling its cleanup until it ends.
+
+        Call :meth:`claim_cancellation` afterwards: it withdraws the cancellations issued here.
+        """
+        self._working = True
+        self._task = asyncio.current_task()
+        self._handle = self._loop.call_later(RECANCEL_AFTER, self._fire)
+        try:
+            await agen.aclose()
+        except (Exception, asyncio.CancelledError):
+            # Its cleanup raised, or was cut short by this watchdog: either way it is over.
+            # A cancellation from elsewhere is still counted on the task for the caller.
+            pass
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Cancel the pending timer; call when the run ends."""
@@ -131,15 +159,19 @@ class Watchdog:
 
     def _fire(self) -> None:
         self._handle = None
-        if not self._working or self.expired is not None:
+        if not self._working:
             # The consumer holds control: resume() checks and re-arms.
             return
         now = self._loop.time()
-        expired = self._check(now)
-        if expired is None:
-            self._arm(now)
-            return
-        self.expired = expired
         assert self._task is not None
-        self._cancelling = self._task.cancelling()
+        if self.expired is None:
+            expired = self._check(now)
+            if expired is None:
+                self._arm(now)
+                return
+            self.expired = expired
+            self._cancelling = self._task.cancelling()
+        self._issued += 1
         self._task.cancel()
+        # Until the handler stops working, cancel it again: it may have swallowed this one.
+        self._handle = self._loop.call_at(now + RECANCEL_AFTER, self._fire)

@@ -60,8 +60,7 @@ class _Unset(Enum):
 
 _UNSET: Final = _Unset.UNSET
 
-# A queued event: (event, seq, depth, ancestry, whether what its handlers emit is emitted while
-# handling an error, its handlers). Ancestry is the parent's item, or
+# A queued event: (event, seq, depth, ancestry, whether it is an error event, its handlers). Ancestry is the parent's item, or
 # every _LINEAGE_KEPT levels a tuple of ancestor names. A tuple: this is the hot path.
 _Queued = tuple[WorkflowEvent, int, int, Any, bool, tuple[HandlerRegistration, ...]]
 
@@ -176,17 +175,16 @@ class _Run:
         if name == PROGRESS:
             return False
         self.dispatchable = count = self.dispatchable + 1
-        in_error = parent is not None and parent[4]
-        if name == ERROR:
-            # Errors raised while handling an error are yielded, never dispatched again.
-            handlers = () if in_error else self.lookup(name, ())
-            in_error = True
+        is_error = name == ERROR
+        if is_error and parent is not None and parent[4]:
+            # An error raised while handling an error is yielded, never dispatched again.
+            handlers: tuple[HandlerRegistration, ...] = ()
         else:
             handlers = self.lookup(name, ())
         if handlers:
             depth = 0 if parent is None else parent[2] + 1
             ancestry = parent if depth % _LINEAGE_KEPT else _lineage(parent)[-_LINEAGE_KEPT:]
-            self.queue.append((event, seq, depth, ancestry, in_error, handlers))
+            self.queue.append((event, seq, depth, ancestry, is_error, handlers))
         return self.max_events is not None and count > self.max_events
 
     def _observe(
@@ -225,9 +223,9 @@ class WorkflowManager:
     """Registry of handlers and the engine that runs them.
 
     Args:
-        max_events: Most non-progress events one run may emit (the initial event counts);
-            past it the run ends with an error event naming the repeating chain of events.
-            ``None`` for no limit.
+        max_events: Bound on the non-progress events of one run (the initial event counts):
+            the event that goes past it is still yielded, then the run ends with an error
+            event naming the repeating chain of events. ``None`` for no limit.
         timeout: Most seconds one run may last; ``None`` for no limit.
         handler_timeout: Most seconds one handler call may spend working (time the caller
             spends between events does not count); ``None`` for no limit.
@@ -479,7 +477,7 @@ class WorkflowManager:
                                 if watchdog is not None and (expired := watchdog.resume()):
                                     raise _timeout_stop(run, expired, name, item)
                         except _Stop:
-                            await _close(agen)
+                            await _close(agen, watchdog)
                             raise
                         except Exception as exc:
                             if yielded:
@@ -487,7 +485,7 @@ class WorkflowManager:
                                 raise
                             failure = _handler_error(exc, "handler_error", name, trigger)
                         except asyncio.CancelledError:
-                            await _close(agen)
+                            await _close(agen, watchdog)
                             if watchdog is not None and (expired := watchdog.claim_cancellation()):
                                 raise _timeout_stop(run, expired, name, item) from None
                             raise
@@ -584,12 +582,23 @@ def _max_events_error(run: _Run, parent: _Queued, last: WorkflowEvent, name: str
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
 
 
-async def _close(*generators: AsyncGenerator[WorkflowEvent, None]) -> None:
-    for agen in generators:
-        # A handler whose cleanup raises while it is being stopped: the reason it is being
-        # stopped is what propagates; its own cleanup error has nowhere to go.
-        with contextlib.suppress(Exception):
-            await agen.aclose()
+async def _close(
+    agen: AsyncGenerator[WorkflowEvent, None], watchdog: Watchdog | None = None
+) -> None:
+    """Close a handler's generator so its ``finally`` runs.
+
+    After a timeout its cleanup gets cancelled until it ends, so it cannot hang the run.
+    """
+    if watchdog is not None and watchdog.expired is not None:
+        await watchdog.close_expired(agen)
+        if watchdog.claim_cancellation() is None:
+            # Cancelled from elsewhere too while closing: that cancellation wins.
+            raise asyncio.CancelledError
+        return
+    # A handler whose cleanup raises while it is being stopped: the reason it is being
+    # stopped is what propagates; its own cleanup error has nowhere to go.
+    with contextlib.suppress(Exception):
+        await agen.aclose()
 
 
 _RUN_PREFIX = os.urandom(3).hex()

@@ -841,3 +841,57 @@ async def test_a_non_event_yield_keeps_earlier_events_closes_the_handler_and_nam
     }
     assert events[-1].metadata == {"session_id": "s"}
     assert log == ["finally"]
+
+
+async def test_failures_after_a_recovery_reach_the_error_handlers_again() -> None:
+    workflow = WorkflowManager()
+    handled: list[str | None] = []
+
+    @workflow.on("start")
+    async def tool(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise RuntimeError("tool down")
+        yield event
+
+    @workflow.on("error")
+    async def recover(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        handled.append(event.error)
+        if event.error == "tool down":
+            yield WorkflowEvent("fallback")
+
+    @workflow.on("fallback")
+    async def fallback(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        raise RuntimeError("fallback also failed")
+        yield event
+
+    events = await collect(workflow, WorkflowEvent("start"))
+    assert names(events) == ["start", "error", "fallback", "error"]
+    assert handled == ["tool down", "fallback also failed"]
+
+
+async def swallows_then_waits(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(3600)
+    await asyncio.sleep(3600)
+    yield WorkflowEvent("late")
+
+
+async def waits_in_finally(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+    try:
+        await asyncio.sleep(3600)
+        yield event
+    finally:
+        await asyncio.sleep(3600)
+
+
+@pytest.mark.parametrize("handler", [swallows_then_waits, waits_in_finally])
+@pytest.mark.parametrize("limit", [{"handler_timeout": 0.02}, {"timeout": 0.02}])
+async def test_a_handler_that_fights_its_timeout_still_cannot_hang_the_run(
+    handler: Any, limit: dict[str, float]
+) -> None:
+    workflow = WorkflowManager(**limit).register("start", handler)
+    events = await asyncio.wait_for(collect(workflow, WorkflowEvent("start")), timeout=5)
+    assert names(events) == ["start", "error"]
+    assert events[-1].data is not None
+    assert events[-1].data["reason"] in {"timeout", "handler_timeout"}
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
