@@ -23,6 +23,7 @@ handler gives up, so a handler that swallows ``CancelledError`` cannot hang the 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncGenerator
 from typing import Literal, TypeAlias
 
@@ -53,6 +54,7 @@ class Watchdog:
         "_run_deadline",
         "_spent",
         "_task",
+        "_time",
         "_working",
         "expired",
     )
@@ -61,8 +63,10 @@ class Watchdog:
         self, loop: asyncio.AbstractEventLoop, run_deadline: float | None, budget: float | None
     ) -> None:
         self._loop = loop
-        self._run_deadline = run_deadline
-        self._budget = budget
+        self._time = loop.time
+        # Infinity stands for "no limit": the per-event checks stay plain comparisons.
+        self._run_deadline = math.inf if run_deadline is None else run_deadline
+        self._budget = math.inf if budget is None else budget
         self._spent = 0.0
         self._resumed_at = 0.0
         self._working = False
@@ -74,19 +78,25 @@ class Watchdog:
         """What expired once the watchdog cancelled the task; ``None`` before."""
 
     def start(self) -> Expiry | None:
-        """A handler call starts working; returns what has already expired, if anything."""
+        """A handler call starts working; returns what has already expired, if anything.
+
+        The task iterating the run now is the one cancelled when time runs out during this
+        call (as ``asyncio.timeout`` binds to the task that enters it).
+        """
         self._spent = 0.0
+        self._task = asyncio.current_task()
         return self.resume()
 
     def resume(self) -> Expiry | None:
         """The handler works again after the consumer took an event; returns any expiry."""
-        now = self._loop.time()
-        expired = self._check(now)
-        if expired is not None:
-            return expired
+        now = self._time()
+        # While paused only the run deadline moves on; the budget is checked at its pause.
+        if now >= self._run_deadline:
+            return "timeout"
+        if self._spent >= self._budget:
+            return "handler_timeout"
         self._resumed_at = now
         self._working = True
-        self._task = asyncio.current_task()
         if self._handle is None:
             self._arm(now)
         return None
@@ -96,7 +106,7 @@ class Watchdog:
 
         Returns an expiry the handler ignored by catching the ``CancelledError`` and going on.
         """
-        self._spent += self._loop.time() - self._resumed_at
+        self._spent += self._time() - self._resumed_at
         self._working = False
         return None if self.expired is None else self.claim_cancellation()
 
@@ -141,20 +151,17 @@ class Watchdog:
             self._handle = None
 
     def _check(self, now: float) -> Expiry | None:
-        if self._run_deadline is not None and now >= self._run_deadline:
+        if now >= self._run_deadline:
             return "timeout"
-        if self._budget is not None:
-            spent = self._spent + (now - self._resumed_at if self._working else 0.0)
-            if spent >= self._budget:
-                return "handler_timeout"
+        spent = self._spent + (now - self._resumed_at if self._working else 0.0)
+        if spent >= self._budget:
+            return "handler_timeout"
         return None
 
     def _arm(self, now: float) -> None:
-        when = self._run_deadline
-        if self._budget is not None:
-            budget_end = now + self._budget - self._spent - (now - self._resumed_at)
-            when = budget_end if when is None else min(when, budget_end)
-        if when is not None:
+        budget_end = now + self._budget - self._spent - (now - self._resumed_at)
+        when = min(self._run_deadline, budget_end)
+        if when != math.inf:
             self._handle = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
