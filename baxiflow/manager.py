@@ -171,7 +171,24 @@ class _Run:
             if call is not None:
                 call.emitted += 1
             if self.on_event:
-                self._observe(event, seq, parent, call, handler_name)
+                elapsed = time.perf_counter() - self.clock_start
+                emitted = EmittedEvent(
+                    info,
+                    event,
+                    seq,
+                    None if parent is None else parent[1],
+                    0 if parent is None else parent[2] + 1,
+                    handler_name,
+                    call,
+                    elapsed,
+                    # One clock read: the wall time follows from the start's wall time.
+                    info.started_at + elapsed,
+                )
+                for observer, method in self.on_event:
+                    try:
+                        method(emitted)
+                    except Exception as exc:
+                        self.group.report(observer, "event_emitted", exc)
         if name == PROGRESS:
             return False
         self.dispatchable = count = self.dispatchable + 1
@@ -186,34 +203,6 @@ class _Run:
             ancestry = parent if depth % _LINEAGE_KEPT else _lineage(parent)[-_LINEAGE_KEPT:]
             self.queue.append((event, seq, depth, ancestry, is_error, handlers))
         return self.max_events is not None and count > self.max_events
-
-    def _observe(
-        self,
-        event: WorkflowEvent,
-        seq: int,
-        parent: _Queued | None,
-        call: HandlerCall | None,
-        handler_name: str | None,
-    ) -> None:
-        elapsed = time.perf_counter() - self.clock_start
-        info: RunInfo = self.info  # type: ignore[assignment]
-        emitted = EmittedEvent(
-            info,
-            event,
-            seq,
-            None if parent is None else parent[1],
-            0 if parent is None else parent[2] + 1,
-            handler_name,
-            call,
-            elapsed,
-            # One clock read: the wall time follows from the start's wall time.
-            info.started_at + elapsed,
-        )
-        for observer, method in self.on_event:
-            try:
-                method(emitted)
-            except Exception as exc:
-                self.group.report(observer, "event_emitted", exc)  # type: ignore[union-attr]
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock_start

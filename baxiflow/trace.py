@@ -66,7 +66,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final, NamedTuple
 
 from baxiflow._jsonable import ReprValue, from_jsonable, to_jsonable
@@ -148,22 +148,86 @@ def _check_max_records(value: object) -> int | None:
     return value
 
 
-class _Rows:
-    """One table: new rows wait as tuples, and become dicts when someone reads them.
+def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
+    """The :data:`RECORD_COLUMNS` of one event, in order."""
+    event = emitted.event
+    name = event.name
+    data = event.data
+    step = description = current = total = error_type = None
+    if name == PROGRESS:
+        kind = "progress"
+        if isinstance(data, dict):
+            step = data.get("step")
+            description = data.get("description")
+            current = data.get("current")
+            total = data.get("total")
+    elif name == ERROR:
+        kind = "error"
+        if isinstance(data, dict):
+            error_type = data.get("type")
+    else:
+        kind = "event"
+    return (
+        emitted.run.run_id,
+        emitted.seq,
+        emitted.parent_seq,
+        emitted.depth,
+        name,
+        kind,
+        emitted.handler_name,
+        step,
+        description,
+        current,
+        total,
+        event.error,
+        error_type,
+        emitted.elapsed,
+        emitted.timestamp,
+        data,
+        event.metadata,
+    )
 
-    A 17-key dict costs several times a tuple to build, and building it would slow the run
-    being recorded; reading happens after, or at the reader's pace. Past the bound, the
-    oldest rows are cut in batches so appending stays O(1).
+
+def _span_values(call: HandlerCall) -> tuple[Any, ...]:
+    """The :data:`SPAN_COLUMNS` of one handler call, in order."""
+    return (
+        call.run.run_id,
+        call.handler_name,
+        call.position,
+        call.trigger.name,
+        call.trigger_seq,
+        call.started,
+        call.finished,
+        call.duration,
+        call.emitted,
+        call.status,
+        call.error,
+    )
+
+
+class _Rows:
+    """One table: what the manager reported waits as it is, and becomes rows when read.
+
+    Building a 17-key dict per event would slow the run being recorded; the manager's
+    :class:`EmittedEvent` and :class:`HandlerCall` objects are final once reported, so
+    keeping them and building rows at the reader's pace records the same values. Past the
+    bound, the oldest rows are cut in batches so appending stays O(1).
     """
 
-    __slots__ = ("columns", "cut_at", "dropped", "limit", "pending", "row_type", "rows")
+    __slots__ = ("columns", "cut_at", "dropped", "limit", "pending", "row_type", "rows", "values")
 
-    def __init__(self, columns: tuple[str, ...], limit: int | None) -> None:
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        limit: int | None,
+        values: Callable[[Any], tuple[Any, ...]],
+    ) -> None:
         self.columns = columns
+        self.values = values
         self.limit = limit
         self.cut_at = None if limit is None else limit + max(1, limit // 4)
         self.rows: list[dict[str, Any]] = []
-        self.pending: list[tuple[Any, ...]] = []
+        self.pending: list[Any] = []
         self.dropped = 0
         # CPython lets the __dict__s of one class's instances share a single key table
         # when their keys come in the same order, which halves the memory of a row; the
@@ -189,7 +253,8 @@ class _Rows:
     def read(self) -> list[dict[str, Any]]:
         self.cut()
         if self.pending:
-            self.rows.extend([self.make(values) for values in self.pending])
+            values = self.values
+            self.rows.extend([self.make(values(reported)) for reported in self.pending])
             self.pending.clear()
         return self.rows
 
@@ -225,8 +290,8 @@ class Trace(WorkflowObserver):
 
     def __init__(self, max_records: int | None = None) -> None:
         self.max_records: Final = _check_max_records(max_records)
-        self._records = _Rows(RECORD_COLUMNS, self.max_records)
-        self._spans = _Rows(SPAN_COLUMNS, self.max_records)
+        self._records = _Rows(RECORD_COLUMNS, self.max_records, _record_values)
+        self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values)
         self._runs: list[dict[str, Any]] = []
         self._open_runs: dict[str, dict[str, Any]] = {}
 
@@ -280,67 +345,16 @@ class Trace(WorkflowObserver):
         self._open_runs[run.run_id] = row
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
-        """Add the event's row to :attr:`records`."""
-        event = emitted.event
-        name = event.name
-        data = event.data
-        step = description = current = total = error_type = None
-        if name == PROGRESS:
-            kind = "progress"
-            if isinstance(data, dict):
-                step = data.get("step")
-                description = data.get("description")
-                current = data.get("current")
-                total = data.get("total")
-        elif name == ERROR:
-            kind = "error"
-            if isinstance(data, dict):
-                error_type = data.get("type")
-        else:
-            kind = "event"
+        """Add the event's row to :attr:`records` (built when the rows are read)."""
         table = self._records
-        table.pending.append(
-            (
-                emitted.run.run_id,
-                emitted.seq,
-                emitted.parent_seq,
-                emitted.depth,
-                name,
-                kind,
-                emitted.handler_name,
-                step,
-                description,
-                current,
-                total,
-                event.error,
-                error_type,
-                emitted.elapsed,
-                emitted.timestamp,
-                data,
-                event.metadata,
-            )
-        )
+        table.pending.append(emitted)
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 
     def handler_finished(self, call: HandlerCall) -> None:
-        """Add the call's row to :attr:`spans`."""
+        """Add the call's row to :attr:`spans` (built when the rows are read)."""
         table = self._spans
-        table.pending.append(
-            (
-                call.run.run_id,
-                call.handler_name,
-                call.position,
-                call.trigger.name,
-                call.trigger_seq,
-                call.started,
-                call.finished,
-                call.duration,
-                call.emitted,
-                call.status,
-                call.error,
-            )
-        )
+        table.pending.append(call)
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 

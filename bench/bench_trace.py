@@ -100,7 +100,7 @@ def hook_cost() -> None:
     run = RunInfo("bench", workflow, WorkflowEvent("start"), 0.0)
     first = EmittedEvent(run, WorkflowEvent("start"), 0, None, 0, None, None, 0.0, 0.0)
     emitted = EmittedEvent(run, WorkflowEvent("tick", {"i": 1}), 1, 0, 1, "h", None, 0.1, 0.2)
-    call = HandlerCall(run, hook_cost, "h", 0, first, 0.0, 0.1, "ok", 1)
+    call = HandlerCall(run, hook_cost, "h", 0, first.event, first.seq, 0.0, 0.1, "ok", 1)
     n = STEPS * 5
     trace = Trace()
     timings = {
