@@ -411,7 +411,9 @@ class WorkflowManager:
         run = _Run(info, group, limit, self._registry.lookup)
         call: HandlerCall | None = None
         status: RunStatus = "running"
+        announce_start = False
         if group is not None:
+            announce_start = bool(group.listeners("handler_started"))
             group.notify("run_started", info)
         try:
             run.emit(initial_event, None, None, None)
@@ -430,9 +432,10 @@ class WorkflowManager:
                             registration.position,
                             trigger,
                             item[1],
-                            run.elapsed(),
+                            time.perf_counter() - run.clock_start,
                         )
-                        group.notify("handler_started", call)
+                        if announce_start:
+                            group.notify("handler_started", call)
                     failure: WorkflowEvent | None = None
                     if watchdog is not None and (expired := watchdog.start()):
                         raise _timeout_stop(run, expired, name, item)
