@@ -48,8 +48,8 @@ DEFAULT_MAX_EVENTS: Final = 10_000
 """Default bound on the non-progress events of one run."""
 
 _LINEAGE_KEPT = 32
-"""Every this many causal levels a queued event keeps its ancestors' names instead of a link to
-its parent: enough history to name a cycle, while a long chain holds only a bounded window."""
+"""Ancestor names a queued event keeps at least (and at most twice as many): enough history to
+name a cycle, while a long chain holds only a bounded window."""
 
 H = TypeVar("H", bound=Callable[..., AsyncIterator[WorkflowEvent]])
 
@@ -60,21 +60,16 @@ class _Unset(Enum):
 
 _UNSET: Final = _Unset.UNSET
 
-# A queued event: (event, seq, depth, ancestry, whether it is an error event, its handlers). Ancestry is the parent's item, or
-# every _LINEAGE_KEPT levels a tuple of ancestor names. A tuple: this is the hot path.
-_Queued = tuple[WorkflowEvent, int, int, Any, bool, tuple[HandlerRegistration, ...]]
+# A queued event: (event, seq, depth, names, count, whether it is an error event, its handlers).
+# Its lineage, oldest ancestor first, is names[:count]. A chain of events shares one names list,
+# each child appending its own name; a second child of one parent copies the prefix instead, so
+# lineages cost O(1) per event. A tuple, because this is the hot path.
+_Queued = tuple[WorkflowEvent, int, int, list[str], int, bool, tuple[HandlerRegistration, ...]]
 
 
-def _lineage(item: _Queued | tuple[str, ...] | None) -> tuple[str, ...]:
-    """Names from the oldest known ancestor down to the event of ``item``."""
-    names: list[str] = []
-    while item is not None:
-        if not item or isinstance(item[0], str):
-            names.extend(reversed(item))
-            break
-        names.append(item[0].name)
-        item = item[3]
-    return tuple(reversed(names))
+def _lineage(item: _Queued) -> tuple[str, ...]:
+    """Names from the oldest ancestor kept down to the event of ``item``."""
+    return tuple(item[3][: item[4]])
 
 
 def _check_limit(name: str, value: object, *, integer: bool) -> Any:
@@ -193,15 +188,22 @@ class _Run:
             return False
         self.dispatchable = count = self.dispatchable + 1
         is_error = name == ERROR
-        if is_error and parent is not None and parent[4]:
+        if is_error and parent is not None and parent[5]:
             # An error raised while handling an error is yielded, never dispatched again.
             handlers: tuple[HandlerRegistration, ...] = ()
         else:
             handlers = self.lookup(name, ())
         if handlers:
-            depth = 0 if parent is None else parent[2] + 1
-            ancestry = parent if depth % _LINEAGE_KEPT else _lineage(parent)[-_LINEAGE_KEPT:]
-            self.queue.append((event, seq, depth, ancestry, is_error, handlers))
+            if parent is None:
+                depth, names, kept = 0, [], 0
+            else:
+                depth, names, kept = parent[2] + 1, parent[3], parent[4]
+                if len(names) != kept or kept >= 2 * _LINEAGE_KEPT:
+                    # A sibling already extended the shared list, or the window is full.
+                    names = names[max(0, kept - _LINEAGE_KEPT) : kept]
+                    kept = len(names)
+            names.append(name)
+            self.queue.append((event, seq, depth, names, kept + 1, is_error, handlers))
         return self.max_events is not None and count > self.max_events
 
     def elapsed(self) -> float:
@@ -398,8 +400,10 @@ class WorkflowManager:
             if handler_timeout is _UNSET
             else _check_limit("handler_timeout", handler_timeout, integer=False)
         )
-        all_observers = [*self._observers, *map(as_observer, observers)]
-        group = ObserverGroup.of(all_observers) if all_observers else None
+        group = None
+        if observers or self._observers:
+            all_observers = [*self._observers, *map(as_observer, observers)]
+            group = ObserverGroup.of(all_observers) if all_observers else None
 
         # Only observers see the RunInfo: a run without them skips making one.
         info = None if group is None else RunInfo(_new_run_id(), self, initial_event, time.time())
@@ -422,7 +426,7 @@ class WorkflowManager:
             while queue:
                 item = queue.popleft()
                 trigger = item[0]
-                for registration in item[5]:
+                for registration in item[6]:
                     name = registration.name
                     if group is not None:
                         call = HandlerCall(
