@@ -9,6 +9,7 @@ WorkflowEvent(name='start', data={'name': 'Alice'}, metadata=None, error=None)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,20 @@ def check_event_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise EventNameError(f"event name must be a non-empty string, got {name!r}")
     return name
+
+
+def _check_text(field: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"progress {field} must be a string, got {type(value).__name__}")
+
+
+def _check_amount(field: str, value: object, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"progress {field} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"progress {field} must be a finite number {bound}, got {value!r}")
+    return value
 
 
 def __getattr__(name: str) -> Any:
@@ -91,14 +106,29 @@ class WorkflowEvent:
             total: Units in all.
             metadata: Context, as on any event.
 
+        Raises:
+            TypeError: ``step`` or ``description`` is not a string, or ``current`` or
+                ``total`` is not a number.
+            ValueError: ``step`` is empty, ``current`` is negative or not finite, or
+                ``total`` is not a finite positive number.
+
         >>> WorkflowEvent.progress("download", "3 of 10 files", current=3, total=10).data
         {'step': 'download', 'description': '3 of 10 files', 'current': 3, 'total': 10}
+        >>> WorkflowEvent.progress("download", "?", current=float("nan"), total=10)
+        Traceback (most recent call last):
+        ...
+        ValueError: progress current must be a finite number >= 0, got nan
         """
+        if type(step) is not str or type(description) is not str:
+            _check_text("step", step)
+            _check_text("description", description)
+        if not step:
+            raise ValueError("progress step must be a non-empty string")
         data: dict[str, Any] = {"step": step, "description": description}
         if current is not None:
-            data["current"] = current
+            data["current"] = _check_amount("current", current, positive=False)
         if total is not None:
-            data["total"] = total
+            data["total"] = _check_amount("total", total, positive=True)
         return cls(PROGRESS, data, metadata)
 
     @classmethod
