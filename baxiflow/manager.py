@@ -400,10 +400,10 @@ class WorkflowManager:
             if handler_timeout is _UNSET
             else _check_limit("handler_timeout", handler_timeout, integer=False)
         )
-        group = None
-        if observers or self._observers:
-            all_observers = [*self._observers, *map(as_observer, observers)]
-            group = ObserverGroup.of(all_observers) if all_observers else None
+        all_observers = (
+            [*self._observers, *map(as_observer, observers)] if observers else self._observers
+        )
+        group = ObserverGroup(all_observers) if all_observers else None
 
         # Only observers see the RunInfo: a run without them skips making one.
         info = None if group is None else RunInfo(_new_run_id(), self, initial_event, time.time())

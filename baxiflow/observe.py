@@ -222,10 +222,6 @@ class ObserverGroup:
             for hook in _HOOKS
         }
 
-    @classmethod
-    def of(cls, observers: Iterable[WorkflowObserver]) -> ObserverGroup:
-        return cls(observers)
-
     def listeners(self, hook: str) -> tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]:
         """``(observer, bound method)`` for each observer that overrides ``hook``."""
         return self._hooks[hook]
