@@ -90,6 +90,9 @@ _EDGE_ATTRS: Final[Mapping[EdgeKind, Mapping[str, str]]] = {
     "inferred": {"color": "#b08800", "style": "dashed"},
     "observed": {"color": "#2ca02c", "style": "dotted"},
 }
+# Graphviz decodes HTML entities such as `&amp;` in labels (not in node ids), so every `&` of
+# a label is escaped to draw a name that holds one as written.
+_DECODED: Final = frozenset({"label", "xlabel"})
 _SEEN = {"penwidth": "2"}
 _UNSEEN = {"color": "#bbbbbb", "fontcolor": "#999999"}
 
@@ -120,6 +123,24 @@ _MERMAID_CLASSES: Final[Mapping[NodeStyle, str]] = {
     "never_called": "fill:#f4f4f4,stroke:#aaaaaa,color:#888888,stroke-dasharray:4",
     "raised": "fill:#fde2e1,stroke:#d62728,color:#a50f15",
 }
+
+# Mermaid reads more than quotes and HTML in a label: `#name;` and `#123;` as entity codes,
+# a backslash and `n` as a line break, a label opening with a backtick as Markdown, and it
+# drops the last `;` of a line holding `style`, a colon and a `#`. An entity code for each of
+# those characters shows every name as written, so no two names look alike.
+_MERMAID_ESCAPES: Final = str.maketrans(
+    {
+        "&": "#amp;",
+        '"': "#quot;",
+        "<": "#lt;",
+        ">": "#gt;",
+        "#": "#35;",
+        "\\": "#92;",
+        "`": "#96;",
+        ":": "#58;",
+        "\n": "<br>",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +377,10 @@ def _legend(spec: DiagramSpec) -> list[str]:
 def _statement(target: str, attrs: Mapping[str, str]) -> str:
     if not attrs:
         return f"\t{target}\n"
-    listed = " ".join(f"{key}={_quote(value)}" for key, value in _ordered(attrs))
+    listed = " ".join(
+        f"{key}={_quote(value.replace('&', '&amp;') if key in _DECODED else value)}"
+        for key, value in _ordered(attrs)
+    )
     return f"\t{target} [{listed}]\n"
 
 
@@ -410,10 +434,4 @@ def to_mermaid(spec: DiagramSpec, *, rankdir: str = "TB") -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    return (
-        text.replace("&", "#amp;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-        .replace("\n", "<br>")
-    )
+    return text.translate(_MERMAID_ESCAPES)

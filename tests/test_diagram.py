@@ -1,7 +1,9 @@
-"""Diagrams: exact DOT and Mermaid for a registry, a trace overlay, saving and safe display."""
+"""Diagrams: exact DOT and Mermaid for a registry, names that need escaping, a trace overlay,
+saving and safe display."""
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -9,13 +11,17 @@ import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 import graphviz
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import baxiflow.render
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.diagram import Diagram, diagram
+from baxiflow.diagram_source import DiagramSpec, Node, to_mermaid
 from baxiflow.exceptions import RenderError
 from baxiflow.trace import Trace, record
 
@@ -169,6 +175,111 @@ def test_without_inference_only_declared_edges_are_drawn() -> None:
     assert '"handler:search:0" -> "event:answered"' in source
     assert '"handler:start:0" ->' not in source
     assert "event:clarify" not in source
+
+
+# Names that need escaping -----------------------------------------------------------------
+
+# Pairs that one escaping step too few or too many would draw alike.
+TRICKY_NAMES = (
+    "a\nb",
+    "a\\nb",
+    'say "hi"',
+    'say \\"hi\\"',
+    "ends\\",
+    "ends\\\\",
+    "\\N",
+    "\\l",
+    "#quot;",
+    '"',
+    "&",
+    "&amp;",
+    "<br>",
+    "`code`",
+    "style: #a;",
+    "caf\N{LATIN SMALL LETTER E WITH ACUTE}",
+    "cafe\N{COMBINING ACUTE ACCENT}",
+)
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def drawn_nodes(svg: str) -> list[tuple[str, str]]:
+    """Each node Graphviz drew: its id (the SVG ``title``) and its label's lines."""
+    return [
+        (
+            group.findtext(f"{SVG}title", ""),
+            "\n".join(t.text or "" for t in group.iter(f"{SVG}text")),
+        )
+        for group in ElementTree.fromstring(svg).iter(f"{SVG}g")
+        if group.get("class") == "node"
+    ]
+
+
+def drawn_by_mermaid(line: str) -> str:
+    """The text Mermaid draws for the node that ``line`` (``n0(["label"])``) declares.
+
+    A model of Mermaid's steps, from its source: ``encodeEntities`` over the text (it trims
+    the last ``;`` of a line like a ``style`` statement, then holds ``#name;`` and ``#123;``
+    codes), the flowchart lexer's quoted string, ``\\n`` and ``<br>`` as line breaks, and the
+    codes decoded. What Mermaid would read as Markdown or HTML fails instead.
+    """
+    for keyword in ("style", "classDef"):
+        line = re.sub(keyword + r".*:\S*#.*;", lambda match: match[0][:-1], line, flags=re.ASCII)
+    codes: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        codes.append(match[1])
+        return "\0"
+
+    quoted = re.fullmatch(
+        r' *n\d+\(?\["([^"]*)"\]\)?', re.sub(r"#(\w+);", hold, line, flags=re.ASCII)
+    )
+    assert quoted is not None, line
+    assert not quoted[1].startswith("`"), f"Mermaid reads {line!r} as Markdown"
+    lines = re.split(r"<br\s*/?>|\\n", quoted[1], flags=re.IGNORECASE)
+    assert not any(set(text) & set("<>&\n") for text in lines), f"Mermaid reads {line!r} as HTML"
+    decoded = (html.unescape(f"&#{c};" if c.isdigit() else f"&{c};") for c in codes)
+    return re.sub("\0", lambda _: next(decoded), "\n".join(lines))
+
+
+def tricky_registry() -> WorkflowManager:
+    workflow = WorkflowManager()
+    for name in TRICKY_NAMES:
+        workflow.register(name, step)
+    return workflow
+
+
+def test_names_that_differ_only_in_escapes_are_distinct_dot_nodes_drawn_as_written() -> None:
+    picture = diagram(tricky_registry(), legend=False)
+
+    nodes = drawn_nodes(picture.svg())
+
+    assert len(nodes) == len(picture.spec.nodes) == 2 * len(TRICKY_NAMES)
+    assert sorted(label for title, label in nodes if title.startswith("event:")) == sorted(
+        TRICKY_NAMES
+    )
+    assert '"event:a\\nb" [label="a\\nb"' in picture.source
+    assert '"event:a\\\\nb" [label="a\\\\nb"' in picture.source
+
+
+def test_mermaid_labels_keep_apart_names_that_differ_only_in_escapes() -> None:
+    text = diagram(tricky_registry()).to_mermaid()
+
+    events = [line for line in text.splitlines() if line.endswith('"])')]
+    assert [drawn_by_mermaid(line) for line in events] == sorted(TRICKY_NAMES)
+    assert '(["a<br>b"])' in text
+    assert '(["a#92;nb"])' in text
+    assert '(["#35;quot;"])' in text
+    assert '(["#96;code#96;"])' in text
+
+
+@given(st.text(st.characters(exclude_categories=["Cc", "Cs"], include_characters="\n")))
+def test_mermaid_draws_every_name_as_written(name: str) -> None:
+    text = to_mermaid(DiagramSpec((Node("event", name, "event"), Node("h", name, "handler")), ()))
+
+    event, handler = text.splitlines()[1:3]
+
+    assert drawn_by_mermaid(event) == drawn_by_mermaid(handler) == name
 
 
 # Trace overlay --------------------------------------------------------------------------
