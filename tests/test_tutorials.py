@@ -77,6 +77,9 @@ def sanitize(text: str) -> str:
             "workflow ok: 7 events, 0 errors, elapsed=DURATION",
         ),
         ("search: 2 calls, mean 12.5 ms", "search: 2 calls, mean DURATION"),
+        # A column of times is as wide as its longest: 98.7 ms, then 103.2 ms, shifts it.
+        ("  fetch  51.0 ms\n  runs   98.7 ms", "  fetch DURATION\n  runs DURATION"),
+        ("  fetch   51.0 ms\n  runs   103.2 ms", "  fetch DURATION\n  runs DURATION"),
         ("started_at 1764150000.25", "started_at TIMESTAMP"),
         ("saved to /tmp/pytest-of-me/trace.jsonl", "saved to PATH"),
         ("<Trace object at 0x7f4aa4e97f10>", "<Trace object at 0xADDRESS>"),
