@@ -105,13 +105,18 @@ class HandlerRegistration:
     emits: tuple[str, ...] | None = None
 
 
+Route: TypeAlias = HandlerRegistration | tuple[HandlerRegistration, ...]
+"""Where an event goes: its one registration, or a tuple of two or more in order."""
+
+
 class Registry:
     """Handlers per event name, in registration order."""
 
-    __slots__ = ("_by_event",)
+    __slots__ = ("_by_event", "_routes")
 
     def __init__(self) -> None:
         self._by_event: dict[str, tuple[HandlerRegistration, ...]] = {}
+        self._routes: dict[str, Route] = {}
 
     def add(
         self, event_name: str, handler: object, *, emits: Iterable[str] | None = None
@@ -132,13 +137,18 @@ class Registry:
             event_name, checked, handler_name(checked), len(current), declared
         )
         # A new tuple each time: runs iterating the old one are never disturbed.
-        self._by_event[event_name] = (*current, registration)
+        registrations = self._by_event[event_name] = (*current, registration)
+        self._routes[event_name] = registrations if current else registration
         return registration
 
     @property
-    def lookup(self) -> Callable[[str, tuple[()]], tuple[HandlerRegistration, ...]]:
-        """``lookup(event_name, ())``: the fastest form of :meth:`handlers_for`, for the engine."""
-        return self._by_event.get
+    def route(self) -> Callable[[str], Route | None]:
+        """``route(event_name)``: the event's :data:`Route`, ``None`` without handlers.
+
+        The form the run loops use: most events have one handler, which they run without
+        iterating a tuple.
+        """
+        return self._routes.get
 
     def handlers_for(self, event_name: str) -> tuple[HandlerRegistration, ...]:
         """The registrations for ``event_name`` in the order they run (empty if none)."""

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baxiflow import EmittedEvent, WorkflowEvent, WorkflowManager
+from baxiflow import EmittedEvent, WorkflowEvent, WorkflowManager, WorkflowObserver
 
 NAMES = ["a", "b", "c", "d", "e"]
 
@@ -19,7 +19,7 @@ NAMES = ["a", "b", "c", "d", "e"]
 step = st.one_of(st.sampled_from(NAMES), st.just("<progress>"), st.just("<raise>"))
 handler_spec = st.lists(step, max_size=4)
 registry_spec = st.dictionaries(
-    st.sampled_from(NAMES), st.lists(handler_spec, min_size=1, max_size=3), max_size=5
+    st.sampled_from([*NAMES, "error"]), st.lists(handler_spec, min_size=1, max_size=3), max_size=5
 )
 
 
@@ -59,7 +59,8 @@ def expected_names(spec: dict[str, list[list[str]]], start: str, max_events: int
                 name = "error" if s == "<raise>" else s
                 out.append(name)
                 counted += 1
-                if name != "error":
+                # An error raised while handling an error is not dispatched.
+                if name != "error" or current != "error":
                     queue.append(name)
                 if counted > max_events:
                     return [*out, "error"]
@@ -70,11 +71,11 @@ def expected_names(spec: dict[str, list[list[str]]], start: str, max_events: int
 
 def emits_graph(spec: dict[str, list[list[str]]]) -> set[tuple[str, str]]:
     return {
-        (event, s)
+        (event, "error" if s == "<raise>" else s)
         for event, handlers in spec.items()
         for steps in handlers
         for s in steps
-        if s in NAMES
+        if s != "<progress>"
     }
 
 
@@ -101,6 +102,33 @@ def test_every_event_is_yielded_once_in_emission_order_and_the_stream_ends(
     for o in observed[1:]:
         assert o.parent_seq is not None and o.parent_seq < o.seq
         assert observed[o.parent_seq].depth == o.depth - 1
+
+
+async def run_each_way(
+    workflow: WorkflowManager, start: str
+) -> list[list[tuple[str, Any, str | None]]]:
+    """The events of one run without observers, with one, and with a timeout guard only."""
+
+    async def names(**options: Any) -> list[tuple[str, Any, str | None]]:
+        stream = workflow.process(WorkflowEvent(start), **options)
+        return [(e.name, e.data, e.error) async for e in stream]
+
+    return [
+        await names(),
+        await names(observers=[WorkflowObserver()]),
+        await names(timeout=60),
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=registry_spec, start=st.sampled_from(NAMES), max_events=st.integers(1, 40))
+def test_observers_and_guards_never_change_what_a_run_yields(
+    spec: dict[str, list[list[str]]], start: str, max_events: int
+) -> None:
+    # Runs nobody observes take a leaner loop; it must yield exactly what the general one does.
+    plain, observed, guarded = asyncio.run(run_each_way(build(spec, max_events), start))
+    assert plain == observed == guarded
+    assert [name for name, _, _ in plain] == expected_names(spec, start, max_events)
 
 
 @settings(max_examples=100, deadline=None)

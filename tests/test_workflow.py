@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from baxiflow import HandlerTypeError, WorkflowEvent, WorkflowManager
+from baxiflow import HandlerTypeError, WorkflowEvent, WorkflowManager, WorkflowObserver
 from baxiflow.exceptions import EventNameError
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -489,6 +489,73 @@ async def test_max_events_ends_a_loop_with_an_error_naming_the_cycle() -> None:
     assert final.data["cycle"] == ["search", "research", "search"]
     assert "repeating chain: search -> research -> search" in (final.error or "")
     assert sum(1 for e in events[:-1] if not e.is_progress) == 51
+
+
+# Runs with observers or timeouts take the general loop, the others a leaner one.
+BOTH_LOOPS = pytest.mark.parametrize(
+    "options", [{}, {"observers": [WorkflowObserver()]}], ids=["unobserved", "observed"]
+)
+
+
+def branching_cycle(names: list[str], fan_out: int) -> WorkflowManager:
+    """Each event of ``names`` emits ``fan_out`` of the next, the last looping to the first."""
+    workflow = WorkflowManager()
+    for current, following in zip(names, [*names[1:], names[0]], strict=True):
+
+        async def emit(
+            event: WorkflowEvent, following: str = following
+        ) -> AsyncIterator[WorkflowEvent]:
+            for _ in range(fan_out):
+                yield WorkflowEvent(following)
+
+        workflow.register(current, emit)
+    return workflow
+
+
+@BOTH_LOOPS
+@pytest.mark.parametrize("period", [1, 2, 3, 5])
+async def test_max_events_names_the_cycle_of_a_loop_that_branches_out(
+    options: dict[str, Any], period: int
+) -> None:
+    # Doubling at every step packs the last half of the budget into one or two generations.
+    names = ["plan", "search", "read", "rank", "write"][:period]
+    events = await collect(branching_cycle(names, 2), WorkflowEvent(names[0]), **options)
+    final = events[-1]
+    assert final.data is not None and final.data["reason"] == "max_events"
+    cycle = final.data["cycle"]
+    assert len(cycle) == period + 1 and cycle[0] == cycle[-1]
+    assert set(cycle) == set(names)
+
+
+@BOTH_LOOPS
+async def test_max_events_names_a_cycle_after_a_chain_longer_than_the_lineage_window(
+    options: dict[str, Any],
+) -> None:
+    workflow = WorkflowManager(max_events=1_000)
+    for index in range(300):
+
+        async def step(event: WorkflowEvent, index: int = index) -> AsyncIterator[WorkflowEvent]:
+            yield WorkflowEvent(f"step{index + 1}")
+
+        workflow.register(f"step{index}", step)
+    workflow.register("step300", looping_workflow().handlers_for("search")[0])
+    workflow.register("research", looping_workflow().handlers_for("research")[0])
+    workflow.register("search", looping_workflow().handlers_for("search")[0])
+    events = await collect(workflow, WorkflowEvent("step0"), **options)
+    assert events[-1].data is not None
+    assert events[-1].data["cycle"] == ["search", "research", "search"]
+
+
+@BOTH_LOOPS
+async def test_max_events_counts_the_same_with_or_without_observers(
+    options: dict[str, Any],
+) -> None:
+    events = await collect(looping_workflow(), WorkflowEvent("search"), max_events=7, **options)
+    assert sum(1 for e in events[:-1] if not e.is_progress) == 8
+    assert (
+        events[-1].error
+        == "max_events (7) exceeded; repeating chain: research -> search -> research"
+    )
 
 
 async def test_max_events_can_be_set_per_run() -> None:

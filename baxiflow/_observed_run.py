@@ -1,0 +1,325 @@
+"""The run loop for runs with observers or timeout guards.
+
+Besides routing events (by the rules in :mod:`baxiflow._routing`) it numbers them, tells the
+observers about the run, each handler call and each event, and keeps the watchdog of the
+timeout guards informed of when a handler works and when the consumer holds control.
+
+>>> import asyncio
+>>> from baxiflow import WorkflowEvent, WorkflowManager
+>>> async def ping(event):
+...     yield WorkflowEvent("pong")
+>>> workflow = WorkflowManager().register("ping", ping)
+>>> seen = []
+>>> async def main():
+...     route = workflow._registry.route
+...     stream = observed_stream(workflow, route, WorkflowEvent("ping"), 10, None, None, [seen.append])
+...     return [event.name async for event in stream]
+>>> asyncio.run(main()), [(e.seq, e.parent_seq, e.handler_name) for e in seen]
+(['ping', 'pong'], [(0, None, None), (1, 0, 'ping')])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from typing import TYPE_CHECKING
+
+from baxiflow._deadline import Expiry, Watchdog
+from baxiflow._routing import (
+    Lineage,
+    ObservedQueued,
+    RouteOf,
+    Stop,
+    close,
+    descend,
+    handler_error,
+    invalid_event_error,
+    max_events_error,
+)
+from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
+from baxiflow.observe import (
+    EmittedEvent,
+    HandlerCall,
+    HandlerStatus,
+    Observer,
+    ObserverGroup,
+    RunInfo,
+    RunStatus,
+    as_observer,
+)
+
+if TYPE_CHECKING:
+    from baxiflow.manager import WorkflowManager
+
+__all__ = ["observed_stream"]
+
+
+class _Run:
+    """The mutable state of one run; local to one ``process`` call, so runs stay isolated.
+
+    Its queue holds one ``(event, registration, parent_lineage, seq, depth)`` per handler
+    step; ``lineage`` is the lineage of the event being handled.
+    """
+
+    __slots__ = (
+        "clock_start",
+        "count",
+        "errors",
+        "group",
+        "info",
+        "limit",
+        "lineage",
+        "on_event",
+        "queue",
+        "route",
+        "seq",
+    )
+
+    def __init__(
+        self, info: RunInfo, group: ObserverGroup, max_events: int | None, route: RouteOf
+    ) -> None:
+        self.info = info
+        self.group = group
+        self.route = route
+        self.limit = sys.maxsize if max_events is None else max_events
+        self.lineage: Lineage | None = None
+        self.queue: deque[ObservedQueued] = deque()
+        self.seq = -1
+        self.count = 0
+        self.errors = 0
+        self.on_event = group.listeners("event_emitted")
+        self.clock_start = time.perf_counter()
+
+    def emit(
+        self,
+        event: WorkflowEvent,
+        parent: ObservedQueued | None,
+        call: HandlerCall | None,
+        handler_name: str | None,
+    ) -> bool:
+        """Number, observe and queue ``event``; True when it takes the run over max_events."""
+        self.seq = seq = self.seq + 1
+        name = event.name
+        info = self.info
+        info.events = seq + 1
+        if name == ERROR:
+            self.errors = info.errors = self.errors + 1
+        if call is not None:
+            call.emitted += 1
+        if self.on_event:
+            elapsed = time.perf_counter() - self.clock_start
+            emitted = EmittedEvent(
+                info,
+                event,
+                seq,
+                None if parent is None else parent[3],
+                0 if parent is None else parent[4] + 1,
+                handler_name,
+                call,
+                elapsed,
+                # One clock read: the wall time follows from the start's wall time.
+                info.started_at + elapsed,
+            )
+            for observer, method in self.on_event:
+                try:
+                    method(emitted)
+                except Exception as exc:
+                    self.group.report(observer, "event_emitted", exc)
+        if name == PROGRESS:
+            return False
+        self.count = count = self.count + 1
+        # An error raised while handling an error is not dispatched.
+        if (route := self.route(name)) is not None and (
+            parent is None or name != ERROR or parent[0].name != ERROR
+        ):
+            lineage = None if parent is None else self.lineage
+            depth = 0 if parent is None else parent[4] + 1
+            if isinstance(route, tuple):
+                self.queue.extend([(event, each, lineage, seq, depth) for each in route])
+            else:
+                self.queue.append((event, route, lineage, seq, depth))
+        return count > self.limit
+
+    def handle(self, item: ObservedQueued) -> None:
+        """Start handling ``item``: the events emitted from now on descend from it."""
+        self.lineage = descend(item[2], item[0].name)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.clock_start
+
+
+async def observed_stream(
+    manager: WorkflowManager,
+    route: RouteOf,
+    initial_event: WorkflowEvent,
+    max_events: int | None,
+    run_timeout: float | None,
+    call_timeout: float | None,
+    observers: Sequence[Observer],
+) -> AsyncGenerator[WorkflowEvent, None]:
+    """Run ``manager`` (whose handlers ``route`` gives) from ``initial_event``.
+
+    ``observers`` watch the run, and the guards given are on.
+    See ``WorkflowManager.process`` for what a run does; this is its general form. Handler
+    calls are tracked only when there are observers to see them.
+    """
+    group = ObserverGroup(map(as_observer, observers))
+    observing = bool(group.observers)
+    info = RunInfo(_new_run_id(), manager, initial_event, time.time())
+    watchdog = None
+    if run_timeout is not None or call_timeout is not None:
+        loop = asyncio.get_running_loop()
+        deadline = None if run_timeout is None else loop.time() + run_timeout
+        watchdog = Watchdog(loop, deadline, call_timeout)
+    run = _Run(info, group, max_events, route)
+    call: HandlerCall | None = None
+    status: RunStatus = "running"
+    on_start = group.listeners("handler_started")
+    item: ObservedQueued | None = None
+    group.notify("run_started", info)
+    try:
+        run.emit(initial_event, None, None, None)
+        yield initial_event
+        queue = run.queue
+        while queue:
+            item = queue.popleft()
+            run.handle(item)
+            trigger = item[0]
+            registration = item[1]
+            name = registration.name
+            if observing:
+                call = HandlerCall(
+                    info,
+                    registration.handler,
+                    name,
+                    registration.position,
+                    trigger,
+                    item[3],
+                    time.perf_counter() - run.clock_start,
+                )
+                if on_start:
+                    group.notify("handler_started", call)
+            failure: WorkflowEvent | None = None
+            if watchdog is not None and (expired := watchdog.start()):
+                raise _timeout_stop(run, expired, name, item)
+            try:
+                # register() checked it is an async generator function.
+                agen: AsyncGenerator[WorkflowEvent, None] = registration.handler(trigger)  # type: ignore[assignment]
+            except Exception as exc:
+                failure = handler_error(exc, "handler_error", name, trigger)
+            else:
+                # True while the consumer holds control: what is thrown in at the
+                # `yield` is the consumer's, never the handler's failure.
+                yielded = False
+                try:
+                    async for event in agen:
+                        if watchdog is not None and (expired := watchdog.pause()):
+                            raise _timeout_stop(run, expired, name, item)
+                        if not isinstance(event, WorkflowEvent):
+                            failure = invalid_event_error(event, name, trigger)
+                            await close(agen)
+                            break
+                        over = run.emit(event, item, call, name)
+                        yielded = True
+                        yield event
+                        yielded = False
+                        if over:
+                            raise Stop(
+                                max_events_error(run.limit, item, event, name, queue),
+                                "max_events",
+                            )
+                        if watchdog is not None and (expired := watchdog.resume()):
+                            raise _timeout_stop(run, expired, name, item)
+                except Stop:
+                    await close(agen, watchdog)
+                    raise
+                except Exception as exc:
+                    if yielded:
+                        await close(agen)
+                        raise
+                    failure = handler_error(exc, "handler_error", name, trigger)
+                except asyncio.CancelledError:
+                    await close(agen, watchdog)
+                    if watchdog is not None and (expired := watchdog.claim_cancellation()):
+                        raise _timeout_stop(run, expired, name, item) from None
+                    raise
+                except BaseException:
+                    # The caller stopped or the task was interrupted while the handler
+                    # was suspended: close it now so its `finally` runs.
+                    await close(agen)
+                    raise
+                if watchdog is not None and (expired := watchdog.pause()):
+                    raise _timeout_stop(run, expired, name, item)
+            if failure is not None:
+                if call is not None:
+                    call.error = failure.error
+                    _finish(call, run, "error")
+                over = run.emit(failure, item, None, name)
+                yield failure
+                if over:
+                    raise Stop(
+                        max_events_error(run.limit, item, failure, name, queue),
+                        "max_events",
+                    )
+            if call is not None:
+                if call.status == "running":
+                    _finish(call, run, "ok")
+                call = None
+    except Stop as stop:
+        status = stop.status
+        if call is not None and call.status == "running":
+            call.error = stop.event.error
+            _finish(call, run, "timeout" if stop.status == "timeout" else "cancelled")
+        run.emit(stop.event, item, None, stop.event.data["handler"])  # type: ignore[index]
+        yield stop.event
+    except GeneratorExit:
+        status = "stopped"
+        raise
+    except BaseException:
+        status = "cancelled"
+        raise
+    else:
+        status = "error" if run.errors else "ok"
+    finally:
+        if watchdog is not None:
+            watchdog.close()
+        if call is not None and call.status == "running":
+            _finish(call, run, "cancelled")
+        info.status = status
+        info.events = run.seq + 1
+        info.errors = run.errors
+        info.duration = run.elapsed()
+        group.notify("run_finished", info)
+
+
+def _timeout_stop(run: _Run, expired: Expiry, name: str, item: ObservedQueued) -> Stop:
+    trigger: WorkflowEvent = item[0]
+    if expired == "timeout":
+        message = (
+            f"run timed out after {run.elapsed():.3g} s while handler {name!r} "
+            f"was handling {trigger.name!r}"
+        )
+    else:
+        message = f"handler {name!r} timed out while handling {trigger.name!r}"
+    data = {"reason": expired, "handler": name, "event": trigger.name}
+    return Stop(WorkflowEvent(ERROR, data, trigger.metadata, message), "timeout")
+
+
+def _finish(call: HandlerCall, run: _Run, status: HandlerStatus) -> None:
+    call.status = status
+    call.finished = run.elapsed()
+    run.group.notify("handler_finished", call)
+
+
+_RUN_PREFIX = os.urandom(3).hex()
+_run_numbers = itertools.count(1)
+
+
+def _new_run_id() -> str:
+    """A run id unique in this process and unlikely to clash across processes; cheap to make."""
+    return f"{_RUN_PREFIX}-{next(_run_numbers)}"

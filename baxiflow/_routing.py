@@ -1,0 +1,194 @@
+"""The routing rules both run loops share: queued events, lineages, and the events a run makes.
+
+A queued event is a tuple ``(event, handlers, parent_lineage, ...)``: the event, the handlers
+it will be dispatched to (read from the registry when it was emitted) and the lineage of the
+event whose handler emitted it. The observed loop appends the event's ``seq`` and ``depth``.
+
+Lineages exist to name the repeating chain when ``max_events`` trips. An event's lineage is
+made when the event is handled, not when it is emitted, so it costs one small tuple per
+handler step: ``(name, parent, length)``, linked to its parent's. Every
+:data:`LINEAGE_WINDOW` links the oldest names are cut, keeping the newest
+:data:`LINEAGE_KEPT` in a list, so a long chain holds a bounded window of names.
+
+>>> search = descend(None, "search")
+>>> names_of(descend(descend(search, "research"), "search"))
+('search', 'research', 'search')
+>>> name_cycle(("start", "search", "research", "search"))
+['search', 'research', 'search']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncGenerator, Callable, Iterable
+from typing import Literal, TypeAlias
+
+from baxiflow._deadline import Watchdog
+from baxiflow.event import ERROR, WorkflowEvent
+from baxiflow.registry import HandlerRegistration, Route
+
+__all__ = [
+    "LINEAGE_KEPT",
+    "LINEAGE_WINDOW",
+    "Lineage",
+    "ObservedQueued",
+    "PlainQueued",
+    "Queued",
+    "RouteOf",
+    "Stop",
+    "close",
+    "descend",
+    "handler_error",
+    "invalid_event_error",
+    "max_events_error",
+    "name_cycle",
+    "names_of",
+]
+
+RouteOf: TypeAlias = Callable[[str], Route | None]
+"""``Registry.route``: an event name's :data:`~baxiflow.registry.Route`, if it has handlers."""
+Lineage: TypeAlias = "tuple[str, Lineage | list[str] | None, int]"
+"""``(name, parent, length)``: an event's name, its parent's lineage (or the oldest names
+kept, as a list), and the number of links down to it."""
+
+PlainQueued: TypeAlias = "tuple[WorkflowEvent, Route, Lineage | None]"
+"""A queued event of an unobserved run: ``(event, route, parent_lineage)``."""
+ObservedQueued: TypeAlias = "tuple[WorkflowEvent, HandlerRegistration, Lineage | None, int, int]"
+"""A queued event of an observed run: ``(event, registration, parent_lineage, seq, depth)``."""
+Queued: TypeAlias = "PlainQueued | ObservedQueued"
+
+LINEAGE_KEPT = 32
+"""Names a lineage keeps at least: enough history to name a cycle."""
+
+LINEAGE_WINDOW = 96
+"""Links a lineage grows to before its oldest names are cut down to :data:`LINEAGE_KEPT`."""
+
+
+def descend(parent: Lineage | None, name: str) -> Lineage:
+    """The lineage of an event called ``name`` whose parent's lineage is ``parent``.
+
+    The run loops inline the common case, a link shorter than the window.
+    """
+    length = 1 if parent is None else parent[2] + 1
+    if length <= LINEAGE_WINDOW:
+        return (name, parent, length)
+    return (name, _newest_names(parent), 1)
+
+
+def _newest_names(lineage: Lineage | None) -> list[str]:
+    """The newest :data:`LINEAGE_KEPT` names of ``lineage``, oldest first."""
+    newest_first: list[str] = []
+    node: Lineage | list[str] | None = lineage
+    while isinstance(node, tuple) and len(newest_first) < LINEAGE_KEPT:
+        newest_first.append(node[0])
+        node = node[1]
+    if isinstance(node, list):
+        newest_first.extend(reversed(node[len(newest_first) - LINEAGE_KEPT :]))
+    return newest_first[::-1]
+
+
+def names_of(lineage: Lineage | None) -> tuple[str, ...]:
+    """The names of ``lineage``, from the oldest ancestor kept down to the event itself."""
+    newest_first: list[str] = []
+    node: Lineage | list[str] | None = lineage
+    while isinstance(node, tuple):
+        newest_first.append(node[0])
+        node = node[1]
+    return (*(node or ()), *reversed(newest_first))
+
+
+def name_cycle(names: tuple[str, ...]) -> list[str]:
+    """The latest repeat in ``names``, e.g. ``['search', 'research', 'search']``; [] if none.
+
+    >>> name_cycle(("start", "search", "research", "search", "error"))
+    ['search', 'research', 'search']
+    """
+    last_seen: dict[str, int] = {}
+    latest: tuple[int, int] | None = None
+    for index, name in enumerate(names):
+        if name in last_seen:
+            latest = (last_seen[name], index)
+        last_seen[name] = index
+    return [] if latest is None else list(names[latest[0] : latest[1] + 1])
+
+
+class Stop(Exception):
+    """A guard ended the run; carries the final error event."""
+
+    def __init__(self, event: WorkflowEvent, status: Literal["max_events", "timeout"]) -> None:
+        super().__init__(event.error)
+        self.event = event
+        self.status = status
+
+
+def handler_error(
+    exc: BaseException, reason: str, name: str, trigger: WorkflowEvent
+) -> WorkflowEvent:
+    """The error event for handler ``name`` failing with ``exc`` while handling ``trigger``."""
+    data = {"reason": reason, "type": type(exc).__name__, "handler": name, "event": trigger.name}
+    message = str(exc) or type(exc).__name__
+    return WorkflowEvent(ERROR, data, trigger.metadata, message)
+
+
+def invalid_event_error(value: object, name: str, trigger: WorkflowEvent) -> WorkflowEvent:
+    """The error event for handler ``name`` yielding ``value``, which is not an event."""
+    problem = TypeError(
+        f"handler {name!r} yielded {type(value).__name__} {value!r:.80}; "
+        "handlers must yield WorkflowEvent objects"
+    )
+    return handler_error(problem, "invalid_event", name, trigger)
+
+
+def max_events_error(
+    limit: int,
+    parent: Queued,
+    last: WorkflowEvent,
+    name: str,
+    queue: Iterable[Queued],
+) -> WorkflowEvent:
+    """The final error event when ``last``, emitted by handler ``name``, passed ``limit``.
+
+    ``parent`` is the queued event being handled and ``queue`` what is still queued.
+    """
+    trigger = parent[0]
+    lineage = (*names_of(descend(parent[2], trigger.name)), last.name)
+    # The event that crossed the limit may sit on a branch that does not loop (a fan-out
+    # beside the real cycle); the events still queued show the loop then.
+    candidates = itertools.chain(
+        (lineage,), (names_of(descend(item[2], item[0].name)) for item in queue)
+    )
+    cycle = next((c for c in map(name_cycle, candidates) if c), [])
+    if cycle:
+        chain = f"repeating chain: {' -> '.join(cycle)}"
+    else:
+        chain = f"no repeating chain; handler {name!r} kept emitting ({' -> '.join(lineage)})"
+    data = {
+        "reason": "max_events",
+        "limit": limit,
+        "cycle": cycle,
+        "handler": name,
+        "event": trigger.name,
+    }
+    message = f"max_events ({limit}) exceeded; {chain}"
+    return WorkflowEvent(ERROR, data, trigger.metadata, message)
+
+
+async def close(
+    agen: AsyncGenerator[WorkflowEvent, None], watchdog: Watchdog | None = None
+) -> None:
+    """Close a handler's generator so its ``finally`` runs.
+
+    After a timeout its cleanup gets cancelled until it ends, so it cannot hang the run.
+    """
+    if watchdog is not None and watchdog.expired is not None:
+        await watchdog.close_expired(agen)
+        if watchdog.claim_cancellation() is None:
+            # Cancelled from elsewhere too while closing: that cancellation wins.
+            raise asyncio.CancelledError
+        return
+    # A handler whose cleanup raises while it is being stopped: the reason it is being
+    # stopped is what propagates; its own cleanup error has nowhere to go.
+    with contextlib.suppress(Exception):
+        await agen.aclose()
