@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from baxiflow._deadline import Expiry, Watchdog
 from baxiflow._routing import (
+    LINEAGE_WINDOW,
     Lineage,
     ObservedQueued,
     RouteOf,
@@ -52,6 +53,7 @@ from baxiflow.observe import (
     RunStatus,
     as_observer,
 )
+from baxiflow.registry import Route
 
 if TYPE_CHECKING:
     from baxiflow.manager import WorkflowManager
@@ -102,7 +104,10 @@ class _Run:
         call: HandlerCall | None,
         handler_name: str | None,
     ) -> bool:
-        """Number, observe and queue ``event``; True when it takes the run over max_events."""
+        """Number, observe and queue ``event``; True when it takes the run over max_events.
+
+        The loop inlines this for the events handlers yield; this serves the others.
+        """
         self.seq = seq = self.seq + 1
         name = event.name
         info = self.info
@@ -111,25 +116,18 @@ class _Run:
             self.errors = info.errors = self.errors + 1
         if call is not None:
             call.emitted += 1
+        depth = 0 if parent is None else parent[4] + 1
         if self.on_event:
             elapsed = time.perf_counter() - self.clock_start
-            emitted = EmittedEvent(
-                info,
-                event,
-                seq,
-                None if parent is None else parent[3],
-                0 if parent is None else parent[4] + 1,
-                handler_name,
-                call,
-                elapsed,
-                # One clock read: the wall time follows from the start's wall time.
-                info.started_at + elapsed,
+            # One clock read: the wall time follows from the start's wall time.
+            timestamp = info.started_at + elapsed
+            parent_seq = None if parent is None else parent[3]
+            self.tell(
+                _new_emitted(
+                    EmittedEvent,
+                    (event, seq, parent_seq, depth, handler_name, elapsed, timestamp, info, call),
+                )
             )
-            for observer, method in self.on_event:
-                try:
-                    method(emitted)
-                except Exception as exc:
-                    self.group.report(observer, "event_emitted", exc)
         if name == PROGRESS:
             return False
         self.count = count = self.count + 1
@@ -137,17 +135,24 @@ class _Run:
         if (route := self.route(name)) is not None and (
             parent is None or name != ERROR or parent[0].name != ERROR
         ):
-            lineage = None if parent is None else self.lineage
-            depth = 0 if parent is None else parent[4] + 1
-            if isinstance(route, tuple):
-                self.queue.extend([(event, each, lineage, seq, depth) for each in route])
-            else:
-                self.queue.append((event, route, lineage, seq, depth))
+            self.enqueue(event, route, seq, depth)
         return count > self.limit
 
-    def handle(self, item: ObservedQueued) -> None:
-        """Start handling ``item``: the events emitted from now on descend from it."""
-        self.lineage = descend(item[2], item[0].name)
+    def tell(self, emitted: EmittedEvent) -> None:
+        """Hand ``emitted`` to every observer of events."""
+        for observer, method in self.on_event:
+            try:
+                method(emitted)
+            except Exception as exc:
+                self.group.report(observer, "event_emitted", exc)
+
+    def enqueue(self, event: WorkflowEvent, route: Route, seq: int, depth: int) -> None:
+        """Queue one step per handler of ``event``, descending from the event being handled."""
+        lineage = self.lineage
+        if isinstance(route, tuple):
+            self.queue.extend([(event, each, lineage, seq, depth) for each in route])
+        else:
+            self.queue.append((event, route, lineage, seq, depth))
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.clock_start
@@ -169,7 +174,6 @@ async def observed_stream(
     calls are tracked only when there are observers to see them.
     """
     group = ObserverGroup(map(as_observer, observers))
-    observing = bool(group.observers)
     info = RunInfo(_new_run_id(), manager, initial_event, time.time())
     watchdog = None
     if run_timeout is not None or call_timeout is not None:
@@ -180,6 +184,14 @@ async def observed_stream(
     call: HandlerCall | None = None
     status: RunStatus = "running"
     on_start = group.listeners("handler_started")
+    on_finish = group.listeners("handler_finished")
+    # Handler calls are made only for observers that can see them.
+    observing = bool(on_start or on_finish or run.on_event)
+    on_event = run.on_event
+    perf_counter = time.perf_counter
+    clock_start = run.clock_start
+    started_at = info.started_at
+    limit = run.limit
     item: ObservedQueued | None = None
     group.notify("run_started", info)
     try:
@@ -188,9 +200,15 @@ async def observed_stream(
         queue = run.queue
         while queue:
             item = queue.popleft()
-            run.handle(item)
-            trigger = item[0]
-            registration = item[1]
+            trigger, registration, parent, trigger_seq, trigger_depth = item
+            # descend(), inlined: this runs once per handler step.
+            length = 1 if parent is None else parent[2] + 1
+            run.lineage = lineage = (
+                (trigger.name, parent, length)
+                if length <= LINEAGE_WINDOW
+                else descend(parent, trigger.name)
+            )
+            depth = trigger_depth + 1
             name = registration.name
             if observing:
                 call = HandlerCall(
@@ -199,8 +217,8 @@ async def observed_stream(
                     name,
                     registration.position,
                     trigger,
-                    item[3],
-                    time.perf_counter() - run.clock_start,
+                    trigger_seq,
+                    perf_counter() - clock_start,
                 )
                 if on_start:
                     group.notify("handler_started", call)
@@ -220,11 +238,52 @@ async def observed_stream(
                     async for event in agen:
                         if watchdog is not None and (expired := watchdog.pause()):
                             raise _timeout_stop(run, expired, name, item)
-                        if not isinstance(event, WorkflowEvent):
+                        if event.__class__ is not WorkflowEvent and not isinstance(
+                            event, WorkflowEvent
+                        ):
                             failure = invalid_event_error(event, name, trigger)
                             await close(agen)
                             break
-                        over = run.emit(event, item, call, name)
+                        # run.emit(event, item, call, name), inlined: this runs per event.
+                        run.seq = seq = run.seq + 1
+                        info.events = seq + 1
+                        emitted_name = event.name
+                        if emitted_name == ERROR:
+                            run.errors = info.errors = run.errors + 1
+                        if call is not None:
+                            call.emitted += 1
+                        if on_event:
+                            elapsed = perf_counter() - clock_start
+                            emitted = _new_emitted(
+                                EmittedEvent,
+                                (
+                                    event,
+                                    seq,
+                                    trigger_seq,
+                                    depth,
+                                    name,
+                                    elapsed,
+                                    started_at + elapsed,
+                                    info,
+                                    call,
+                                ),
+                            )
+                            for observer, method in on_event:
+                                try:
+                                    method(emitted)
+                                except Exception as exc:
+                                    group.report(observer, "event_emitted", exc)
+                        over = False
+                        if emitted_name != PROGRESS:
+                            run.count = count = run.count + 1
+                            over = count > limit
+                            if (found := route(emitted_name)) is not None and (
+                                emitted_name != ERROR or trigger.name != ERROR
+                            ):
+                                if isinstance(found, tuple):
+                                    run.enqueue(event, found, seq, depth)
+                                else:
+                                    queue.append((event, found, lineage, seq, depth))
                         yielded = True
                         yield event
                         yielded = False
@@ -268,7 +327,14 @@ async def observed_stream(
                     )
             if call is not None:
                 if call.status == "running":
-                    _finish(call, run, "ok")
+                    # _finish(call, run, "ok"), inlined: this runs once per handler step.
+                    call.status = "ok"
+                    call.finished = perf_counter() - clock_start
+                    for observer, method in on_finish:
+                        try:
+                            method(call)
+                        except Exception as exc:
+                            group.report(observer, "handler_finished", exc)
                 call = None
     except Stop as stop:
         status = stop.status
@@ -315,6 +381,9 @@ def _finish(call: HandlerCall, run: _Run, status: HandlerStatus) -> None:
     call.finished = run.elapsed()
     run.group.notify("handler_finished", call)
 
+
+_new_emitted = tuple.__new__
+"""Makes an :class:`EmittedEvent` from a tuple of its fields without a Python-level call."""
 
 _RUN_PREFIX = os.urandom(3).hex()
 _run_numbers = itertools.count(1)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import ObserverWarning
@@ -118,12 +118,12 @@ class HandlerCall:
         return None if self.finished is None else self.finished - self.started
 
 
-@dataclass(slots=True, eq=False)
-class EmittedEvent:
-    """An event together with where it came from; observers treat it as read-only.
+class EmittedEvent(NamedTuple):
+    """An event together with where it came from.
+
+    A named tuple: read-only, and cheap for the manager to make once per event.
 
     Attributes:
-        run: The run it belongs to.
         event: The event itself.
         seq: Its number in the run; the initial event is 0.
         parent_seq: ``seq`` of the event whose handler emitted it; ``None`` for the initial event.
@@ -131,20 +131,21 @@ class EmittedEvent:
         handler_name: Qualified name of the handler that emitted it (or that failed,
             for an error event the manager made); ``None`` for the initial event and
             for guard errors raised between handlers.
-        call: The handler call that emitted it, when there is one.
         elapsed: Seconds since the run started (monotonic clock).
         timestamp: Wall-clock time, seconds since the epoch.
+        run: The run it belongs to.
+        call: The handler call that emitted it, when there is one.
     """
 
-    run: RunInfo
     event: WorkflowEvent
     seq: int
     parent_seq: int | None
     depth: int
     handler_name: str | None
-    call: HandlerCall | None
     elapsed: float
     timestamp: float
+    run: RunInfo
+    call: HandlerCall | None
 
 
 class WorkflowObserver:

@@ -148,11 +148,15 @@ def _check_max_records(value: object) -> int | None:
     return value
 
 
-def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
-    """The :data:`RECORD_COLUMNS` of one event, in order."""
-    event = emitted.event
-    name = event.name
-    data = event.data
+def _record_values(
+    kept: tuple[Any, ...], payload: list[Any], started_at: dict[str, float]
+) -> tuple[Any, ...]:
+    """The :data:`RECORD_COLUMNS` of one event, from what :meth:`Trace.event_emitted` kept."""
+    run_id, seq, parent_seq, depth, name, handler, elapsed, error = kept
+    data, metadata = payload
+    # The manager derives an event's wall-clock time the same way, from one clock read.
+    start = started_at.get(run_id)
+    timestamp = None if start is None else start + elapsed
     step = description = current = total = error_type = None
     if name == PROGRESS:
         kind = "progress"
@@ -168,66 +172,84 @@ def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
     else:
         kind = "event"
     return (
-        emitted.run.run_id,
-        emitted.seq,
-        emitted.parent_seq,
-        emitted.depth,
+        run_id,
+        seq,
+        parent_seq,
+        depth,
         name,
         kind,
-        emitted.handler_name,
+        handler,
         step,
         description,
         current,
         total,
-        event.error,
+        error,
         error_type,
-        emitted.elapsed,
-        emitted.timestamp,
+        elapsed,
+        timestamp,
         data,
-        event.metadata,
+        metadata,
     )
 
 
-def _span_values(call: HandlerCall) -> tuple[Any, ...]:
-    """The :data:`SPAN_COLUMNS` of one handler call, in order."""
+def _span_values(kept: tuple[Any, ...], payload: list[Any]) -> tuple[Any, ...]:
+    """The :data:`SPAN_COLUMNS` of one call, from what :meth:`Trace.handler_finished` kept."""
+    run_id, handler, position, event, event_seq, start, end, emitted, status, error = kept
     return (
-        call.run.run_id,
-        call.handler_name,
-        call.position,
-        call.trigger.name,
-        call.trigger_seq,
-        call.started,
-        call.finished,
-        call.duration,
-        call.emitted,
-        call.status,
-        call.error,
+        run_id,
+        handler,
+        position,
+        event,
+        event_seq,
+        start,
+        end,
+        end - start,
+        emitted,
+        status,
+        error,
     )
 
 
 class _Rows:
-    """One table: what the manager reported waits as it is, and becomes rows when read.
+    """One table: what a hook kept waits as it is, and becomes a row when read.
 
-    Building a 17-key dict per event would slow the run being recorded; the manager's
-    :class:`EmittedEvent` and :class:`HandlerCall` objects are final once reported, so
-    keeping them and building rows at the reader's pace records the same values. Past the
-    bound, the oldest rows are cut in batches so appending stays O(1).
+    Building a 17-key dict per event would slow the run being recorded, and so would keeping
+    the manager's objects: each is one more object that the garbage collector visits again
+    and again for as long as the trace lives. A hook keeps a tuple of names and numbers,
+    which CPython stops tracking at its first collection, and puts what may be tracked (an
+    event's ``data`` and ``metadata`` dicts, ``width`` objects per row) in one flat list of
+    payloads beside it. Past the bound, the oldest rows are cut in batches so appending
+    stays O(1).
     """
 
-    __slots__ = ("columns", "cut_at", "dropped", "limit", "pending", "row_type", "rows", "values")
+    __slots__ = (
+        "columns",
+        "cut_at",
+        "dropped",
+        "limit",
+        "payloads",
+        "pending",
+        "row_type",
+        "rows",
+        "values",
+        "width",
+    )
 
     def __init__(
         self,
         columns: tuple[str, ...],
         limit: int | None,
-        values: Callable[[Any], tuple[Any, ...]],
+        values: Callable[[tuple[Any, ...], list[Any]], tuple[Any, ...]],
+        width: int = 0,
     ) -> None:
         self.columns = columns
         self.values = values
+        self.width = width
         self.limit = limit
         self.cut_at = None if limit is None else limit + max(1, limit // 4)
         self.rows: list[dict[str, Any]] = []
-        self.pending: list[Any] = []
+        self.pending: list[tuple[Any, ...]] = []
+        self.payloads: list[Any] = []
         self.dropped = 0
         # CPython lets the __dict__s of one class's instances share a single key table
         # when their keys come in the same order, which halves the memory of a row; the
@@ -249,13 +271,20 @@ class _Rows:
         from_rows = min(excess, len(self.rows))
         del self.rows[:from_rows]
         del self.pending[: excess - from_rows]
+        del self.payloads[: (excess - from_rows) * self.width]
 
     def read(self) -> list[dict[str, Any]]:
         self.cut()
         if self.pending:
-            values = self.values
-            self.rows.extend([self.make(values(reported)) for reported in self.pending])
+            values, width, payloads = self.values, self.width, self.payloads
+            self.rows.extend(
+                [
+                    self.make(values(kept, payloads[index * width : (index + 1) * width]))
+                    for index, kept in enumerate(self.pending)
+                ]
+            )
             self.pending.clear()
+            self.payloads.clear()
         return self.rows
 
 
@@ -290,7 +319,13 @@ class Trace(WorkflowObserver):
 
     def __init__(self, max_records: int | None = None) -> None:
         self.max_records: Final = _check_max_records(max_records)
-        self._records = _Rows(RECORD_COLUMNS, self.max_records, _record_values)
+        self._started_at: dict[str, float] = {}
+        self._records = _Rows(
+            RECORD_COLUMNS,
+            self.max_records,
+            lambda kept, payload: _record_values(kept, payload, self._started_at),
+            width=2,
+        )
         self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values)
         self._runs: list[dict[str, Any]] = []
         self._open_runs: dict[str, dict[str, Any]] = {}
@@ -343,18 +378,38 @@ class Trace(WorkflowObserver):
         }
         self._runs.append(row)
         self._open_runs[run.run_id] = row
+        self._started_at[run.run_id] = run.started_at
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
         """Add the event's row to :attr:`records` (built when the rows are read)."""
+        event, seq, parent_seq, depth, handler, elapsed, _, run, _ = emitted
         table = self._records
-        table.pending.append(emitted)
+        table.pending.append(
+            (run.run_id, seq, parent_seq, depth, event.name, handler, elapsed, event.error)
+        )
+        payloads = table.payloads
+        payloads.append(event.data)
+        payloads.append(event.metadata)
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Add the call's row to :attr:`spans` (built when the rows are read)."""
         table = self._spans
-        table.pending.append(call)
+        table.pending.append(
+            (
+                call.run.run_id,
+                call.handler_name,
+                call.position,
+                call.trigger.name,
+                call.trigger_seq,
+                call.started,
+                call.finished,
+                call.emitted,
+                call.status,
+                call.error,
+            )
+        )
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import math
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow import EmittedEvent, HandlerCall, WorkflowEvent, WorkflowManager
 from baxiflow._jsonable import MARKERS, ReprValue, from_jsonable, to_jsonable
 from baxiflow.exceptions import MissingDependencyError, TraceFormatError
 from baxiflow.trace import (
@@ -134,6 +135,34 @@ async def test_elapsed_grows_and_timestamps_are_wall_clock() -> None:
     elapsed = [r["elapsed"] for r in trace.records]
     assert elapsed == sorted(elapsed)
     assert all(abs(r["timestamp"] - trace.runs[0]["started_at"]) < 60 for r in trace.records)
+
+
+async def test_records_hold_exactly_what_observers_were_told_about_each_event() -> None:
+    seen: list[EmittedEvent] = []
+    trace = await record(branching_workflow(), WorkflowEvent("start"), observers=[seen.append])
+
+    assert len(trace.records) == len(seen)
+    for row, emitted in zip(trace.records, seen, strict=True):
+        assert (row["run_id"], row["seq"], row["parent_seq"], row["depth"]) == (
+            emitted.run.run_id,
+            emitted.seq,
+            emitted.parent_seq,
+            emitted.depth,
+        )
+        assert (row["event"], row["handler"], row["error"]) == (
+            emitted.event.name,
+            emitted.handler_name,
+            emitted.event.error,
+        )
+        assert (row["elapsed"], row["timestamp"]) == (emitted.elapsed, emitted.timestamp)
+        assert row["data"] is emitted.event.data and row["metadata"] is emitted.event.metadata
+
+
+async def test_a_trace_keeps_no_event_or_handler_call_objects_alive() -> None:
+    # Only the rows' own values: what a long recording holds is the events' data, nothing more.
+    trace = await record(branching_workflow(), WorkflowEvent("start"))
+    referents = gc.get_referents(*trace._records.pending, *trace._spans.pending)
+    assert not any(isinstance(r, WorkflowEvent | EmittedEvent | HandlerCall) for r in referents)
 
 
 async def test_recording_does_not_change_what_the_run_emits() -> None:
