@@ -119,13 +119,11 @@ class _Run:
         depth = 0 if parent is None else parent[4] + 1
         if self.on_event:
             elapsed = time.perf_counter() - self.clock_start
-            # One clock read: the wall time follows from the start's wall time.
-            timestamp = info.started_at + elapsed
             parent_seq = None if parent is None else parent[3]
             self.tell(
                 _new_emitted(
                     EmittedEvent,
-                    (event, seq, parent_seq, depth, handler_name, elapsed, timestamp, info, call),
+                    (event, seq, parent_seq, depth, handler_name, elapsed, info, call),
                 )
             )
         if name == PROGRESS:
@@ -190,7 +188,6 @@ async def observed_stream(
     on_event = run.on_event
     perf_counter = time.perf_counter
     clock_start = run.clock_start
-    started_at = info.started_at
     limit = run.limit
     item: ObservedQueued | None = None
     group.notify("run_started", info)
@@ -263,7 +260,6 @@ async def observed_stream(
                                     depth,
                                     name,
                                     elapsed,
-                                    started_at + elapsed,
                                     info,
                                     call,
                                 ),

@@ -132,7 +132,6 @@ class EmittedEvent(NamedTuple):
             for an error event the manager made); ``None`` for the initial event and
             for guard errors raised between handlers.
         elapsed: Seconds since the run started (monotonic clock).
-        timestamp: Wall-clock time, seconds since the epoch.
         run: The run it belongs to.
         call: The handler call that emitted it, when there is one.
     """
@@ -143,9 +142,13 @@ class EmittedEvent(NamedTuple):
     depth: int
     handler_name: str | None
     elapsed: float
-    timestamp: float
     run: RunInfo
     call: HandlerCall | None
+
+    @property
+    def timestamp(self) -> float:
+        """Wall-clock time, seconds since the epoch: the run's start plus :attr:`elapsed`."""
+        return self.run.started_at + self.elapsed
 
 
 class WorkflowObserver:

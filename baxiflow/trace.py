@@ -148,15 +148,12 @@ def _check_max_records(value: object) -> int | None:
     return value
 
 
-def _record_values(
-    kept: tuple[Any, ...], payload: list[Any], started_at: dict[str, float]
-) -> tuple[Any, ...]:
+def _record_values(kept: tuple[Any, ...]) -> tuple[Any, ...]:
     """The :data:`RECORD_COLUMNS` of one event, from what :meth:`Trace.event_emitted` kept."""
-    run_id, seq, parent_seq, depth, name, handler, elapsed, error = kept
-    data, metadata = payload
-    # The manager derives an event's wall-clock time the same way, from one clock read.
-    start = started_at.get(run_id)
-    timestamp = None if start is None else start + elapsed
+    event, seq, parent_seq, depth, handler, elapsed, run = kept
+    name, data, metadata, error = event.name, event.data, event.metadata, event.error
+    # The manager gives an event's wall-clock time the same way, from one clock read.
+    timestamp = run.started_at + elapsed
     step = description = current = total = error_type = None
     if name == PROGRESS:
         kind = "progress"
@@ -172,7 +169,7 @@ def _record_values(
     else:
         kind = "event"
     return (
-        run_id,
+        run.run_id,
         seq,
         parent_seq,
         depth,
@@ -192,33 +189,30 @@ def _record_values(
     )
 
 
-def _span_values(kept: tuple[Any, ...], payload: list[Any]) -> tuple[Any, ...]:
+def _span_values(kept: tuple[Any, ...]) -> tuple[Any, ...]:
     """The :data:`SPAN_COLUMNS` of one call, from what :meth:`Trace.handler_finished` kept."""
-    run_id, handler, position, event, event_seq, start, end, emitted, status, error = kept
+    (call,) = kept
     return (
-        run_id,
-        handler,
-        position,
-        event,
-        event_seq,
-        start,
-        end,
-        end - start,
-        emitted,
-        status,
-        error,
+        call.run.run_id,
+        call.handler_name,
+        call.position,
+        call.trigger.name,
+        call.trigger_seq,
+        call.started,
+        call.finished,
+        call.duration,
+        call.emitted,
+        call.status,
+        call.error,
     )
 
 
 class _Rows:
-    """One table: what a hook kept waits as it is, and becomes a row when read.
+    """One table: what a hook kept waits in one flat list, and becomes rows when read.
 
-    Building a 17-key dict per event would slow the run being recorded, and so would keeping
-    the manager's objects: each is one more object that the garbage collector visits again
-    and again for as long as the trace lives. A hook keeps a tuple of names and numbers,
-    which CPython stops tracking at its first collection, and puts what may be tracked (an
-    event's ``data`` and ``metadata`` dicts, ``width`` objects per row) in one flat list of
-    payloads beside it. Past the bound, the oldest rows are cut in batches so appending
+    Building a 17-key dict per event would slow the run being recorded. A hook instead
+    extends ``pending`` by ``width`` values per row, which costs one pointer per value and
+    no object of its own. Past the bound, the oldest rows are cut in batches so appending
     stays O(1).
     """
 
@@ -227,7 +221,6 @@ class _Rows:
         "cut_at",
         "dropped",
         "limit",
-        "payloads",
         "pending",
         "row_type",
         "rows",
@@ -239,17 +232,17 @@ class _Rows:
         self,
         columns: tuple[str, ...],
         limit: int | None,
-        values: Callable[[tuple[Any, ...], list[Any]], tuple[Any, ...]],
-        width: int = 0,
+        values: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+        width: int,
     ) -> None:
         self.columns = columns
         self.values = values
         self.width = width
         self.limit = limit
-        self.cut_at = None if limit is None else limit + max(1, limit // 4)
+        # Cut when a quarter more than the bound is waiting, counted in values.
+        self.cut_at = None if limit is None else (limit + max(1, limit // 4)) * width
         self.rows: list[dict[str, Any]] = []
-        self.pending: list[tuple[Any, ...]] = []
-        self.payloads: list[Any] = []
+        self.pending: list[Any] = []
         self.dropped = 0
         # CPython lets the __dict__s of one class's instances share a single key table
         # when their keys come in the same order, which halves the memory of a row; the
@@ -264,27 +257,21 @@ class _Rows:
     def cut(self) -> None:
         if self.limit is None:
             return
-        excess = len(self.rows) + len(self.pending) - self.limit
+        excess = len(self.rows) + len(self.pending) // self.width - self.limit
         if excess <= 0:
             return
         self.dropped += excess
         from_rows = min(excess, len(self.rows))
         del self.rows[:from_rows]
-        del self.pending[: excess - from_rows]
-        del self.payloads[: (excess - from_rows) * self.width]
+        del self.pending[: (excess - from_rows) * self.width]
 
     def read(self) -> list[dict[str, Any]]:
         self.cut()
         if self.pending:
-            values, width, payloads = self.values, self.width, self.payloads
-            self.rows.extend(
-                [
-                    self.make(values(kept, payloads[index * width : (index + 1) * width]))
-                    for index, kept in enumerate(self.pending)
-                ]
-            )
+            values = self.values
+            kept = zip(*[iter(self.pending)] * self.width, strict=True)
+            self.rows.extend([self.make(values(one)) for one in kept])
             self.pending.clear()
-            self.payloads.clear()
         return self.rows
 
 
@@ -319,14 +306,8 @@ class Trace(WorkflowObserver):
 
     def __init__(self, max_records: int | None = None) -> None:
         self.max_records: Final = _check_max_records(max_records)
-        self._started_at: dict[str, float] = {}
-        self._records = _Rows(
-            RECORD_COLUMNS,
-            self.max_records,
-            lambda kept, payload: _record_values(kept, payload, self._started_at),
-            width=2,
-        )
-        self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values)
+        self._records = _Rows(RECORD_COLUMNS, self.max_records, _record_values, width=7)
+        self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values, width=1)
         self._runs: list[dict[str, Any]] = []
         self._open_runs: dict[str, dict[str, Any]] = {}
 
@@ -378,38 +359,19 @@ class Trace(WorkflowObserver):
         }
         self._runs.append(row)
         self._open_runs[run.run_id] = row
-        self._started_at[run.run_id] = run.started_at
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
         """Add the event's row to :attr:`records` (built when the rows are read)."""
-        event, seq, parent_seq, depth, handler, elapsed, _, run, _ = emitted
         table = self._records
-        table.pending.append(
-            (run.run_id, seq, parent_seq, depth, event.name, handler, elapsed, event.error)
-        )
-        payloads = table.payloads
-        payloads.append(event.data)
-        payloads.append(event.metadata)
+        # All but the handler call, which handler_finished records on its own.
+        table.pending.extend(emitted[:7])
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Add the call's row to :attr:`spans` (built when the rows are read)."""
         table = self._spans
-        table.pending.append(
-            (
-                call.run.run_id,
-                call.handler_name,
-                call.position,
-                call.trigger.name,
-                call.trigger_seq,
-                call.started,
-                call.finished,
-                call.emitted,
-                call.status,
-                call.error,
-            )
-        )
+        table.pending.append(call)
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 

@@ -98,8 +98,8 @@ def hook_cost() -> None:
     """The Trace's own share: its hooks called directly, without a manager around them."""
     workflow = WorkflowManager()
     run = RunInfo("bench", workflow, WorkflowEvent("start"), 0.0)
-    first = EmittedEvent(WorkflowEvent("start"), 0, None, 0, None, 0.0, 0.0, run, None)
-    emitted = EmittedEvent(WorkflowEvent("tick", {"i": 1}), 1, 0, 1, "h", 0.1, 0.2, run, None)
+    first = EmittedEvent(WorkflowEvent("start"), 0, None, 0, None, 0.0, run, None)
+    emitted = EmittedEvent(WorkflowEvent("tick", {"i": 1}), 1, 0, 1, "h", 0.1, run, None)
     call = HandlerCall(run, hook_cost, "h", 0, first.event, first.seq, 0.0, 0.1, "ok", 1)
     n = STEPS * 5
     trace = Trace()

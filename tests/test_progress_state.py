@@ -236,7 +236,7 @@ def test_danger_is_never_replaced_by_success() -> None:
     run = RunInfo("r1", WorkflowManager(), WorkflowEvent("start"), 0.0, events=1, errors=1)
     failure = WorkflowEvent.failure("flaky backend")
     state = RunProgress(run)
-    state.event(EmittedEvent(failure, 0, None, 0, None, 0.5, 0.0, run, None))
+    state.event(EmittedEvent(failure, 0, None, 0, None, 0.5, run, None))
     run.status, run.duration = "ok", 1.0
     state.finish(run)
     assert (state.status, state.style, state.last_error) == ("ok", "danger", "flaky backend")

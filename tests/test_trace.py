@@ -11,6 +11,7 @@ import math
 import re
 import subprocess
 import sys
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,14 @@ async def test_records_hold_exactly_what_observers_were_told_about_each_event() 
         assert row["data"] is emitted.event.data and row["metadata"] is emitted.event.metadata
 
 
-async def test_a_trace_keeps_no_event_or_handler_call_objects_alive() -> None:
-    # Only the rows' own values: what a long recording holds is the events' data, nothing more.
+async def test_a_trace_keeps_events_and_calls_but_no_wrappers_or_generators() -> None:
+    # What a long recording holds: the events and handler calls themselves, nothing more.
     trace = await record(branching_workflow(), WorkflowEvent("start"))
-    referents = gc.get_referents(*trace._records.pending, *trace._spans.pending)
-    assert not any(isinstance(r, WorkflowEvent | EmittedEvent | HandlerCall) for r in referents)
+    kept = [*trace._records.pending, *trace._spans.pending]
+    reachable = [*kept, *gc.get_referents(*kept)]
+    assert not any(isinstance(r, EmittedEvent | types.AsyncGeneratorType) for r in reachable)
+    assert sum(isinstance(r, WorkflowEvent) for r in kept) == len(trace.records)
+    assert sum(isinstance(r, HandlerCall) for r in kept) == len(trace.spans)
 
 
 async def test_recording_does_not_change_what_the_run_emits() -> None:
