@@ -65,7 +65,8 @@ class _Run:
     """The mutable state of one run; local to one ``process`` call, so runs stay isolated.
 
     Its queue holds one ``(event, registration, parent_lineage, seq, depth)`` per handler
-    step; ``lineage`` is the lineage of the event being handled.
+    step. The loop keeps the counters in local variables while handlers run, and stores
+    them here around calls to :meth:`emit`.
     """
 
     __slots__ = (
@@ -75,7 +76,6 @@ class _Run:
         "group",
         "info",
         "limit",
-        "lineage",
         "on_event",
         "queue",
         "route",
@@ -89,7 +89,6 @@ class _Run:
         self.group = group
         self.route = route
         self.limit = sys.maxsize if max_events is None else max_events
-        self.lineage: Lineage | None = None
         self.queue: deque[ObservedQueued] = deque()
         self.seq = -1
         self.count = 0
@@ -103,6 +102,7 @@ class _Run:
         parent: ObservedQueued | None,
         call: HandlerCall | None,
         handler_name: str | None,
+        lineage: Lineage | None,
     ) -> bool:
         """Number, observe and queue ``event``; True when it takes the run over max_events.
 
@@ -133,7 +133,7 @@ class _Run:
         if (route := self.route(name)) is not None and (
             parent is None or name != ERROR or parent[0].name != ERROR
         ):
-            self.enqueue(event, route, seq, depth)
+            self.enqueue(event, route, seq, depth, lineage)
         return count > self.limit
 
     def tell(self, emitted: EmittedEvent) -> None:
@@ -144,9 +144,10 @@ class _Run:
             except Exception as exc:
                 self.group.report(observer, "event_emitted", exc)
 
-    def enqueue(self, event: WorkflowEvent, route: Route, seq: int, depth: int) -> None:
-        """Queue one step per handler of ``event``, descending from the event being handled."""
-        lineage = self.lineage
+    def enqueue(
+        self, event: WorkflowEvent, route: Route, seq: int, depth: int, lineage: Lineage | None
+    ) -> None:
+        """Queue one step per handler of ``event``, whose parent has ``lineage``."""
         if isinstance(route, tuple):
             self.queue.extend([(event, each, lineage, seq, depth) for each in route])
         else:
@@ -190,9 +191,11 @@ async def observed_stream(
     clock_start = run.clock_start
     limit = run.limit
     item: ObservedQueued | None = None
+    seq, count, errors = -1, 0, 0
     group.notify("run_started", info)
     try:
-        run.emit(initial_event, None, None, None)
+        run.emit(initial_event, None, None, None, None)
+        seq, count, errors = run.seq, run.count, run.errors
         yield initial_event
         queue = run.queue
         while queue:
@@ -200,7 +203,7 @@ async def observed_stream(
             trigger, registration, parent, trigger_seq, trigger_depth = item
             # descend(), inlined: this runs once per handler step.
             length = 1 if parent is None else parent[2] + 1
-            run.lineage = lineage = (
+            lineage = (
                 (trigger.name, parent, length)
                 if length <= LINEAGE_WINDOW
                 else descend(parent, trigger.name)
@@ -248,11 +251,12 @@ async def observed_stream(
                             await close(agen)
                             break
                         # run.emit(event, item, call, name), inlined: this runs per event.
-                        run.seq = seq = run.seq + 1
+                        seq += 1
                         info.events = seq + 1
                         emitted_name = event.name
                         if emitted_name == ERROR:
-                            run.errors = info.errors = run.errors + 1
+                            errors += 1
+                            info.errors = errors
                         if call is not None:
                             call.emitted += 1
                         if on_event:
@@ -277,13 +281,13 @@ async def observed_stream(
                                     group.report(observer, "event_emitted", exc)
                         over = False
                         if emitted_name != PROGRESS:
-                            run.count = count = run.count + 1
+                            count += 1
                             over = count > limit
                             if (found := route(emitted_name)) is not None and (
                                 emitted_name != ERROR or trigger.name != ERROR
                             ):
                                 if isinstance(found, tuple):
-                                    run.enqueue(event, found, seq, depth)
+                                    run.enqueue(event, found, seq, depth, lineage)
                                 else:
                                     queue.append((event, found, lineage, seq, depth))
                         yielded = True
@@ -320,7 +324,9 @@ async def observed_stream(
                 if call is not None:
                     call.error = failure.error
                     _finish(call, run, "error")
-                over = run.emit(failure, item, None, name)
+                run.seq, run.count, run.errors = seq, count, errors
+                over = run.emit(failure, item, None, name, lineage)
+                seq, count, errors = run.seq, run.count, run.errors
                 yield failure
                 if over:
                     raise Stop(
@@ -343,7 +349,10 @@ async def observed_stream(
         if call is not None and call.status == "running":
             call.error = stop.event.error
             _finish(call, run, "timeout" if stop.status == "timeout" else "cancelled")
-        run.emit(stop.event, item, None, stop.event.data["handler"])  # type: ignore[index]
+        run.seq, run.count, run.errors = seq, count, errors
+        handler_name = stop.event.data["handler"]  # type: ignore[index]
+        run.emit(stop.event, item, None, handler_name, None)
+        seq, errors = run.seq, run.errors
         yield stop.event
     except GeneratorExit:
         status = "stopped"
@@ -352,15 +361,15 @@ async def observed_stream(
         status = "cancelled"
         raise
     else:
-        status = "error" if run.errors else "ok"
+        status = "error" if errors else "ok"
     finally:
         if watchdog is not None:
             watchdog.close()
         if call is not None and call.status == "running":
             _finish(call, run, "cancelled")
         info.status = status
-        info.events = run.seq + 1
-        info.errors = run.errors
+        info.events = seq + 1
+        info.errors = errors
         info.duration = run.elapsed()
         group.notify("run_finished", info)
 
