@@ -1,9 +1,9 @@
 """Dispatch overhead of WorkflowManager against plain async generators called directly.
 
 Run with ``uv run python bench/bench_core.py``. Prints CPU microseconds per handler step (process
-time, best of N, so other load on the machine disturbs the figures little), the ratio to
-a baseline that drives the same handlers with direct calls and no routing, and peak memory of a
-long run. The manager runs with streaming and its max_events guard on; the timeout guards are
+time, best of N rounds that alternate baseline and baxiflow, so other load on the machine
+disturbs both figures little and alike), the ratio to a baseline that drives the same handlers
+with direct calls and no routing, and peak memory of a long run. The manager runs with streaming and its max_events guard on; the timeout guards are
 measured separately, since they read the clock twice per event.
 """
 
