@@ -187,6 +187,8 @@ async def observed_stream(
     # Handler calls are made only for observers that can see them.
     observing = bool(on_start or on_finish or run.on_event)
     on_event = run.on_event
+    # The usual case, one observer of events, called without a loop around it.
+    lone_event = on_event[0][1] if len(on_event) == 1 else None
     perf_counter = time.perf_counter
     clock_start = run.clock_start
     limit = run.limit
@@ -274,11 +276,17 @@ async def observed_stream(
                                     call,
                                 ),
                             )
-                            for observer, method in on_event:
+                            if lone_event is not None:
                                 try:
-                                    method(emitted)
+                                    lone_event(emitted)
                                 except Exception as exc:
-                                    group.report(observer, "event_emitted", exc)
+                                    group.report(on_event[0][0], "event_emitted", exc)
+                            else:
+                                for observer, method in on_event:
+                                    try:
+                                        method(emitted)
+                                    except Exception as exc:
+                                        group.report(observer, "event_emitted", exc)
                         over = False
                         if emitted_name != PROGRESS:
                             count += 1
