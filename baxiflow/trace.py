@@ -148,12 +148,11 @@ def _check_max_records(value: object) -> int | None:
     return value
 
 
-def _record_values(kept: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The :data:`RECORD_COLUMNS` of one event, from what :meth:`Trace.event_emitted` kept."""
-    event, seq, parent_seq, depth, handler, elapsed, run = kept
+def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
+    """The :data:`RECORD_COLUMNS` of one event."""
+    event, seq, parent_seq, depth, handler, elapsed, run, _ = emitted
     name, data, metadata, error = event.name, event.data, event.metadata, event.error
-    # The manager gives an event's wall-clock time the same way, from one clock read.
-    timestamp = run.started_at + elapsed
+    timestamp = emitted.timestamp
     step = description = current = total = error_type = None
     if name == PROGRESS:
         kind = "progress"
@@ -189,9 +188,8 @@ def _record_values(kept: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
-def _span_values(kept: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The :data:`SPAN_COLUMNS` of one call, from what :meth:`Trace.handler_finished` kept."""
-    (call,) = kept
+def _span_values(call: HandlerCall) -> tuple[Any, ...]:
+    """The :data:`SPAN_COLUMNS` of one handler call."""
     return (
         call.run.run_id,
         call.handler_name,
@@ -208,39 +206,26 @@ def _span_values(kept: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class _Rows:
-    """One table: what a hook kept waits in one flat list, and becomes rows when read.
+    """One table: what the manager reported waits as it is, and becomes rows when read.
 
-    Building a 17-key dict per event would slow the run being recorded. A hook instead
-    extends ``pending`` by ``width`` values per row, which costs one pointer per value and
-    no object of its own. Past the bound, the oldest rows are cut in batches so appending
-    stays O(1).
+    Building a 17-key dict per event would slow the run being recorded; the manager's
+    :class:`EmittedEvent` and :class:`HandlerCall` objects are final once reported, so
+    keeping them and building rows at the reader's pace records the same values. Past the
+    bound, the oldest rows are cut in batches so appending stays O(1).
     """
 
-    __slots__ = (
-        "columns",
-        "cut_at",
-        "dropped",
-        "limit",
-        "pending",
-        "row_type",
-        "rows",
-        "values",
-        "width",
-    )
+    __slots__ = ("columns", "cut_at", "dropped", "limit", "pending", "row_type", "rows", "values")
 
     def __init__(
         self,
         columns: tuple[str, ...],
         limit: int | None,
-        values: Callable[[tuple[Any, ...]], tuple[Any, ...]],
-        width: int,
+        values: Callable[[Any], tuple[Any, ...]],
     ) -> None:
         self.columns = columns
         self.values = values
-        self.width = width
         self.limit = limit
-        # Cut when a quarter more than the bound is waiting, counted in values.
-        self.cut_at = None if limit is None else (limit + max(1, limit // 4)) * width
+        self.cut_at = None if limit is None else limit + max(1, limit // 4)
         self.rows: list[dict[str, Any]] = []
         self.pending: list[Any] = []
         self.dropped = 0
@@ -257,20 +242,19 @@ class _Rows:
     def cut(self) -> None:
         if self.limit is None:
             return
-        excess = len(self.rows) + len(self.pending) // self.width - self.limit
+        excess = len(self.rows) + len(self.pending) - self.limit
         if excess <= 0:
             return
         self.dropped += excess
         from_rows = min(excess, len(self.rows))
         del self.rows[:from_rows]
-        del self.pending[: (excess - from_rows) * self.width]
+        del self.pending[: excess - from_rows]
 
     def read(self) -> list[dict[str, Any]]:
         self.cut()
         if self.pending:
             values = self.values
-            kept = zip(*[iter(self.pending)] * self.width, strict=True)
-            self.rows.extend([self.make(values(one)) for one in kept])
+            self.rows.extend([self.make(values(reported)) for reported in self.pending])
             self.pending.clear()
         return self.rows
 
@@ -306,8 +290,8 @@ class Trace(WorkflowObserver):
 
     def __init__(self, max_records: int | None = None) -> None:
         self.max_records: Final = _check_max_records(max_records)
-        self._records = _Rows(RECORD_COLUMNS, self.max_records, _record_values, width=7)
-        self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values, width=1)
+        self._records = _Rows(RECORD_COLUMNS, self.max_records, _record_values)
+        self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values)
         self._runs: list[dict[str, Any]] = []
         self._open_runs: dict[str, dict[str, Any]] = {}
 
@@ -363,8 +347,7 @@ class Trace(WorkflowObserver):
     def event_emitted(self, emitted: EmittedEvent) -> None:
         """Add the event's row to :attr:`records` (built when the rows are read)."""
         table = self._records
-        # All but the handler call, which handler_finished records on its own.
-        table.pending.extend(emitted[:7])
+        table.pending.append(emitted)
         if table.cut_at is not None and len(table.pending) >= table.cut_at:
             table.cut()
 
