@@ -120,11 +120,12 @@ class _Run:
         if self.on_event:
             elapsed = time.perf_counter() - self.clock_start
             parent_seq = None if parent is None else parent[3]
-            self.tell(
+            self.group.notify(
+                "event_emitted",
                 _new_emitted(
                     EmittedEvent,
                     (event, seq, parent_seq, depth, handler_name, elapsed, info, call),
-                )
+                ),
             )
         if name == PROGRESS:
             return False
@@ -135,14 +136,6 @@ class _Run:
         ):
             self.enqueue(event, route, seq, depth, lineage)
         return count > self.limit
-
-    def tell(self, emitted: EmittedEvent) -> None:
-        """Hand ``emitted`` to every observer of events."""
-        for observer, method in self.on_event:
-            try:
-                method(emitted)
-            except Exception as exc:
-                self.group.report(observer, "event_emitted", exc)
 
     def enqueue(
         self, event: WorkflowEvent, route: Route, seq: int, depth: int, lineage: Lineage | None
@@ -187,8 +180,6 @@ async def observed_stream(
     # Handler calls are made only for observers that can see them.
     observing = bool(on_start or on_finish or run.on_event)
     on_event = run.on_event
-    # The usual case, one observer of events, called without a loop around it.
-    lone_event = on_event[0][1] if len(on_event) == 1 else None
     perf_counter = time.perf_counter
     clock_start = run.clock_start
     limit = run.limit
@@ -276,17 +267,12 @@ async def observed_stream(
                                     call,
                                 ),
                             )
-                            if lone_event is not None:
+                            # group.notify("event_emitted", emitted), inlined.
+                            for observer, method in on_event:
                                 try:
-                                    lone_event(emitted)
+                                    method(emitted)
                                 except Exception as exc:
-                                    group.report(on_event[0][0], "event_emitted", exc)
-                            else:
-                                for observer, method in on_event:
-                                    try:
-                                        method(emitted)
-                                    except Exception as exc:
-                                        group.report(observer, "event_emitted", exc)
+                                    group.report(observer, "event_emitted", exc)
                         over = False
                         if emitted_name != PROGRESS:
                             count += 1
@@ -346,11 +332,8 @@ async def observed_stream(
                     # _finish(call, run, "ok"), inlined: this runs once per handler step.
                     call.status = "ok"
                     call.finished = perf_counter() - clock_start
-                    for observer, method in on_finish:
-                        try:
-                            method(call)
-                        except Exception as exc:
-                            group.report(observer, "handler_finished", exc)
+                    if on_finish:
+                        group.notify("handler_finished", call)
                 call = None
     except Stop as stop:
         status = stop.status

@@ -1,8 +1,9 @@
 """The routing rules both run loops share: queued events, lineages, and the events a run makes.
 
-A queued event is a tuple ``(event, handlers, parent_lineage, ...)``: the event, the handlers
-it will be dispatched to (read from the registry when it was emitted) and the lineage of the
-event whose handler emitted it. The observed loop appends the event's ``seq`` and ``depth``.
+A queued event is a tuple ``(event, route, parent_lineage, ...)``: the event, where it goes
+(its registration or registrations, read from the registry when it was emitted) and the
+lineage of the event whose handler emitted it. The observed loop queues one step per
+registration and appends the event's ``seq`` and ``depth``.
 
 Lineages exist to name the repeating chain when ``max_events`` trips. An event's lineage is
 made when the event is handled, not when it is emitted, so it costs one small tuple per
@@ -74,29 +75,24 @@ def descend(parent: Lineage | None, name: str) -> Lineage:
     length = 1 if parent is None else parent[2] + 1
     if length <= LINEAGE_WINDOW:
         return (name, parent, length)
-    return (name, _newest_names(parent), 1)
+    return (name, list(names_of(parent, newest=LINEAGE_KEPT)), 1)
 
 
-def _newest_names(lineage: Lineage | None) -> list[str]:
-    """The newest :data:`LINEAGE_KEPT` names of ``lineage``, oldest first."""
+def names_of(lineage: Lineage | None, *, newest: int | None = None) -> tuple[str, ...]:
+    """The names of ``lineage``, oldest ancestor kept first, down to the event itself.
+
+    With ``newest``, only that many of the latest names (the walk stops there).
+    """
+    wanted = -1 if newest is None else newest
     newest_first: list[str] = []
     node: Lineage | list[str] | None = lineage
-    while isinstance(node, tuple) and len(newest_first) < LINEAGE_KEPT:
+    while isinstance(node, tuple) and len(newest_first) != wanted:
         newest_first.append(node[0])
         node = node[1]
+    older: list[str] = []
     if isinstance(node, list):
-        newest_first.extend(reversed(node[len(newest_first) - LINEAGE_KEPT :]))
-    return newest_first[::-1]
-
-
-def names_of(lineage: Lineage | None) -> tuple[str, ...]:
-    """The names of ``lineage``, from the oldest ancestor kept down to the event itself."""
-    newest_first: list[str] = []
-    node: Lineage | list[str] | None = lineage
-    while isinstance(node, tuple):
-        newest_first.append(node[0])
-        node = node[1]
-    return (*(node or ()), *reversed(newest_first))
+        older = node if newest is None else node[max(0, len(node) - newest + len(newest_first)) :]
+    return (*older, *reversed(newest_first))
 
 
 def name_cycle(names: tuple[str, ...]) -> list[str]:
