@@ -19,6 +19,44 @@ from baxiflow.exceptions import EventNameError
 EXAMPLES = Path(__file__).parent / "examples"
 
 
+class SeesEverything(WorkflowObserver):
+    """Overrides every hook, so a run it watches takes every path of the observed loop."""
+
+    def run_started(self, run: Any) -> None:
+        pass
+
+    def event_emitted(self, emitted: Any) -> None:
+        pass
+
+    def handler_started(self, call: Any) -> None:
+        pass
+
+    def handler_finished(self, call: Any) -> None:
+        pass
+
+    def run_finished(self, run: Any) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True, params=["unobserved", "observed"])
+def either_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test here through both run loops.
+
+    A run nobody observes (and without timeouts) takes a leaner loop than the others; the
+    "observed" variant adds an observer to every ``process()`` call so the same behaviour is
+    checked on the general loop too.
+    """
+    if request.param == "unobserved":
+        return
+    process = WorkflowManager.process
+
+    def observed(self: WorkflowManager, initial_event: Any, **options: Any) -> Any:
+        options["observers"] = [*options.get("observers", ()), SeesEverything()]
+        return process(self, initial_event, **options)
+
+    monkeypatch.setattr(WorkflowManager, "process", observed)
+
+
 async def collect(
     workflow: WorkflowManager, event: WorkflowEvent, **kwargs: Any
 ) -> list[WorkflowEvent]:
@@ -491,12 +529,6 @@ async def test_max_events_ends_a_loop_with_an_error_naming_the_cycle() -> None:
     assert sum(1 for e in events[:-1] if not e.is_progress) == 51
 
 
-# Runs with observers or timeouts take the general loop, the others a leaner one.
-BOTH_LOOPS = pytest.mark.parametrize(
-    "options", [{}, {"observers": [WorkflowObserver()]}], ids=["unobserved", "observed"]
-)
-
-
 def branching_cycle(names: list[str], fan_out: int) -> WorkflowManager:
     """Each event of ``names`` emits ``fan_out`` of the next, the last looping to the first."""
     workflow = WorkflowManager()
@@ -512,14 +544,11 @@ def branching_cycle(names: list[str], fan_out: int) -> WorkflowManager:
     return workflow
 
 
-@BOTH_LOOPS
 @pytest.mark.parametrize("period", [1, 2, 3, 5])
-async def test_max_events_names_the_cycle_of_a_loop_that_branches_out(
-    options: dict[str, Any], period: int
-) -> None:
+async def test_max_events_names_the_cycle_of_a_loop_that_branches_out(period: int) -> None:
     # Doubling at every step packs the last half of the budget into one or two generations.
     names = ["plan", "search", "read", "rank", "write"][:period]
-    events = await collect(branching_cycle(names, 2), WorkflowEvent(names[0]), **options)
+    events = await collect(branching_cycle(names, 2), WorkflowEvent(names[0]))
     final = events[-1]
     assert final.data is not None and final.data["reason"] == "max_events"
     cycle = final.data["cycle"]
@@ -527,10 +556,7 @@ async def test_max_events_names_the_cycle_of_a_loop_that_branches_out(
     assert set(cycle) == set(names)
 
 
-@BOTH_LOOPS
-async def test_max_events_names_a_cycle_after_a_chain_longer_than_the_lineage_window(
-    options: dict[str, Any],
-) -> None:
+async def test_max_events_names_a_cycle_after_a_chain_longer_than_the_lineage_window() -> None:
     workflow = WorkflowManager(max_events=1_000)
     for index in range(300):
 
@@ -541,16 +567,13 @@ async def test_max_events_names_a_cycle_after_a_chain_longer_than_the_lineage_wi
     workflow.register("step300", looping_workflow().handlers_for("search")[0])
     workflow.register("research", looping_workflow().handlers_for("research")[0])
     workflow.register("search", looping_workflow().handlers_for("search")[0])
-    events = await collect(workflow, WorkflowEvent("step0"), **options)
+    events = await collect(workflow, WorkflowEvent("step0"))
     assert events[-1].data is not None
     assert events[-1].data["cycle"] == ["search", "research", "search"]
 
 
-@BOTH_LOOPS
-async def test_max_events_counts_the_same_with_or_without_observers(
-    options: dict[str, Any],
-) -> None:
-    events = await collect(looping_workflow(), WorkflowEvent("search"), max_events=7, **options)
+async def test_max_events_counts_and_names_the_cycle_exactly() -> None:
+    events = await collect(looping_workflow(), WorkflowEvent("search"), max_events=7)
     assert sum(1 for e in events[:-1] if not e.is_progress) == 8
     assert (
         events[-1].error
