@@ -76,7 +76,7 @@ class _Run:
         "group",
         "info",
         "limit",
-        "on_event",
+        "noticing",
         "queue",
         "route",
         "seq",
@@ -93,7 +93,7 @@ class _Run:
         self.seq = -1
         self.count = 0
         self.errors = 0
-        self.on_event = group.listeners("event_emitted")
+        self.noticing = bool(group.listeners("event_emitted") or group.event_sinks)
         self.clock_start = time.perf_counter()
 
     def emit(
@@ -117,15 +117,14 @@ class _Run:
         if call is not None:
             call.emitted += 1
         depth = 0 if parent is None else parent[4] + 1
-        if self.on_event:
+        if self.noticing:
             elapsed = time.perf_counter() - self.clock_start
             parent_seq = None if parent is None else parent[3]
-            self.group.notify(
-                "event_emitted",
+            self.group.emitted(
                 _new_emitted(
                     EmittedEvent,
                     (event, seq, parent_seq, depth, handler_name, elapsed, info, call),
-                ),
+                )
             )
         if name == PROGRESS:
             return False
@@ -177,9 +176,12 @@ async def observed_stream(
     status: RunStatus = "running"
     on_start = group.listeners("handler_started")
     on_finish = group.listeners("handler_finished")
+    on_event = group.listeners("event_emitted")
+    event_sinks, call_sinks = group.event_sinks, group.call_sinks
+    noticing = run.noticing
     # Handler calls are made only for observers that can see them.
-    observing = bool(on_start or on_finish or run.on_event)
-    on_event = run.on_event
+    observing = bool(noticing or on_start or on_finish or call_sinks)
+    run_id, started_at = info.run_id, info.started_at
     perf_counter = time.perf_counter
     clock_start = run.clock_start
     limit = run.limit
@@ -252,27 +254,48 @@ async def observed_stream(
                             info.errors = errors
                         if call is not None:
                             call.emitted += 1
-                        if on_event:
+                        if noticing:
                             elapsed = perf_counter() - clock_start
-                            emitted = _new_emitted(
-                                EmittedEvent,
-                                (
-                                    event,
+                            if event_sinks:
+                                # event_fields(emitted), inlined.
+                                fields = (
+                                    run_id,
                                     seq,
                                     trigger_seq,
                                     depth,
+                                    emitted_name,
                                     name,
+                                    event.error,
                                     elapsed,
-                                    info,
-                                    call,
-                                ),
-                            )
-                            # group.notify("event_emitted", emitted), inlined.
-                            for observer, method in on_event:
-                                try:
-                                    method(emitted)
-                                except Exception as exc:
-                                    group.report(observer, "event_emitted", exc)
+                                    started_at,
+                                    event.data,
+                                    event.metadata,
+                                )
+                                for observer, event_sink in event_sinks:
+                                    try:
+                                        event_sink(fields)
+                                    except Exception as exc:
+                                        group.report(observer, "event_emitted", exc)
+                            if on_event:
+                                emitted = _new_emitted(
+                                    EmittedEvent,
+                                    (
+                                        event,
+                                        seq,
+                                        trigger_seq,
+                                        depth,
+                                        name,
+                                        elapsed,
+                                        info,
+                                        call,
+                                    ),
+                                )
+                                # group.notify("event_emitted", emitted), inlined.
+                                for observer, method in on_event:
+                                    try:
+                                        method(emitted)
+                                    except Exception as exc:
+                                        group.report(observer, "event_emitted", exc)
                         over = False
                         if emitted_name != PROGRESS:
                             count += 1
@@ -331,7 +354,26 @@ async def observed_stream(
                 if call.status == "running":
                     # _finish(call, run, "ok"), inlined: this runs once per handler step.
                     call.status = "ok"
-                    call.finished = perf_counter() - clock_start
+                    call.finished = finished = perf_counter() - clock_start
+                    if call_sinks:
+                        # call_fields(call), inlined.
+                        done = (
+                            run_id,
+                            name,
+                            call.position,
+                            trigger.name,
+                            trigger_seq,
+                            call.started,
+                            finished,
+                            call.emitted,
+                            "ok",
+                            None,
+                        )
+                        for observer, call_sink in call_sinks:
+                            try:
+                                call_sink(done)
+                            except Exception as exc:
+                                group.report(observer, "handler_finished", exc)
                     if on_finish:
                         group.notify("handler_finished", call)
                 call = None
@@ -381,7 +423,7 @@ def _timeout_stop(run: _Run, expired: Expiry, name: str, item: ObservedQueued) -
 def _finish(call: HandlerCall, run: _Run, status: HandlerStatus) -> None:
     call.status = status
     call.finished = run.elapsed()
-    run.group.notify("handler_finished", call)
+    run.group.finished(call)
 
 
 _bare_call = object.__new__

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
+from baxiflow._recording import CallFields, EventFields, call_fields, event_fields
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import ObserverWarning
 
@@ -209,19 +210,37 @@ class ObserverGroup:
     """The observers of one run; calls each safely and warns once per failing observer.
 
     Each hook keeps only the observers that override it, so an observer pays nothing for the
-    hooks it does not use.
+    hooks it does not use. A recorder's sinks (see :mod:`baxiflow._recording`) take the
+    place of its ``event_emitted`` and ``handler_finished``.
     """
 
-    __slots__ = ("_hooks", "_warned", "observers")
+    __slots__ = ("_hooks", "_warned", "call_sinks", "event_sinks", "observers")
 
     def __init__(self, observers: Iterable[WorkflowObserver]) -> None:
         self.observers = tuple(observers)
         self._warned: set[int] = set()
+        event_sinks: list[tuple[WorkflowObserver, Callable[[EventFields], object]]] = []
+        call_sinks: list[tuple[WorkflowObserver, Callable[[CallFields], object]]] = []
+        sunk: dict[str, set[int]] = {"event_emitted": set(), "handler_finished": set()}
+        for observer in self.observers:
+            offer = getattr(observer, "_recording_sinks", None)
+            if offer is None:
+                continue
+            event_sink, call_sink = offer()
+            if event_sink is not None:
+                event_sinks.append((observer, event_sink))
+                sunk["event_emitted"].add(id(observer))
+            if call_sink is not None:
+                call_sinks.append((observer, call_sink))
+                sunk["handler_finished"].add(id(observer))
+        self.event_sinks = tuple(event_sinks)
+        self.call_sinks = tuple(call_sinks)
         self._hooks: dict[str, tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]] = {
             hook: tuple(
                 (observer, getattr(observer, hook))
                 for observer in self.observers
                 if getattr(type(observer), hook) is not getattr(WorkflowObserver, hook)
+                and id(observer) not in sunk.get(hook, ())
             )
             for hook in _HOOKS
         }
@@ -234,6 +253,30 @@ class ObserverGroup:
         for observer, method in self._hooks[hook]:
             try:
                 method(argument)
+            except Exception as exc:
+                self.report(observer, hook, exc)
+
+    def emitted(self, emitted: EmittedEvent) -> None:
+        """Tell every observer of events, sinks included, about ``emitted``."""
+        if self.event_sinks:
+            self._sink(self.event_sinks, "event_emitted", event_fields(emitted))
+        self.notify("event_emitted", emitted)
+
+    def finished(self, call: HandlerCall) -> None:
+        """Tell every observer of handler calls, sinks included, that ``call`` ended."""
+        if self.call_sinks:
+            self._sink(self.call_sinks, "handler_finished", call_fields(call))
+        self.notify("handler_finished", call)
+
+    def _sink(
+        self,
+        sinks: tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...],
+        hook: str,
+        fields: tuple[Any, ...],
+    ) -> None:
+        for observer, sink in sinks:
+            try:
+                sink(fields)
             except Exception as exc:
                 self.report(observer, hook, exc)
 

@@ -66,11 +66,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
 from baxiflow._jsonable import ReprValue, from_jsonable, to_jsonable
 from baxiflow._optional import import_optional
+from baxiflow._recording import (
+    CALL_WIDTH,
+    EVENT_WIDTH,
+    Sinks,
+    call_fields,
+    event_fields,
+)
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import TraceFormatError
 from baxiflow.manager import WorkflowManager
@@ -148,11 +155,11 @@ def _check_max_records(value: object) -> int | None:
     return value
 
 
-def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
+def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
     """The :data:`RECORD_COLUMNS` of one event."""
-    event, seq, parent_seq, depth, handler, elapsed, run, _ = emitted
-    name, data, metadata, error = event.name, event.data, event.metadata, event.error
-    timestamp = emitted.timestamp
+    run_id, seq, parent_seq, depth, name, handler, error, elapsed, started_at, data, metadata = (
+        fields
+    )
     step = description = current = total = error_type = None
     if name == PROGRESS:
         kind = "progress"
@@ -168,7 +175,7 @@ def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
     else:
         kind = "event"
     return (
-        run.run_id,
+        run_id,
         seq,
         parent_seq,
         depth,
@@ -182,50 +189,67 @@ def _record_values(emitted: EmittedEvent) -> tuple[Any, ...]:
         error,
         error_type,
         elapsed,
-        timestamp,
+        started_at + elapsed,
         data,
         metadata,
     )
 
 
-def _span_values(call: HandlerCall) -> tuple[Any, ...]:
+def _span_values(fields: Sequence[Any]) -> tuple[Any, ...]:
     """The :data:`SPAN_COLUMNS` of one handler call."""
+    run_id, handler, position, event, event_seq, start, end, emitted, status, error = fields
+    duration = None if end is None else end - start
     return (
-        call.run.run_id,
-        call.handler_name,
-        call.position,
-        call.trigger.name,
-        call.trigger_seq,
-        call.started,
-        call.finished,
-        call.duration,
-        call.emitted,
-        call.status,
-        call.error,
+        run_id,
+        handler,
+        position,
+        event,
+        event_seq,
+        start,
+        end,
+        duration,
+        emitted,
+        status,
+        error,
     )
 
 
 class _Rows:
-    """One table: what the manager reported waits as it is, and becomes rows when read.
+    """One table: the run loop's compact fields wait as they are, and become rows when read.
 
-    Building a 17-key dict per event would slow the run being recorded; the manager's
-    :class:`EmittedEvent` and :class:`HandlerCall` objects are final once reported, so
-    keeping them and building rows at the reader's pace records the same values. Past the
-    bound, the oldest rows are cut in batches so appending stays O(1).
+    Building a 17-key dict per event would slow the run being recorded, so the table keeps
+    the :data:`~baxiflow._recording.EventFields` (or ``CallFields``) it is handed, which
+    hold final values, and builds rows at the reader's pace. It keeps them flat, ``width``
+    list items per entry, so a long recording adds no object per entry for the garbage
+    collector to scan again and again. Past the bound, the oldest rows are cut in batches
+    so adding stays O(1). ``pending`` stays the same list object for the table's life:
+    the run loop extends it directly.
     """
 
-    __slots__ = ("columns", "cut_at", "dropped", "limit", "pending", "row_type", "rows", "values")
+    __slots__ = (
+        "columns",
+        "cut_at",
+        "dropped",
+        "limit",
+        "pending",
+        "row_type",
+        "rows",
+        "values",
+        "width",
+    )
 
     def __init__(
         self,
         columns: tuple[str, ...],
+        width: int,
         limit: int | None,
-        values: Callable[[Any], tuple[Any, ...]],
+        values: Callable[[Sequence[Any]], tuple[Any, ...]],
     ) -> None:
         self.columns = columns
+        self.width = width
         self.values = values
         self.limit = limit
-        self.cut_at = None if limit is None else limit + max(1, limit // 4)
+        self.cut_at = None if limit is None else (limit + max(1, limit // 4)) * width
         self.rows: list[dict[str, Any]] = []
         self.pending: list[Any] = []
         self.dropped = 0
@@ -233,6 +257,16 @@ class _Rows:
         # when their keys come in the same order, which halves the memory of a row; the
         # rows stay plain dicts in every respect.
         self.row_type = type("_Row", (), {})
+
+    def add(self, fields: tuple[Any, ...]) -> None:
+        pending = self.pending
+        pending.extend(fields)
+        if self.cut_at is not None and len(pending) >= self.cut_at:
+            self.cut()
+
+    def sink(self) -> Callable[[Any], object]:
+        """The fastest callable that adds one entry's fields, respecting the bound."""
+        return self.pending.extend if self.limit is None else self.add
 
     def make(self, values: Iterable[Any]) -> dict[str, Any]:
         row: dict[str, Any] = self.row_type().__dict__
@@ -242,20 +276,23 @@ class _Rows:
     def cut(self) -> None:
         if self.limit is None:
             return
-        excess = len(self.rows) + len(self.pending) - self.limit
+        waiting = len(self.pending) // self.width
+        excess = len(self.rows) + waiting - self.limit
         if excess <= 0:
             return
         self.dropped += excess
         from_rows = min(excess, len(self.rows))
         del self.rows[:from_rows]
-        del self.pending[: excess - from_rows]
+        del self.pending[: (excess - from_rows) * self.width]
 
     def read(self) -> list[dict[str, Any]]:
         self.cut()
-        if self.pending:
-            values = self.values
-            self.rows.extend([self.make(values(reported)) for reported in self.pending])
-            self.pending.clear()
+        pending, width, values = self.pending, self.width, self.values
+        if pending:
+            self.rows.extend(
+                [self.make(values(pending[i : i + width])) for i in range(0, len(pending), width)]
+            )
+            pending.clear()
         return self.rows
 
 
@@ -290,8 +327,8 @@ class Trace(WorkflowObserver):
 
     def __init__(self, max_records: int | None = None) -> None:
         self.max_records: Final = _check_max_records(max_records)
-        self._records = _Rows(RECORD_COLUMNS, self.max_records, _record_values)
-        self._spans = _Rows(SPAN_COLUMNS, self.max_records, _span_values)
+        self._records = _Rows(RECORD_COLUMNS, EVENT_WIDTH, self.max_records, _record_values)
+        self._spans = _Rows(SPAN_COLUMNS, CALL_WIDTH, self.max_records, _span_values)
         self._runs: list[dict[str, Any]] = []
         self._open_runs: dict[str, dict[str, Any]] = {}
 
@@ -346,17 +383,23 @@ class Trace(WorkflowObserver):
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
         """Add the event's row to :attr:`records` (built when the rows are read)."""
-        table = self._records
-        table.pending.append(emitted)
-        if table.cut_at is not None and len(table.pending) >= table.cut_at:
-            table.cut()
+        self._records.add(event_fields(emitted))
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Add the call's row to :attr:`spans` (built when the rows are read)."""
-        table = self._spans
-        table.pending.append(call)
-        if table.cut_at is not None and len(table.pending) >= table.cut_at:
-            table.cut()
+        self._spans.add(call_fields(call))
+
+    def _recording_sinks(self) -> Sinks:
+        """The run loop's fast way to add rows (see :mod:`baxiflow._recording`).
+
+        A subclass that overrides ``event_emitted`` or ``handler_finished`` has its
+        override called instead of the matching sink.
+        """
+        cls = type(self)
+        return (
+            self._records.sink() if cls.event_emitted is Trace.event_emitted else None,
+            self._spans.sink() if cls.handler_finished is Trace.handler_finished else None,
+        )
 
     def run_finished(self, run: RunInfo) -> None:
         """Complete the run's row in :attr:`runs`."""

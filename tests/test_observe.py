@@ -114,6 +114,27 @@ async def test_a_raising_observer_warns_once_and_never_breaks_the_run() -> None:
     assert len(caught) == 1
 
 
+@pytest.mark.parametrize("failing", ["event", "call"])
+async def test_a_recorder_whose_sink_raises_warns_once_and_never_breaks_the_run(
+    failing: str,
+) -> None:
+    # Sinks (baxiflow._recording, what Trace uses) fail like any observer.
+    kept: list[object] = []
+
+    def broken(fields: object) -> None:
+        raise RuntimeError("sink bug")
+
+    class Sinking(WorkflowObserver):
+        def _recording_sinks(self) -> tuple[Any, Any]:
+            return (broken, kept.append) if failing == "event" else (kept.append, broken)
+
+    with pytest.warns(ObserverWarning, match="sink bug") as caught:
+        events = await drain(chain().process(WorkflowEvent("start"), observers=[Sinking()]))
+    assert [e.name for e in events] == ["start", "progress", "next", "completed"]
+    assert len(caught) == 1
+    assert len(kept) == (2 if failing == "event" else 4)
+
+
 def test_observers_must_be_observer_objects_or_callables() -> None:
     with pytest.raises(TypeError, match="neither a WorkflowObserver nor a callable"):
         WorkflowManager(observers=[42])  # type: ignore[list-item]

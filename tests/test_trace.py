@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baxiflow import EmittedEvent, HandlerCall, WorkflowEvent, WorkflowManager
+from baxiflow import EmittedEvent, HandlerCall, WorkflowEvent, WorkflowManager, WorkflowObserver
 from baxiflow._jsonable import MARKERS, ReprValue, from_jsonable, to_jsonable
 from baxiflow.exceptions import MissingDependencyError, TraceFormatError
 from baxiflow.trace import (
@@ -63,6 +63,17 @@ def branching_workflow() -> WorkflowManager:
         yield WorkflowEvent("accepted")
 
     return workflow
+
+
+def counting_workflow() -> WorkflowManager:
+    """One handler yields ``n`` events with plain payloads."""
+
+    async def count(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        for i in range(event.data["n"]):
+            yield WorkflowEvent("tick", data={"i": i})
+
+    return WorkflowManager(max_events=None).register("start", count)
 
 
 async def drain(workflow: WorkflowManager, first: WorkflowEvent, **kwargs: Any) -> list[str]:
@@ -159,14 +170,71 @@ async def test_records_hold_exactly_what_observers_were_told_about_each_event() 
         assert row["data"] is emitted.event.data and row["metadata"] is emitted.event.metadata
 
 
-async def test_a_trace_keeps_what_observers_were_given_and_no_handler_generators() -> None:
-    # What a long recording holds: one EmittedEvent per event and one HandlerCall per call.
-    trace = await record(branching_workflow(), WorkflowEvent("start"))
-    kept = [*trace._records.pending, *trace._spans.pending]
-    reachable = [*kept, *gc.get_referents(*kept)]
-    assert not any(isinstance(r, types.AsyncGeneratorType) for r in reachable)
-    assert sum(isinstance(r, EmittedEvent) for r in kept) == len(trace.records)
-    assert sum(isinstance(r, HandlerCall) for r in kept) == len(trace.spans)
+def held_by(trace: Trace) -> list[object]:
+    """Every object reachable from ``trace``, not looking into classes and modules."""
+    seen: dict[int, object] = {}
+    todo: list[object] = [trace]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, type | types.ModuleType):
+            continue
+        seen[id(obj)] = obj
+        todo.extend(gc.get_referents(obj))
+    return list(seen.values())
+
+
+async def test_a_long_recording_holds_no_run_objects_and_nothing_more_to_scan_per_event() -> None:
+    # What a trace holds for the collector to scan must not grow with the run: per event
+    # it keeps plain values and the event's own data dicts, not the events, handler
+    # calls or generators of the run.
+    async def held_after(events: int) -> list[object]:
+        trace = await record(counting_workflow(), WorkflowEvent("start", {"n": events}))
+        assert len(trace._records.pending) > 0, "rows not read yet: what a run leaves behind"
+        return held_by(trace)
+
+    short, long = await held_after(10), await held_after(2000)
+
+    run_types = WorkflowEvent | HandlerCall | EmittedEvent | types.AsyncGeneratorType
+    assert not any(isinstance(obj, run_types) for obj in long)
+    assert sum(map(gc.is_tracked, long)) == sum(map(gc.is_tracked, short))
+
+
+async def test_a_trace_fed_by_hand_gives_the_rows_a_run_gives() -> None:
+    # event_emitted and handler_finished are public: replaying what observers were told
+    # into a fresh Trace gives the rows the run loop recorded.
+    class Tell(WorkflowObserver):
+        def __init__(self) -> None:
+            self.told: list[EmittedEvent | HandlerCall] = []
+
+        def event_emitted(self, emitted: EmittedEvent) -> None:
+            self.told.append(emitted)
+
+        def handler_finished(self, call: HandlerCall) -> None:
+            self.told.append(call)
+
+    tell = Tell()
+    recorded = await record(branching_workflow(), WorkflowEvent("start"), observers=[tell])
+    by_hand = Trace()
+    for told in tell.told:
+        if isinstance(told, HandlerCall):
+            by_hand.handler_finished(told)
+        else:
+            by_hand.event_emitted(told)
+
+    assert by_hand.records == recorded.records
+    assert by_hand.spans == recorded.spans
+
+
+async def test_a_trace_subclass_that_overrides_a_hook_has_its_override_called() -> None:
+    class OnlyErrors(Trace):
+        def event_emitted(self, emitted: EmittedEvent) -> None:
+            if emitted.event.is_error:
+                super().event_emitted(emitted)
+
+    trace = await record(branching_workflow(), WorkflowEvent("start"), trace=OnlyErrors())
+
+    assert [row["kind"] for row in trace.records] == ["error"]
+    assert len(trace.spans) == 7
 
 
 async def test_recording_does_not_change_what_the_run_emits() -> None:
