@@ -180,7 +180,7 @@ async def observed_stream(
     event_sinks, call_sinks = group.event_sinks, group.call_sinks
     noticing = run.noticing
     # Handler calls are made only for observers that can see them.
-    observing = bool(noticing or on_start or on_finish or call_sinks)
+    observing = bool(on_event or on_start or on_finish or call_sinks)
     run_id, started_at = info.run_id, info.started_at
     perf_counter = time.perf_counter
     clock_start = run.clock_start
