@@ -675,6 +675,30 @@ async def test_run_timeout_ends_the_run_with_a_final_error() -> None:
     assert 2 <= len(events) < 50
 
 
+class ShiftedClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock is not ``time.monotonic()``, as some loops' are not."""
+
+    def time(self) -> float:
+        return super().time() - 1000.0
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, ShiftedClockLoop])
+def test_timeouts_follow_the_running_loop_s_own_clock(loop_factory: Any) -> None:
+    async def quick(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("done")
+
+    async def stuck(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(10)
+        yield WorkflowEvent("never")
+
+    workflow = WorkflowManager().register("start", quick).register("wait", stuck)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        finished = runner.run(collect(workflow, WorkflowEvent("start"), timeout=60))
+        stopped = runner.run(collect(workflow, WorkflowEvent("wait"), handler_timeout=0.05))
+    assert [event.name for event in finished] == ["start", "done"]
+    assert stopped[-1].data is not None and stopped[-1].data["reason"] == "handler_timeout"
+
+
 async def test_handler_own_timeout_error_is_a_handler_error_not_a_guard() -> None:
     async def raises_timeout(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
         raise TimeoutError("upstream took too long")
