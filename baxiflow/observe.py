@@ -203,6 +203,14 @@ def as_observer(observer: Observer) -> WorkflowObserver:
     )
 
 
+def _listener(observer: WorkflowObserver, hook: str) -> Callable[[Any], object]:
+    """What to call for ``hook``: a plain callable's own self, without its wrapper's frame."""
+    if hook == "event_emitted" and isinstance(observer, _CallableObserver):
+        return observer.callback
+    method: Callable[[Any], object] = getattr(observer, hook)
+    return method
+
+
 _HOOKS = ("run_started", "event_emitted", "handler_started", "handler_finished", "run_finished")
 
 
@@ -237,7 +245,7 @@ class ObserverGroup:
         self.call_sinks = tuple(call_sinks)
         self._hooks: dict[str, tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]] = {
             hook: tuple(
-                (observer, getattr(observer, hook))
+                (observer, _listener(observer, hook))
                 for observer in self.observers
                 if getattr(type(observer), hook) is not getattr(WorkflowObserver, hook)
                 and id(observer) not in sunk.get(hook, ())
