@@ -231,10 +231,11 @@ class ObserverGroup:
         call_sinks: list[tuple[WorkflowObserver, Callable[[CallFields], object]]] = []
         sunk: dict[str, set[int]] = {"event_emitted": set(), "handler_finished": set()}
         for observer in self.observers:
-            offer = getattr(observer, "_recording_sinks", None)
+            # Looked up on the class, so an observer answering every attribute offers none.
+            offer = getattr(type(observer), "_recording_sinks", None)
             if offer is None:
                 continue
-            event_sink, call_sink = offer()
+            event_sink, call_sink = offer(observer)
             if event_sink is not None:
                 event_sinks.append((observer, event_sink))
                 sunk["event_emitted"].add(id(observer))

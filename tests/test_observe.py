@@ -135,6 +135,20 @@ async def test_a_recorder_whose_sink_raises_warns_once_and_never_breaks_the_run(
     assert len(kept) == (2 if failing == "event" else 4)
 
 
+async def test_an_observer_that_answers_every_attribute_is_an_ordinary_observer() -> None:
+    seen: list[str] = []
+
+    class Lenient(WorkflowObserver):
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args: None
+
+        def event_emitted(self, emitted: EmittedEvent) -> None:
+            seen.append(emitted.event.name)
+
+    events = await drain(chain().process(WorkflowEvent("start"), observers=[Lenient()]))
+    assert seen == [e.name for e in events] == ["start", "progress", "next", "completed"]
+
+
 def test_observers_must_be_observer_objects_or_callables() -> None:
     with pytest.raises(TypeError, match="neither a WorkflowObserver nor a callable"):
         WorkflowManager(observers=[42])  # type: ignore[list-item]
