@@ -460,6 +460,33 @@ async def test_max_records_holds_across_runs_and_reads() -> None:
     assert len(trace.runs) == 2
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    bound=st.integers(min_value=1, max_value=30),
+    runs=st.lists(st.tuples(st.integers(0, 60), st.booleans()), min_size=1, max_size=5),
+)
+def test_a_bounded_trace_keeps_exactly_the_newest_rows_of_an_unbounded_one(
+    bound: int, runs: list[tuple[int, bool]]
+) -> None:
+    bounded, everything = Trace(max_records=bound), Trace()
+    for events, read_after in runs:
+        asyncio.run(
+            record(
+                counting_workflow(),
+                WorkflowEvent("start", {"n": events}),
+                trace=bounded,
+                observers=[everything],
+            )
+        )
+        if read_after:
+            assert bounded.records == everything.records[-bound:]
+
+    assert bounded.records == everything.records[-bound:]
+    assert bounded.spans == everything.spans[-bound:]
+    assert bounded.dropped_records == len(everything.records) - len(bounded.records)
+    assert bounded.dropped_spans == len(everything.spans) - len(bounded.spans)
+
+
 # DataFrames -----------------------------------------------------------------------------
 
 
