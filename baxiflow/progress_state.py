@@ -87,6 +87,9 @@ _RUN_STYLES: Final[dict[RunStatus, BarStyle]] = {
 _NO_STEP: Final = "progress"
 """Step name for progress events whose data names no step."""
 
+_NOT_WAITING: Final = object()
+"""Stands for "no step": equal to no step name a progress event can give."""
+
 
 def format_elapsed(seconds: float) -> str:
     """Elapsed time as the text view shows it: seconds with two decimals and an ``s``.
@@ -218,6 +221,11 @@ class RunProgress:
     event fails the active steps of the handler it names (all active steps when it names
     none); a failed step stays failed.
 
+    A busy step reports far more often than anyone looks: while the step that reported
+    last reports again, only its latest report matters, so it waits, counted, until the
+    state is next read or fed anything else. Reading :attr:`steps`, :attr:`current`,
+    :meth:`take_changed` or the text brings the state up to date first.
+
     Args:
         run: The run, whose counters the header shows; taken from the first event when not given.
     """
@@ -226,11 +234,14 @@ class RunProgress:
         "_active",
         "_changed",
         "_current",
+        "_latest",
+        "_latest_step",
+        "_repeats",
         "_run",
+        "_steps",
         "elapsed",
         "last_error",
         "status",
-        "steps",
         "style",
     )
 
@@ -240,10 +251,15 @@ class RunProgress:
         self.style: BarStyle = "info"
         self.elapsed = 0.0
         self.last_error: str | None = None
-        self.steps: dict[str, StepState] = {}
+        self._steps: dict[str, StepState] = {}
         self._active: dict[str, StepState] = {}
         self._changed: dict[str, StepState] = {}
         self._current: StepState | None = None
+        # The current step's latest report not applied yet, how many reports it stands
+        # for, and the step name under which a report may wait (_NOT_WAITING: none may).
+        self._latest: EmittedEvent | None = None
+        self._repeats = 0
+        self._latest_step: object = _NOT_WAITING
 
     def __repr__(self) -> str:
         return f"<RunProgress {self.status}: {len(self.steps)} steps, {self.events} events>"
@@ -253,16 +269,30 @@ class RunProgress:
     def event(self, emitted: EmittedEvent) -> None:
         """Take one emitted event into account."""
         event = emitted.event
-        self._run = emitted.run
         self.elapsed = emitted.elapsed
         name = event.name
         if name == PROGRESS:
+            data = event.data
+            if type(data) is dict and data.get("step") == self._latest_step:
+                # The current step reports again: only its latest report matters, and
+                # whatever happens in between (an error, a handler call ending, a read)
+                # applies it first.
+                self._latest = emitted
+                self._repeats += 1
+                return
+            self._settle()
+            if self._run is None:
+                self._run = emitted.run
             self._progress(event, emitted)
         elif name == ERROR:
+            self._settle()
             self._error(event, emitted.handler_name)
+        elif self._run is None:
+            self._run = emitted.run
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Close the steps ``call`` reported: done when it ended well, failed when it did not."""
+        self._settle()
         if not self._active:
             return
         if call.status == "ok":
@@ -275,6 +305,7 @@ class RunProgress:
 
     def finish(self, run: RunInfo) -> None:
         """Take the run's final status; close every step still active."""
+        self._settle()
         self._run = run
         self.status = run.status
         if run.duration is not None:
@@ -285,6 +316,12 @@ class RunProgress:
         self._raise_style(_RUN_STYLES[run.status])
 
     # Reading ------------------------------------------------------------------
+
+    @property
+    def steps(self) -> dict[str, StepState]:
+        """Every step, by name, in order of appearance."""
+        self._settle()
+        return self._steps
 
     @property
     def run_id(self) -> str | None:
@@ -304,11 +341,13 @@ class RunProgress:
     @property
     def current(self) -> StepState | None:
         """The step that reported last, while it is still active."""
+        self._settle()
         step = self._current
         return step if step is not None and step.status == "active" else None
 
     def take_changed(self) -> list[StepState]:
         """Steps changed since the last call, new ones in order of appearance; clears the list."""
+        self._settle()
         changed = list(self._changed.values())
         self._changed.clear()
         return changed
@@ -331,15 +370,27 @@ class RunProgress:
 
     # Transitions --------------------------------------------------------------
 
+    def _settle(self) -> None:
+        """Apply the report that waits, if one does."""
+        latest = self._latest
+        if latest is not None:
+            self._latest = None
+            self._current.updates += self._repeats - 1  # type: ignore[union-attr]
+            self._repeats = 0
+            self._progress(latest.event, latest)
+
     def _progress(self, event: WorkflowEvent, emitted: EmittedEvent) -> None:
-        # The hot path of a busy run: exact type checks first, conversions only when needed.
+        # Exact type checks first, conversions only when needed.
         data: dict[str, Any] = event.data if type(event.data) is dict else _as_dict(event.data)
-        name = data.get("step") or _NO_STEP
+        raw_name = data.get("step")
+        name = raw_name or _NO_STEP
         if type(name) is not str:
             name = str(name)
-        step = self.steps.get(name)
+        # Later reports of this step may wait when they name it exactly as this one does.
+        self._latest_step = raw_name if type(raw_name) is str and raw_name else _NOT_WAITING
+        step = self._steps.get(name)
         if step is None:
-            step = self.steps[name] = StepState(name)
+            step = self._steps[name] = StepState(name)
             self._active[name] = step
         previous = self._current
         if previous is not step:

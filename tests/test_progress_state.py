@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import ObserverWarning
-from baxiflow.observe import EmittedEvent, RunInfo
+from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.progress_state import (
     ProgressObserver,
     RunProgress,
@@ -332,6 +335,94 @@ async def test_changed_steps_come_new_ones_first_in_order_of_appearance() -> Non
 
     await drain(workflow, recorder)
     assert taken == [["b", "a"]]
+
+
+def names(steps: list[StepState | None]) -> list[str | None]:
+    return [None if step is None else step.name for step in steps]
+
+
+def step_snapshot(state: RunProgress) -> list[tuple[object, ...]]:
+    return [
+        (s.name, s.description, s.current, s.total, s.status, s.updates, s.handler, id(s.call))
+        for s in state.steps.values()
+    ]
+
+
+feed_ops = st.one_of(
+    st.tuples(
+        st.just("progress"),
+        st.sampled_from(["fetch", "parse", "", None, 7]),
+        st.sampled_from([None, 0, 1, 2.5, 3, -1, "x"]),
+        st.sampled_from([None, 0, 3, 10]),
+        st.integers(0, 2),
+    ),
+    st.tuples(st.just("error"), st.sampled_from([None, "h0", "h1"])),
+    st.tuples(st.just("event")),
+    st.tuples(st.just("finished"), st.integers(0, 2), st.sampled_from(["ok", "error", "timeout"])),
+    st.tuples(st.just("read")),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@example(  # a handler call ends badly while a report of another call's step waits
+    ops=[
+        ("progress", "fetch", None, None, 0),
+        ("progress", "fetch", 1, None, 1),
+        ("finished", 1, "error"),
+    ],
+    ending="ok",
+)
+@example(  # an error names the handler of the report that waits
+    ops=[("progress", "fetch", 1, 3, 0), ("progress", "fetch", 2, 3, 1), ("error", "h1")],
+    ending="ok",
+)
+@given(
+    ops=st.lists(feed_ops, max_size=40),
+    ending=st.sampled_from(["ok", "error", "stopped", "timeout"]),
+)
+def test_reports_that_wait_leave_the_state_as_applying_each_at_once_would(
+    ops: list[tuple[object, ...]], ending: Any
+) -> None:
+    # `eager` is read after every event, so nothing ever waits in it; `lazy` is read only
+    # at the "read" steps. Both must agree whenever read, and at the end.
+    run = RunInfo("r", WorkflowManager(), WorkflowEvent("start"), 0.0)
+    calls = [HandlerCall(run, len, f"h{i}", 0, WorkflowEvent("start"), 0, 0.0) for i in range(3)]
+    eager, lazy = RunProgress(run), RunProgress(run)
+    for seq, op in enumerate(ops, start=1):
+        if op[0] == "read":
+            assert step_snapshot(lazy) == step_snapshot(eager)
+            assert names(lazy.take_changed()) == names(eager.take_changed())
+            assert names([lazy.current]) == names([eager.current])
+            continue
+        for state in (eager, lazy):
+            if op[0] == "finished":
+                call = calls[op[1]]  # type: ignore[index]
+                call.status = op[2]  # type: ignore[assignment]
+                state.handler_finished(call)
+                continue
+            if op[0] == "progress":
+                _, step, current, total, index = op
+                data: dict[str, Any] = {"step": step, "description": f"d{seq}"}
+                data.update(current=current, total=total)
+                event = WorkflowEvent("progress", data)
+                call: HandlerCall | None = calls[index]  # type: ignore[index]
+            else:
+                event = WorkflowEvent("error" if op[0] == "error" else "other", error="boom")
+                call = None
+            handler = op[1] if op[0] == "error" else (call.handler_name if call else None)
+            state.event(EmittedEvent(event, seq, 0, 1, handler, seq / 10, run, call))  # type: ignore[arg-type]
+        assert eager.steps is not None  # reading settles
+    run.status = ending
+    for state in (eager, lazy):
+        state.finish(run)
+    assert step_snapshot(lazy) == step_snapshot(eager)
+    assert names(lazy.take_changed()) == names(eager.take_changed())
+    assert (lazy.status, lazy.style, lazy.last_error) == (
+        eager.status,
+        eager.style,
+        eager.last_error,
+    )
+    assert lazy.text() == eager.text()
 
 
 # The observer base ------------------------------------------------------------------
