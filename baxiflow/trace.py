@@ -409,6 +409,32 @@ class Trace(WorkflowObserver):
                 status=run.status, events=run.events, errors=run.errors, duration=run.duration
             )
 
+    # Pickling -----------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``pickle`` and ``copy`` keep: the rows, the bound and the dropped counts.
+
+        >>> import pickle
+        >>> pickle.loads(pickle.dumps(Trace(max_records=5))).max_records
+        5
+        """
+        return {
+            "max_records": self.max_records,
+            "records": self.records,
+            "spans": self.spans,
+            "runs": self._runs,
+            "open_runs": self._open_runs,
+            "dropped": (self.dropped_records, self.dropped_spans),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Trace.__init__(self, state["max_records"])
+        self._records.rows.extend(state["records"])
+        self._spans.rows.extend(state["spans"])
+        self._runs.extend(state["runs"])
+        self._open_runs.update(state["open_runs"])
+        self._records.dropped, self._spans.dropped = state["dropped"]
+
     # DataFrames ---------------------------------------------------------------------
 
     def to_pandas(self, *, flatten: bool = False) -> TraceFrames:

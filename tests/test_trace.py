@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
 import io
 import json
 import math
+import pickle
 import re
 import subprocess
 import sys
@@ -485,6 +487,26 @@ def test_a_bounded_trace_keeps_exactly_the_newest_rows_of_an_unbounded_one(
     assert bounded.spans == everything.spans[-bound:]
     assert bounded.dropped_records == len(everything.records) - len(bounded.records)
     assert bounded.dropped_spans == len(everything.spans) - len(bounded.spans)
+
+
+async def test_a_trace_pickles_and_copies_with_its_rows_bound_and_counts() -> None:
+    trace = Trace(max_records=8)
+    await record(branching_workflow(), WorkflowEvent("start", metadata={"id": 1}), trace=trace)
+
+    for copied in (pickle.loads(pickle.dumps(trace)), copy.deepcopy(trace), copy.copy(trace)):
+        assert (copied.records, copied.spans, copied.runs) == (
+            trace.records,
+            trace.spans,
+            trace.runs,
+        )
+        assert (copied.max_records, copied.dropped_records, copied.dropped_spans) == (8, 2, 0)
+        assert str(copied) == str(trace)
+
+    # A copy records on its own; the original is left as it was.
+    copied = pickle.loads(pickle.dumps(trace))
+    await record(branching_workflow(), WorkflowEvent("start"), trace=copied)
+    assert len(copied.runs) == 2 and len(trace.runs) == 1
+    assert len(copied.records) == 8 and copied.dropped_records == 12
 
 
 # DataFrames -----------------------------------------------------------------------------
