@@ -288,11 +288,13 @@ class _Rows:
     def read(self) -> list[dict[str, Any]]:
         self.cut()
         pending, width, values = self.pending, self.width, self.values
-        if pending:
+        # Only what is there now: a run in another thread may be adding more meanwhile.
+        ready = len(pending)
+        if ready:
             self.rows.extend(
-                [self.make(values(pending[i : i + width])) for i in range(0, len(pending), width)]
+                [self.make(values(pending[i : i + width])) for i in range(0, ready, width)]
             )
-            pending.clear()
+            del pending[:ready]
         return self.rows
 
 

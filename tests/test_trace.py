@@ -13,6 +13,7 @@ import pickle
 import re
 import subprocess
 import sys
+import threading
 import types
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -487,6 +488,23 @@ def test_a_bounded_trace_keeps_exactly_the_newest_rows_of_an_unbounded_one(
     assert bounded.spans == everything.spans[-bound:]
     assert bounded.dropped_records == len(everything.records) - len(bounded.records)
     assert bounded.dropped_spans == len(everything.spans) - len(bounded.spans)
+
+
+def test_reading_while_a_run_in_another_thread_records_loses_no_row() -> None:
+    trace = Trace()
+    events = 60_000
+    worker = threading.Thread(
+        target=asyncio.run,
+        args=(record(counting_workflow(), WorkflowEvent("start", {"n": events}), trace=trace),),
+    )
+    worker.start()
+    reads_mid_run = 0
+    while worker.is_alive():
+        reads_mid_run += len(trace.records) <= events
+    worker.join()
+
+    assert [row["seq"] for row in trace.records] == list(range(events + 1))
+    assert reads_mid_run > 0
 
 
 async def test_a_trace_pickles_and_copies_with_its_rows_bound_and_counts() -> None:
