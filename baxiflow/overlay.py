@@ -99,7 +99,7 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
     def position_of(event: str, name: object, position: object = None) -> int | None:
         if isinstance(position, int) and names.get((event, position)) == name:
             return position
-        # A handler registered twice for one event: its events count for its first place.
+        # No usable position: the handler's first place among the event's handlers.
         found = positions.get((event, name)) if isinstance(name, str) else None
         return found[0] if found else None
 
@@ -121,6 +121,29 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
         if isinstance(duration, int | float):
             durations[key].append(float(duration))
 
+    # The calls of each handler on each event of each run, by start: a handler registered
+    # twice for one event is called twice on it, and an event belongs to the later call
+    # that started before it (the calls of a run follow one another).
+    calls_on: dict[tuple[object, object, object], list[tuple[float, object]]] = defaultdict(list)
+    for span in spans:
+        start = span.get("start")
+        if isinstance(start, int | float):
+            trigger = (span.get("run_id"), span.get("event_seq"), span.get("handler"))
+            calls_on[trigger].append((float(start), span.get("position")))
+    for starts in calls_on.values():
+        starts.sort(key=lambda call: call[0])
+
+    def emitting_position(record: Mapping[str, Any]) -> object:
+        starts = calls_on.get(
+            (record.get("run_id"), record.get("parent_seq"), record.get("handler"))
+        )
+        if not starts:
+            return None
+        elapsed = record.get("elapsed")
+        if len(starts) == 1 or not isinstance(elapsed, int | float):
+            return starts[0][1]
+        return next((position for start, position in reversed(starts) if start <= elapsed), None)
+
     event_of = {(r.get("run_id"), r.get("seq")): r.get("event") for r in records}
     emitted: Counter[tuple[str, int, str]] = Counter()
     events: Counter[str] = Counter()
@@ -132,7 +155,7 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
         parent = event_of.get((record.get("run_id"), record.get("parent_seq")))
         if not isinstance(parent, str):
             continue
-        position = position_of(parent, record.get("handler"))
+        position = position_of(parent, record.get("handler"), emitting_position(record))
         if position is not None:
             emitted[(parent, position, name)] += 1
 

@@ -371,6 +371,26 @@ async def test_the_overlay_styles_reach_the_dot_source_and_the_legend() -> None:
         assert f'label="{text}' in source or f'label="emits: {text}' in source
 
 
+async def test_a_handler_registered_twice_has_each_call_s_events_at_its_own_place() -> None:
+    calls = 0
+
+    async def alternate(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        nonlocal calls
+        calls += 1
+        yield WorkflowEvent("first" if calls % 2 else "second")
+
+    workflow = WorkflowManager().register("start", alternate).register("start", alternate)
+    trace = await two_runs(workflow)
+
+    edges = {(e.tail, e.head): (e.label, e.seen) for e in diagram(workflow, trace).spec.edges}
+
+    # Both places have the same source, so both are inferred to emit both events.
+    assert edges["handler:start:0", "event:first"] == (f"{TIMES}2", True)
+    assert edges["handler:start:1", "event:second"] == (f"{TIMES}2", True)
+    assert edges["handler:start:0", "event:second"] == ("", False)
+    assert edges["handler:start:1", "event:first"] == ("", False)
+
+
 def test_any_object_with_records_and_spans_can_be_overlaid() -> None:
     rows = SimpleNamespace(
         records=[
