@@ -91,7 +91,7 @@ class Diagram:
         renderer: Which renderer to use, see :mod:`baxiflow.render`.
     """
 
-    __slots__ = ("_body", "_digraph", "_last", "_rankdir", "renderer", "spec")
+    __slots__ = ("_body", "_digraph", "_last", "_legend", "_rankdir", "renderer", "spec")
 
     def __init__(
         self,
@@ -107,6 +107,7 @@ class Diagram:
         self.renderer: Renderer = renderer
         self._body = dot_body(spec, legend=legend, rankdir=rankdir)
         self._rankdir = rankdir
+        self._legend = legend
         self._digraph: Any = None
         self._last: tuple[str, str, Rendered] | None = None
 
@@ -142,7 +143,7 @@ class Diagram:
 
     def to_mermaid(self) -> str:
         """The diagram as Mermaid ``flowchart`` text, for Markdown docs."""
-        return to_mermaid(self.spec, rankdir=self._rankdir)
+        return to_mermaid(self.spec, legend=self._legend, rankdir=self._rankdir)
 
     def pipe(self, format: str = "svg") -> bytes:
         """Render to ``format`` and return the bytes.

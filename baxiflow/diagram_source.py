@@ -4,7 +4,7 @@ Pure functions, no I/O: the same input always gives the same text.
 
 >>> from baxiflow.flowgraph import FlowGraph, HandlerNode
 >>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
->>> print(to_mermaid(diagram_spec(graph)), end="")
+>>> print(to_mermaid(diagram_spec(graph), legend=False), end="")
 flowchart TB
     n0(["done"])
     n1(["start"])
@@ -21,6 +21,7 @@ flowchart TB
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
@@ -116,12 +117,13 @@ _MERMAID_ARROWS: Final[Mapping[EdgeKind, str]] = {
     "inferred": "-.->",
     "observed": "==>",
 }
-_MERMAID_CLASSES: Final[Mapping[NodeStyle, str]] = {
+_MERMAID_CLASSES: Final[Mapping[str, str]] = {
     "event": "fill:#e8f0fe,stroke:#4a6fa5",
     "terminal": "fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px",
     "handler": "fill:#fff4d6,stroke:#b08800",
     "never_called": "fill:#f4f4f4,stroke:#aaaaaa,color:#888888,stroke-dasharray:4",
     "raised": "fill:#fde2e1,stroke:#d62728,color:#a50f15",
+    "blank": "fill:none,stroke:none",
 }
 
 # Mermaid reads more than quotes and HTML in a label: `#name;` and `#123;` as entity codes,
@@ -401,11 +403,32 @@ def _quote(text: str) -> str:
 # Mermaid ----------------------------------------------------------------------------------
 
 
-def to_mermaid(spec: DiagramSpec, *, rankdir: str = "TB") -> str:
+def to_mermaid(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> str:
     """Mermaid ``flowchart`` text of ``spec``, for Markdown docs.
 
     Inferred edges are dotted (``-.->``), edges seen only in a trace thick (``==>``);
-    edges a trace never used are grey.
+    edges a trace never used are grey. The legend, a ``Legend`` subgraph, shows the node
+    styles and edge kinds the drawing uses.
+
+    >>> spec = DiagramSpec((Node("e", "start", "event"), Node("h", "greet", "handler")),
+    ...                    (Edge("e", "h", "handles"),))
+    >>> print(to_mermaid(spec))
+    flowchart TB
+        n0(["start"])
+        n1["greet"]
+        n0 --> n1
+        subgraph key [Legend]
+            key0(["event"])
+            key1["handler"]
+            key2[" "] -->|"handled by (1, 2#58; run order)"| key3[" "]
+        end
+        classDef event fill:#e8f0fe,stroke:#4a6fa5
+        classDef handler fill:#fff4d6,stroke:#b08800
+        classDef blank fill:none,stroke:none
+        class n0,key0 event
+        class n1,key1 handler
+        class key2,key3 blank
+    <BLANKLINE>
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
@@ -423,14 +446,55 @@ def to_mermaid(spec: DiagramSpec, *, rankdir: str = "TB") -> str:
         lines.append(f"    {ids[edge.tail]} {arrow} {ids[edge.head]}")
         if edge.seen is False:
             unseen.append(str(index))
-    styles = list(dict.fromkeys(node.style for node in spec.nodes))
-    lines.extend(f"    classDef {style} {_MERMAID_CLASSES[style]}" for style in styles)
-    for style in styles:
-        members = ",".join(ids[node.id] for node in spec.nodes if node.style == style)
-        lines.append(f"    class {members} {style}")
+    members: dict[str, list[str]] = {}
+    for node in spec.nodes:
+        members.setdefault(node.style, []).append(ids[node.id])
+    if legend and spec.nodes:
+        samples, unseen_sample = _mermaid_legend(spec, members, first_edge=len(spec.edges))
+        lines.extend(samples)
+        if unseen_sample is not None:
+            unseen.append(unseen_sample)
+    lines.extend(f"    classDef {style} {_MERMAID_CLASSES[style]}" for style in members)
+    lines.extend(f"    class {','.join(ids)} {style}" for style, ids in members.items())
     if unseen:
         lines.append(f"    linkStyle {','.join(unseen)} stroke:#bbbbbb")
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_legend(
+    spec: DiagramSpec, members: dict[str, list[str]], first_edge: int
+) -> tuple[list[str], str | None]:
+    """The legend subgraph's lines, and the link index of its "not seen" sample, if any.
+
+    Adds the legend's nodes to ``members`` (a sample node to its style's class, the blank
+    ends of edge samples to the ``blank`` class).
+    """
+    # Ids that never end in "end", which Mermaid's lexer may take for the keyword.
+    lines = ["    subgraph key [Legend]"]
+    names = (f"key{index}" for index in itertools.count())
+    for style, text in _NODE_LEGEND.items():
+        if style in members:
+            name = next(names)
+            label = _mermaid_text(text)
+            shape = f'(["{label}"])' if style in ("event", "terminal") else f'["{label}"]'
+            lines.append(f"        {name}{shape}")
+            members[style].append(name)
+    kinds = {edge.kind for edge in spec.edges}
+    samples = [
+        (_MERMAID_ARROWS[kind], text) for kind, text in _EDGE_LEGEND.items() if kind in kinds
+    ]
+    # A trace's counts are edge labels; only the edges it never used look different.
+    unseen = None
+    if any(edge.seen is False for edge in spec.edges):
+        unseen = str(first_edge + len(samples))
+        samples.append((_MERMAID_ARROWS["handles"], "not seen in trace"))
+    blank = members.setdefault("blank", []) if samples else []
+    for arrow, text in samples:
+        tail, head = next(names), next(names)
+        lines.append(f'        {tail}[" "] {arrow}|"{_mermaid_text(text)}"| {head}[" "]')
+        blank.extend((tail, head))
+    lines.append("    end")
+    return lines, unseen
 
 
 def _mermaid_text(text: str) -> str:

@@ -149,14 +149,39 @@ def test_mermaid_text_draws_inferred_edges_dotted_and_terminal_events_apart() ->
             n3 --> n6
             n6 -.-> n1
             n6 -.-> n2
+            subgraph key [Legend]
+                key0(["event"])
+                key1(["event no handler serves"])
+                key2["handler"]
+                key3[" "] -->|"handled by (1, 2#58; run order)"| key4[" "]
+                key5[" "] -->|"emits#58; declared"| key6[" "]
+                key7[" "] -.->|"emits#58; inferred from source"| key8[" "]
+            end
             classDef terminal fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px
             classDef event fill:#e8f0fe,stroke:#4a6fa5
             classDef handler fill:#fff4d6,stroke:#b08800
-            class n0,n1 terminal
-            class n2,n3 event
-            class n4,n5,n6 handler
+            classDef blank fill:none,stroke:none
+            class n0,n1,key1 terminal
+            class n2,n3,key0 event
+            class n4,n5,n6,key2 handler
+            class key3,key4,key5,key6,key7,key8 blank
         """
     )
+
+
+async def test_mermaid_legend_follows_the_diagram_s_legend_setting_and_marks_unused_edges() -> None:
+    assert "subgraph key" not in diagram(fixed_registry(), legend=False).to_mermaid()
+
+    workflow = traced_registry()
+    text = diagram(workflow, trace=await two_runs(workflow)).to_mermaid()
+    lines = text.splitlines()
+    links = [line for line in lines if re.search(r" (-->|-\.->|==>)", line)]
+    (unseen_sample,) = [i for i, line in enumerate(links) if "not seen in trace" in line]
+    (link_style,) = [line for line in lines if line.lstrip().startswith("linkStyle")]
+    assert str(unseen_sample) in link_style.split()[1].split(",")
+    assert '(["handler that raised"])' not in text and '["handler that raised"]' in text
+    assert '["handler never called"]' in text
+    assert 'emits#58; seen in trace only"|' in text
 
 
 def test_mermaid_escapes_quotes_and_angle_brackets_and_follows_rankdir() -> None:
@@ -263,7 +288,7 @@ def test_names_that_differ_only_in_escapes_are_distinct_dot_nodes_drawn_as_writt
 
 
 def test_mermaid_labels_keep_apart_names_that_differ_only_in_escapes() -> None:
-    text = diagram(tricky_registry()).to_mermaid()
+    text = diagram(tricky_registry(), legend=False).to_mermaid()
 
     events = [line for line in text.splitlines() if line.endswith('"])')]
     assert [drawn_by_mermaid(line) for line in events] == sorted(TRICKY_NAMES)
