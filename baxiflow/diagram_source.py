@@ -22,6 +22,7 @@ flowchart TB
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
@@ -141,8 +142,12 @@ _MERMAID_ESCAPES: Final = str.maketrans(
         "`": "#96;",
         ":": "#58;",
         "\n": "<br>",
+        "\r": "#13;",  # the HTML a browser draws turns a bare carriage return into \n
     }
 )
+# What JavaScript's String.trim() removes, which Mermaid applies to every label.
+_JS_TRIMMED: Final = "\t\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_LABEL_ENDS: Final = re.compile(f"^[{_JS_TRIMMED}]+|[{_JS_TRIMMED}]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,4 +503,6 @@ def _mermaid_legend(
 
 
 def _mermaid_text(text: str) -> str:
-    return text.translate(_MERMAID_ESCAPES)
+    escaped = text.translate(_MERMAID_ESCAPES)
+    # Mermaid trims every label; coded, the whitespace at its ends shows as written.
+    return _LABEL_ENDS.sub(lambda ends: "".join(f"#{ord(c)};" for c in ends[0]), escaped)

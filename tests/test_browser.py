@@ -2,7 +2,7 @@
 
 nbval sends cells one at a time and never renders anything; this test catches what only a
 browser shows: widgets that stay at "Loading widget...", SVG that never appears, and cells
-queued by "Run All" that never run. It needs Debian's ``chromium`` (``.ci/install-browser.sh``);
+queued by "Run All" that never run. It needs Debian's ``chromium`` (``.ci/install-tools.sh``);
 without it the test is skipped, except under CI (``CI=true``) where it fails.
 
 Run it with ``uv run pytest -m browser``; screenshots go to ``artifacts/browser/``.
@@ -169,8 +169,8 @@ def chromium() -> str:
     path = find_chromium()
     if path is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed; .ci/install-browser.sh installs it")
-        pytest.skip("chromium is not installed (run .ci/install-browser.sh)")
+            pytest.fail("chromium is not installed; .ci/install-tools.sh installs it")
+        pytest.skip("chromium is not installed (run .ci/install-tools.sh)")
     return path
 
 
