@@ -149,7 +149,11 @@ class WorkflowManager:
 
     @property
     def observers(self) -> tuple[WorkflowObserver, ...]:
-        """The manager-wide observers, in the order they are called."""
+        """The manager-wide observers, in the order they are called.
+
+        One exception: a :class:`~baxiflow.trace.Trace` records each event and ended handler
+        call before the other observers hear of it.
+        """
         return tuple(self._observers)
 
     @property

@@ -140,8 +140,9 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
         if not starts:
             return None
         elapsed = record.get("elapsed")
-        if len(starts) == 1 or not isinstance(elapsed, int | float):
+        if not isinstance(elapsed, int | float):
             return starts[0][1]
+        # None when no recorded call started before it (its span was cut by max_records).
         return next((position for start, position in reversed(starts) if start <= elapsed), None)
 
     event_of = {(r.get("run_id"), r.get("seq")): r.get("event") for r in records}

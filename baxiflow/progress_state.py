@@ -273,7 +273,12 @@ class RunProgress:
         name = event.name
         if name == PROGRESS:
             data = event.data
-            if type(data) is dict and data.get("step") == self._latest_step:
+            # Exactly a str: an equal str subclass (an enum member) names another step.
+            if (
+                type(data) is dict
+                and (step := data.get("step")).__class__ is str
+                and step == self._latest_step
+            ):
                 # The current step reports again: only its latest report matters, and
                 # whatever happens in between (an error, a handler call ending, a read)
                 # applies it first.

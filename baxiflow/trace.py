@@ -66,6 +66,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
@@ -224,6 +225,10 @@ class _Rows:
     collector to scan again and again. Past the bound, the oldest rows are cut in batches
     so adding stays O(1). ``pending`` stays the same list object for the table's life:
     the run loop extends it directly.
+
+    A run may record in another thread while someone reads: reading and cutting hold
+    ``lock``, and so does adding to a bounded table, which cuts. Adding to an unbounded
+    table only appends, which a reader that removes just what it read never disturbs.
     """
 
     __slots__ = (
@@ -231,6 +236,7 @@ class _Rows:
         "cut_at",
         "dropped",
         "limit",
+        "lock",
         "pending",
         "row_type",
         "rows",
@@ -253,16 +259,21 @@ class _Rows:
         self.rows: list[dict[str, Any]] = []
         self.pending: list[Any] = []
         self.dropped = 0
+        self.lock = threading.Lock()
         # CPython lets the __dict__s of one class's instances share a single key table
         # when their keys come in the same order, which halves the memory of a row; the
         # rows stay plain dicts in every respect.
         self.row_type = type("_Row", (), {})
 
     def add(self, fields: tuple[Any, ...]) -> None:
-        pending = self.pending
-        pending.extend(fields)
-        if self.cut_at is not None and len(pending) >= self.cut_at:
-            self.cut()
+        if self.cut_at is None:
+            self.pending.extend(fields)
+            return
+        with self.lock:
+            pending = self.pending
+            pending.extend(fields)
+            if len(pending) >= self.cut_at:
+                self._cut()
 
     def sink(self) -> Callable[[Any], object]:
         """The fastest callable that adds one entry's fields, respecting the bound."""
@@ -274,6 +285,10 @@ class _Rows:
         return row
 
     def cut(self) -> None:
+        with self.lock:
+            self._cut()
+
+    def _cut(self) -> None:
         if self.limit is None:
             return
         waiting = len(self.pending) // self.width
@@ -286,16 +301,17 @@ class _Rows:
         del self.pending[: (excess - from_rows) * self.width]
 
     def read(self) -> list[dict[str, Any]]:
-        self.cut()
-        pending, width, values = self.pending, self.width, self.values
-        # Only what is there now: a run in another thread may be adding more meanwhile.
-        ready = len(pending)
-        if ready:
-            self.rows.extend(
-                [self.make(values(pending[i : i + width])) for i in range(0, ready, width)]
-            )
-            del pending[:ready]
-        return self.rows
+        with self.lock:
+            self._cut()
+            pending, width, values = self.pending, self.width, self.values
+            # Only what is there now: a run in another thread may be adding more meanwhile.
+            ready = len(pending)
+            if ready:
+                self.rows.extend(
+                    [self.make(values(pending[i : i + width])) for i in range(0, ready, width)]
+                )
+                del pending[:ready]
+            return self.rows
 
 
 class Trace(WorkflowObserver):
@@ -304,8 +320,9 @@ class Trace(WorkflowObserver):
     Attach it to one run with ``workflow.process(event, observers=[trace])``, to every run
     of a manager with ``workflow.observe(trace)``, or run a workflow to its end with
     :func:`record`. Recording only reads what the manager reports, so it never changes
-    what a run does. See the module docstring for the schema of :attr:`records`,
-    :attr:`spans` and :attr:`runs`.
+    what a run does. It records each event and ended handler call before the run's other
+    observers hear of it, wherever it stands among them. See the module docstring for the
+    schema of :attr:`records`, :attr:`spans` and :attr:`runs`.
 
     Args:
         max_records: Keep only the newest ``max_records`` event rows, and as many span rows;
@@ -394,13 +411,17 @@ class Trace(WorkflowObserver):
     def _recording_sinks(self) -> Sinks:
         """The run loop's fast way to add rows (see :mod:`baxiflow._recording`).
 
-        A subclass that overrides ``event_emitted`` or ``handler_finished`` has its
-        override called instead of the matching sink.
+        A subclass that overrides ``event_emitted`` or ``handler_finished``, or a hook
+        replaced on the instance (a test's spy), is called instead of the matching sink.
         """
-        cls = type(self)
+        cls, own = type(self), vars(self)
         return (
-            self._records.sink() if cls.event_emitted is Trace.event_emitted else None,
-            self._spans.sink() if cls.handler_finished is Trace.handler_finished else None,
+            self._records.sink()
+            if cls.event_emitted is Trace.event_emitted and "event_emitted" not in own
+            else None,
+            self._spans.sink()
+            if cls.handler_finished is Trace.handler_finished and "handler_finished" not in own
+            else None,
         )
 
     def run_finished(self, run: RunInfo) -> None:
@@ -414,13 +435,15 @@ class Trace(WorkflowObserver):
     # Pickling -----------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        """What ``pickle`` and ``copy`` keep: the rows, the bound and the dropped counts.
+        """What ``pickle`` and ``copy`` keep: the rows, the bound and the dropped counts,
+        and any attribute a subclass adds.
 
         >>> import pickle
         >>> pickle.loads(pickle.dumps(Trace(max_records=5))).max_records
         5
         """
-        return {
+        state = {k: v for k, v in vars(self).items() if k not in _TRACE_ATTRIBUTES}
+        state["_trace"] = {
             "max_records": self.max_records,
             "records": self.records,
             "spans": self.spans,
@@ -428,14 +451,18 @@ class Trace(WorkflowObserver):
             "open_runs": self._open_runs,
             "dropped": (self.dropped_records, self.dropped_spans),
         }
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        Trace.__init__(self, state["max_records"])
-        self._records.rows.extend(state["records"])
-        self._spans.rows.extend(state["spans"])
-        self._runs.extend(state["runs"])
-        self._open_runs.update(state["open_runs"])
-        self._records.dropped, self._spans.dropped = state["dropped"]
+        state = dict(state)
+        trace = state.pop("_trace")
+        Trace.__init__(self, trace["max_records"])
+        self._records.rows.extend(trace["records"])
+        self._spans.rows.extend(trace["spans"])
+        self._runs.extend(trace["runs"])
+        self._open_runs.update(trace["open_runs"])
+        self._records.dropped, self._spans.dropped = trace["dropped"]
+        vars(self).update(state)
 
     # DataFrames ---------------------------------------------------------------------
 
@@ -607,6 +634,9 @@ class Trace(WorkflowObserver):
 
         return render_html(summarize(self))
 
+
+_TRACE_ATTRIBUTES: Final = frozenset({"max_records", "_records", "_spans", "_runs", "_open_runs"})
+"""The attributes ``Trace.__init__`` sets; pickling keeps them in its own form."""
 
 _NESTED: Final = ("data", "metadata")
 

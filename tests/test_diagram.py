@@ -23,6 +23,8 @@ from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.diagram import Diagram, diagram
 from baxiflow.diagram_source import DiagramSpec, Node, to_mermaid
 from baxiflow.exceptions import RenderError
+from baxiflow.flowgraph import flow_graph
+from baxiflow.overlay import trace_overlay
 from baxiflow.trace import Trace, record
 
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -414,6 +416,48 @@ async def test_a_handler_registered_twice_has_each_call_s_events_at_its_own_plac
     assert edges["handler:start:1", "event:second"] == (f"{TIMES}2", True)
     assert edges["handler:start:0", "event:second"] == ("", False)
     assert edges["handler:start:1", "event:first"] == ("", False)
+
+
+def test_an_event_whose_call_left_no_span_is_not_given_to_a_later_call() -> None:
+    # The handler runs twice on "start"; the first call's span was cut by max_records.
+    rows = SimpleNamespace(
+        records=[
+            {"run_id": "r", "seq": 0, "parent_seq": None, "event": "start", "handler": None},
+            {
+                "run_id": "r",
+                "seq": 1,
+                "parent_seq": 0,
+                "event": "a",
+                "handler": "step",
+                "elapsed": 1.0,
+            },
+            {
+                "run_id": "r",
+                "seq": 2,
+                "parent_seq": 0,
+                "event": "b",
+                "handler": "step",
+                "elapsed": 3.0,
+            },
+        ],
+        spans=[
+            {
+                "run_id": "r",
+                "handler": "step",
+                "position": 1,
+                "event": "start",
+                "event_seq": 0,
+                "start": 2.0,
+                "duration": 1.5,
+                "status": "ok",
+            },
+        ],
+    )
+    workflow = WorkflowManager().register("start", step).register("start", step)
+
+    overlay = trace_overlay(rows, flow_graph(workflow))
+
+    assert overlay.emitted == {("start", 0, "a"): 1, ("start", 1, "b"): 1}
 
 
 def test_any_object_with_records_and_spans_can_be_overlaid() -> None:

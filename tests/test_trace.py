@@ -18,6 +18,7 @@ import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -238,6 +239,28 @@ async def test_a_trace_subclass_that_overrides_a_hook_has_its_override_called() 
 
     assert [row["kind"] for row in trace.records] == ["error"]
     assert len(trace.spans) == 7
+
+
+async def test_a_hook_replaced_on_a_trace_instance_is_called() -> None:
+    trace = Trace()
+    with (
+        mock.patch.object(trace, "event_emitted", wraps=trace.event_emitted) as events,
+        mock.patch.object(trace, "handler_finished", wraps=trace.handler_finished) as calls,
+    ):
+        await record(branching_workflow(), WorkflowEvent("start"), trace=trace)
+
+    assert events.call_count == len(trace.records) == 10
+    assert calls.call_count == len(trace.spans) == 7
+
+
+async def test_a_trace_records_before_the_other_observers_hear_of_an_event() -> None:
+    trace = Trace()
+    seen_before: list[int] = []
+    observers = [lambda emitted: seen_before.append(len(trace.records)), trace]
+
+    await record(branching_workflow(), WorkflowEvent("start"), trace=trace, observers=observers[:1])
+
+    assert seen_before == list(range(1, 11))
 
 
 async def test_recording_does_not_change_what_the_run_emits() -> None:
@@ -490,21 +513,47 @@ def test_a_bounded_trace_keeps_exactly_the_newest_rows_of_an_unbounded_one(
     assert bounded.dropped_spans == len(everything.spans) - len(bounded.spans)
 
 
-def test_reading_while_a_run_in_another_thread_records_loses_no_row() -> None:
-    trace = Trace()
-    events = 60_000
+@pytest.mark.parametrize("bound", [None, 1000])
+def test_reading_while_a_run_in_another_thread_records_loses_no_row(bound: int | None) -> None:
+    trace = Trace(max_records=bound)
+    events = 50_000
     worker = threading.Thread(
         target=asyncio.run,
         args=(record(counting_workflow(), WorkflowEvent("start", {"n": events}), trace=trace),),
     )
-    worker.start()
-    reads_mid_run = 0
-    while worker.is_alive():
-        reads_mid_run += len(trace.records) <= events
+    # Switch threads often, so that reads and the run's adds interleave finely.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        worker.start()
+        reads_mid_run = read_while_alive(worker, trace, events)
+    finally:
+        sys.setswitchinterval(interval)
     worker.join()
 
-    assert [row["seq"] for row in trace.records] == list(range(events + 1))
+    kept = events + 1 if bound is None else bound
+    assert [row["seq"] for row in trace.records] == list(range(events + 1 - kept, events + 1))
+    assert trace.dropped_records == events + 1 - kept
     assert reads_mid_run > 0
+
+
+def read_while_alive(worker: threading.Thread, trace: Trace, events: int) -> int:
+    """Read ``trace`` until ``worker`` ends; how many reads saw the run unfinished."""
+    reads_mid_run = 0
+    while worker.is_alive():
+        seqs = [row["seq"] for row in trace.records]
+        # Whatever a read shows is a run of consecutive events ending with the newest.
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else True
+        reads_mid_run += len(seqs) + trace.dropped_records <= events
+    return reads_mid_run
+
+
+class Labelled(Trace):
+    """A Trace subclass with an attribute of its own (module level, so pickle finds it)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
 
 
 async def test_a_trace_pickles_and_copies_with_its_rows_bound_and_counts() -> None:
@@ -519,6 +568,10 @@ async def test_a_trace_pickles_and_copies_with_its_rows_bound_and_counts() -> No
         )
         assert (copied.max_records, copied.dropped_records, copied.dropped_spans) == (8, 2, 0)
         assert str(copied) == str(trace)
+
+    labelled = Labelled("nightly")
+    for copied in (pickle.loads(pickle.dumps(labelled)), copy.deepcopy(labelled)):
+        assert isinstance(copied, Labelled) and copied.label == "nightly"
 
     # A copy records on its own; the original is left as it was.
     copied = pickle.loads(pickle.dumps(trace))
