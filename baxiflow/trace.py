@@ -227,8 +227,8 @@ class _Rows:
     the run loop extends it directly.
 
     A run may record in another thread while someone reads: reading and cutting hold
-    ``lock``, and so does adding to a bounded table, which cuts. Adding to an unbounded
-    table only appends, which a reader that removes just what it read never disturbs.
+    ``lock``, so neither removes what the other is working on. Adding only appends, which
+    neither disturbs, so it takes the lock only to cut.
     """
 
     __slots__ = (
@@ -266,14 +266,10 @@ class _Rows:
         self.row_type = type("_Row", (), {})
 
     def add(self, fields: tuple[Any, ...]) -> None:
-        if self.cut_at is None:
-            self.pending.extend(fields)
-            return
-        with self.lock:
-            pending = self.pending
-            pending.extend(fields)
-            if len(pending) >= self.cut_at:
-                self._cut()
+        pending = self.pending
+        pending.extend(fields)
+        if self.cut_at is not None and len(pending) >= self.cut_at:
+            self.cut()
 
     def sink(self) -> Callable[[Any], object]:
         """The fastest callable that adds one entry's fields, respecting the bound."""
