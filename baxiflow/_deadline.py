@@ -82,23 +82,24 @@ class Watchdog:
         """What expired once the watchdog cancelled the task; ``None`` before."""
 
     def start(self) -> Expiry | None:
-        """A handler call starts working; returns what has already expired, if anything.
-
-        The task iterating the run now is the one cancelled when time runs out during this
-        call (as ``asyncio.timeout`` binds to the task that enters it).
-        """
+        """A handler call starts working; returns what has already expired, if anything."""
         self._spent = 0.0
-        self._task = asyncio.current_task(self._loop)
         return self.resume()
 
     def resume(self) -> Expiry | None:
-        """The handler works again after the consumer took an event; returns any expiry."""
+        """The handler works again after the consumer took an event; returns any expiry.
+
+        The task iterating the run now is the one cancelled if time runs out before the
+        next pause (as ``asyncio.timeout`` binds to the task that enters it): a consumer
+        may take each event in a task of its own, as ``asyncio.wait_for`` does on 3.11.
+        """
+        self._task = asyncio.current_task(self._loop)
         now = self._time()
         # While paused only the run deadline moves on; the budget is checked at its pause.
         if now >= self._run_deadline:
-            return "timeout"
+            return self._expire("timeout")
         if self._spent >= self._budget:
-            return "handler_timeout"
+            return self._expire("handler_timeout")
         self._resumed_at = now
         self._working = True
         if self._handle is None:
@@ -110,8 +111,9 @@ class Watchdog:
 
         Returns an expiry the handler ignored by catching the ``CancelledError`` and going on.
         """
-        self._spent += self._time() - self._resumed_at
-        self._working = False
+        if self._working:
+            self._spent += self._time() - self._resumed_at
+            self._working = False
         return None if self.expired is None else self.claim_cancellation()
 
     def claim_cancellation(self) -> Expiry | None:
@@ -154,6 +156,14 @@ class Watchdog:
             self._handle.cancel()
             self._handle = None
 
+    def _expire(self, expired: Expiry) -> Expiry:
+        """Time is up: from now on the handler's cleanup is cut short (see close_expired)."""
+        if self.expired is None:
+            self.expired = expired
+            assert self._task is not None
+            self._cancelling = self._task.cancelling()
+        return self.expired
+
     def _check(self, now: float) -> Expiry | None:
         if now >= self._run_deadline:
             return "timeout"
@@ -180,8 +190,7 @@ class Watchdog:
             if expired is None:
                 self._arm(now)
                 return
-            self.expired = expired
-            self._cancelling = self._task.cancelling()
+            self._expire(expired)
         self._issued += 1
         self._task.cancel()
         # Until the handler stops working, cancel it again: it may have swallowed this one.

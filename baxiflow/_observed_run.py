@@ -243,7 +243,10 @@ async def observed_stream(
                             event, WorkflowEvent
                         ):
                             failure = invalid_event_error(event, name, trigger)
-                            await close(agen)
+                            await close(agen, watchdog)
+                            if watchdog is not None and watchdog.expired is not None:
+                                # Its cleanup ran out of time.
+                                raise _timeout_stop(run, watchdog.expired, name, item)
                             break
                         # run.emit(event, item, call, name), inlined: this runs per event.
                         seq += 1
@@ -322,18 +325,20 @@ async def observed_stream(
                     raise
                 except Exception as exc:
                     if yielded:
-                        await close(agen)
+                        await close(agen, watchdog)
                         raise
                     failure = handler_error(exc, "handler_error", name, trigger)
                 except asyncio.CancelledError:
+                    # The watchdog's own cancellation, or one from elsewhere, which wins.
+                    timed_out = watchdog is not None and watchdog.expired is not None
                     await close(agen, watchdog)
-                    if watchdog is not None and (expired := watchdog.claim_cancellation()):
+                    if timed_out and (expired := watchdog.claim_cancellation()):  # type: ignore[union-attr]
                         raise _timeout_stop(run, expired, name, item) from None
                     raise
                 except BaseException:
                     # The caller stopped or the task was interrupted while the handler
                     # was suspended: close it now so its `finally` runs.
-                    await close(agen)
+                    await close(agen, watchdog)
                     raise
                 if watchdog is not None and (expired := watchdog.pause()):
                     raise _timeout_stop(run, expired, name, item)

@@ -176,14 +176,29 @@ async def close(
 ) -> None:
     """Close a handler's generator so its ``finally`` runs.
 
-    After a timeout its cleanup gets cancelled until it ends, so it cannot hang the run.
+    With guards on, the cleanup counts as the handler's working time; once time is up it
+    gets cancelled until it ends, so it cannot hang the run. ``watchdog.expired`` tells
+    afterwards whether time ran out.
     """
-    if watchdog is not None and watchdog.expired is not None:
+    if watchdog is not None:
+        if watchdog.expired is None and watchdog.resume() is None:
+            try:
+                await _close_quietly(agen)
+            except asyncio.CancelledError:
+                if watchdog.claim_cancellation() is None:
+                    raise  # cancelled from elsewhere
+            else:
+                watchdog.pause()
+                return
         await watchdog.close_expired(agen)
         if watchdog.claim_cancellation() is None:
             # Cancelled from elsewhere too while closing: that cancellation wins.
             raise asyncio.CancelledError
         return
+    await _close_quietly(agen)
+
+
+async def _close_quietly(agen: AsyncGenerator[WorkflowEvent, None]) -> None:
     # A handler whose cleanup raises while it is being stopped: the reason it is being
     # stopped is what propagates; its own cleanup error has nowhere to go.
     with contextlib.suppress(Exception):

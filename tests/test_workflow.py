@@ -7,6 +7,7 @@ import contextlib
 import gc
 import subprocess
 import sys
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -846,6 +847,55 @@ async def test_external_cancellation_during_a_timed_handler_still_propagates() -
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@pytest.mark.parametrize("guard", ["timeout", "handler_timeout"])
+async def test_guards_hold_when_each_event_is_taken_in_a_task_of_its_own(guard: str) -> None:
+    # asyncio.wait_for on Python 3.11 takes each event in a new task; so does a consumer
+    # that starts a task per anext(). The guard must cancel the task working now.
+    async def stuck(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("working")
+        await asyncio.Event().wait()
+        yield WorkflowEvent("never")
+
+    workflow = WorkflowManager().register("start", stuck)
+    stream = workflow.process(WorkflowEvent("start"), **{guard: 0.1})
+    seen = []
+    async with asyncio.timeout(10), contextlib.aclosing(stream):
+        while True:
+            try:
+                seen.append(await asyncio.wait_for(anext(stream), 60))
+            except StopAsyncIteration:
+                break
+            with contextlib.suppress(StopAsyncIteration):
+                seen.append(await asyncio.create_task(anext(stream)))
+    assert names(seen) == ["start", "working", "error"]
+    assert seen[-1].data is not None and seen[-1].data["reason"] == guard
+
+
+async def slow_cleanup_after(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+    """Yields something that is not an event, or events forever; its cleanup takes 30 s."""
+    try:
+        if event.data == {"bug": "not an event"}:
+            yield "not an event"  # type: ignore[misc]
+        while True:
+            yield WorkflowEvent("again")
+    finally:
+        await asyncio.sleep(30)
+
+
+@pytest.mark.parametrize("guard", ["timeout", "handler_timeout"])
+@pytest.mark.parametrize("bug", ["not an event", "max_events"])
+async def test_guards_bound_the_cleanup_of_a_handler_the_run_closes(guard: str, bug: str) -> None:
+    workflow = WorkflowManager(max_events=3).register("start", slow_cleanup_after)
+    start = time.monotonic()
+    async with asyncio.timeout(10):
+        events = await collect(workflow, WorkflowEvent("start", {"bug": bug}), **{guard: 0.2})
+    assert time.monotonic() - start < 5
+    reasons = [e.data["reason"] for e in events if e.name == "error" and e.data]
+    # The cleanup of a handler that yielded a non-event runs out of the guard's time; the
+    # max_events stop is the run's final event, its handler's cleanup cut short.
+    assert reasons == ([guard] if bug == "not an event" else ["max_events"])
 
 
 async def test_run_timeout_expiring_while_the_consumer_holds_an_event_ends_the_run() -> None:
