@@ -43,6 +43,7 @@ from baxiflow._routing import (
     max_events_error,
 )
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
+from baxiflow.exceptions import ObserverWarning
 from baxiflow.observe import (
     EmittedEvent,
     HandlerCall,
@@ -320,7 +321,9 @@ async def observed_stream(
                             )
                         if watchdog is not None and (expired := watchdog.resume()):
                             raise _timeout_stop(run, expired, name, item)
-                except Stop:
+                except (Stop, ObserverWarning):
+                    # A guard stopped the run, or an observer's warning is an error here
+                    # (warnings filter): the handler is not to blame.
                     await close(agen, watchdog)
                     raise
                 except Exception as exc:

@@ -23,7 +23,7 @@ from baxiflow._observed_run import observed_stream
 from baxiflow._plain_run import plain_stream
 from baxiflow.event import WorkflowEvent
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
-from baxiflow.registry import EventHandler, HandlerRegistration, Registry
+from baxiflow.registry import EventHandler, HandlerRegistration, Registry, check_handled_name
 
 if TYPE_CHECKING:
     from baxiflow.validate import ValidationReport
@@ -113,7 +113,8 @@ class WorkflowManager:
 
         Raises:
             HandlerTypeError: ``handler`` is not an async generator function (a ``TypeError``).
-            EventNameError: ``event_name`` is not a non-empty string (a ``ValueError``).
+            EventNameError: ``event_name`` is not a non-empty string, or is ``"progress"``,
+                whose events are never dispatched (a ``ValueError``).
 
         >>> async def a(event):
         ...     yield event
@@ -133,6 +134,8 @@ class WorkflowManager:
         >>> workflow.handlers_for("start") == (start,)
         True
         """
+
+        check_handled_name(event_name)  # now, so a mistake shows where it was made
 
         def decorate(handler: H) -> H:
             self._registry.add(event_name, handler, emits=emits)

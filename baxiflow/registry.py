@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from baxiflow.event import WorkflowEvent, check_event_name
-from baxiflow.exceptions import HandlerTypeError
+from baxiflow.event import PROGRESS, WorkflowEvent, check_event_name
+from baxiflow.exceptions import EventNameError, HandlerTypeError
 
 __all__ = ["EventHandler", "HandlerRegistration", "Registry", "check_handler", "handler_name"]
 
@@ -109,6 +109,29 @@ Route: TypeAlias = HandlerRegistration | tuple[HandlerRegistration, ...]
 """Where an event goes: its one registration, or a tuple of two or more in order."""
 
 
+def check_handled_name(event_name: object) -> str:
+    """Return ``event_name`` if handlers may be registered for it, else raise ``EventNameError``.
+
+    >>> check_handled_name("progress")
+    Traceback (most recent call last):
+    ...
+    baxiflow.exceptions.EventNameError: progress events are never dispatched to handlers, so a handler registered for "progress" would never run; to act on progress, pass an observer: process(event, observers=[callback])
+    """
+    if callable(event_name):
+        raise EventNameError(
+            f"expected an event name, got the callable {event_name!r}; "
+            'write @workflow.on("name"), with the event name in parentheses'
+        )
+    name = check_event_name(event_name)
+    if name == PROGRESS:
+        raise EventNameError(
+            "progress events are never dispatched to handlers, so a handler registered for "
+            '"progress" would never run; to act on progress, pass an observer: '
+            "process(event, observers=[callback])"
+        )
+    return name
+
+
 class Registry:
     """Handlers per event name, in registration order."""
 
@@ -122,7 +145,7 @@ class Registry:
         self, event_name: str, handler: object, *, emits: Iterable[str] | None = None
     ) -> HandlerRegistration:
         """Validate and append ``handler`` to the handlers of ``event_name``."""
-        check_event_name(event_name)
+        check_handled_name(event_name)
         checked = check_handler(handler)
         declared = None
         if emits is not None:

@@ -149,6 +149,29 @@ async def test_an_observer_that_answers_every_attribute_is_an_ordinary_observer(
     assert seen == [e.name for e in events] == ["start", "progress", "next", "completed"]
 
 
+async def test_an_observer_warning_made_an_error_ends_the_run_without_blaming_the_handler() -> None:
+    # tests run with warnings as errors, as the README's "unless you turn that warning
+    # into an error" describes.
+    log: list[str] = []
+
+    async def work(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            yield WorkflowEvent("a")
+            yield WorkflowEvent("b")
+        finally:
+            log.append("work finally")
+
+    def broken(emitted: EmittedEvent) -> None:
+        if emitted.event.name == "a":
+            raise RuntimeError("observer bug")
+
+    workflow = WorkflowManager().register("start", work)
+    with pytest.raises(ObserverWarning, match="observer bug"):
+        async for event in workflow.process(WorkflowEvent("start"), observers=[broken]):
+            log.append(event.name)
+    assert log == ["start", "work finally"]
+
+
 def test_observers_must_be_observer_objects_or_callables() -> None:
     with pytest.raises(TypeError, match="neither a WorkflowObserver nor a callable"):
         WorkflowManager(observers=[42])  # type: ignore[list-item]

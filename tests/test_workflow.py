@@ -194,17 +194,34 @@ async def test_seed_complex_handler_progress_does_not_change_direction() -> None
         # Continue the workflow with a new event
         yield WorkflowEvent(name="next_step", data={"result": "success"})
 
-    progress_handler_calls: list[WorkflowEvent] = []
-
-    async def would_catch_progress(event: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
-        progress_handler_calls.append(event)
-        yield WorkflowEvent("should_not_happen")
-
     workflow = WorkflowManager().register("go", complex_handler)
-    workflow.register("progress", would_catch_progress)
     events = await collect(workflow, WorkflowEvent("go"))
     assert names(events) == ["go", "progress", "progress", "next_step"]
-    assert progress_handler_calls == []
+
+
+def test_a_handler_for_progress_is_refused_since_it_could_never_run() -> None:
+    async def log_progress(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    workflow = WorkflowManager()
+    with pytest.raises(EventNameError, match=r"never dispatched.*observers=\[callback\]"):
+        workflow.register("progress", log_progress)
+    with pytest.raises(EventNameError, match="never dispatched"):
+        workflow.on("progress")
+    assert workflow.event_names == []
+
+
+def test_on_without_an_event_name_fails_at_once_saying_how_to_write_it() -> None:
+    workflow = WorkflowManager()
+
+    async def start(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    with pytest.raises(EventNameError, match=r'write @workflow.on\("name"\)'):
+        workflow.on(start)  # type: ignore[arg-type]  # what @workflow.on without () does
+    with pytest.raises(EventNameError, match="non-empty string, got 123"):
+        workflow.on(123)  # type: ignore[arg-type]
+    assert workflow.event_names == []
 
 
 @pytest.mark.parametrize("fails", [False, True])
