@@ -3,8 +3,9 @@
 Plain JSON values (``None``, ``bool``, ``int``, finite ``float``, ``str``, ``list`` and
 ``dict`` with string keys) pass through unchanged. Three more come back exactly, through a
 one-key marker object: tuples (``{"__tuple__": [...]}``), dicts with keys JSON cannot hold
-or that would read as a marker (``{"__dict__": [[key, value], ...]}``) and non-finite floats
-(``{"__float__": "nan"}``). Anything else is stored as its ``repr`` (``{"__repr__": "..."}``)
+or that would read as a marker (``{"__dict__": [[key, value], ...]}``), non-finite floats
+(``{"__float__": "nan"}``) and integers too long for Python to turn into decimal text by
+default (``{"__int__": "0x..."}``, hexadecimal, which has no such limit). Anything else is stored as its ``repr`` (``{"__repr__": "..."}``)
 and comes back as a :class:`ReprValue`, so nothing is lost silently and nothing crashes.
 
 >>> import json
@@ -27,10 +28,16 @@ _TUPLE: Final = "__tuple__"
 _DICT: Final = "__dict__"
 _FLOAT: Final = "__float__"
 _REPR: Final = "__repr__"
-MARKERS: Final = frozenset({_TUPLE, _DICT, _FLOAT, _REPR})
+_INT: Final = "__int__"
+MARKERS: Final = frozenset({_TUPLE, _DICT, _FLOAT, _REPR, _INT})
 """Keys of the one-key objects that stand for values plain JSON cannot hold."""
 
-_SCALARS: Final = frozenset({type(None), bool, int, str})
+_SCALARS: Final = frozenset({type(None), bool, str})
+
+_LONG_INT_BITS: Final = 12_000
+"""Integers this long or longer (about 3,600 digits) are saved in hexadecimal: Python's
+default limit on decimal conversion (4,300 digits) would stop ``json`` writing or reading
+them."""
 
 
 class ReprValue(str):
@@ -76,6 +83,8 @@ def to_jsonable(value: object) -> Any:
 def _encode(value: object, active: set[int]) -> Any:
     if type(value) in _SCALARS:
         return value
+    if type(value) is int:
+        return value if value.bit_length() < _LONG_INT_BITS else {_INT: hex(value)}
     if type(value) is float:
         return value if math.isfinite(value) else {_FLOAT: repr(value)}
     if type(value) is ReprValue:
@@ -127,6 +136,11 @@ def _decode_marker(marker: str, inner: Any) -> Any:
         return ReprValue(inner)
     if marker == _FLOAT and inner in ("nan", "inf", "-inf"):
         return float(inner)
+    if marker == _INT and type(inner) is str:
+        try:
+            return int(inner, 16)
+        except ValueError:
+            pass
     if marker == _TUPLE and type(inner) is list:
         return tuple(from_jsonable(item) for item in inner)
     if marker == _DICT and type(inner) is list and all(_is_pair(p) for p in inner):

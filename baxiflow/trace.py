@@ -499,9 +499,10 @@ class Trace(WorkflowObserver):
         (``{"span": {...}}``). Only ASCII is written.
 
         :meth:`from_jsonl` gives back equal rows of the same types: besides what JSON
-        holds, tuples, dicts with non-string keys and NaN or infinite floats come back
-        exactly, through one-key marker objects (``{"__tuple__": [...]}``, ``{"__dict__":
-        [[key, value], ...]}``, ``{"__float__": "nan"}``). Any other value (a set, a
+        holds, tuples, dicts with non-string keys, NaN or infinite floats and integers of
+        thousands of digits come back exactly, through one-key marker objects
+        (``{"__tuple__": [...]}``, ``{"__dict__": [[key, value], ...]}``,
+        ``{"__float__": "nan"}``, ``{"__int__": "0x..."}``). Any other value (a set, a
         datetime, a numpy number, your own class) is saved as ``{"__repr__": "..."}`` and
         read back as a :class:`ReprValue`, a ``str`` holding its repr: never an error,
         never a silent change of type.

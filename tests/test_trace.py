@@ -680,7 +680,13 @@ class BrokenRepr:
         raise RuntimeError("no repr")
 
 
-holdable_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+# Integers around the length past which Python will not write or read them in decimal.
+long_integers = st.integers(11_990, 14_500).flatmap(
+    lambda bits: st.sampled_from([2**bits - 1, -(2**bits), 10 ** (bits // 3) + 7])
+)
+holdable_scalars = (
+    st.none() | st.booleans() | st.integers() | long_integers | st.floats() | st.text()
+)
 keys = st.text() | st.integers() | st.sampled_from(sorted(MARKERS))
 holdable = st.recursive(
     holdable_scalars,
