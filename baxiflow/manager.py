@@ -47,7 +47,8 @@ def _check_limit(name: str, value: object, *, integer: bool) -> Any:
     if value is None:
         return None
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+    # `not value > 0` also refuses NaN, which compares false with everything.
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
         expected = "a positive int" if integer else "a positive number of seconds"
         raise ValueError(f"{name} must be {expected} or None (no limit), got {value!r}")
     return value

@@ -8,7 +8,7 @@
 ...     yield WorkflowEvent("completed", data={"text": f"Hello, {event.data['name']}!"})
 >>> result = run_sync(workflow, WorkflowEvent("start", {"name": "Ada"}), view=False)
 >>> result
-<RunResult ok: 3 events, final 'completed'>
+<RunResult ok: 2 events, 1 progress, final 'completed'>
 >>> result.final.data["text"], len(result.trace.records)
 ('Hello, Ada!', 3)
 
@@ -99,7 +99,11 @@ class RunResult:
         return [event for event in self.events if event.is_error]
 
     def __repr__(self) -> str:
-        return f"<RunResult {self.status}: {self.info.events} events, final {self.final.name!r}>"
+        progress = self.info.events - len(self.events)
+        return (
+            f"<RunResult {self.status}: {len(self.events)} events, {progress} progress, "
+            f"final {self.final.name!r}>"
+        )
 
 
 class _RunCapture(WorkflowObserver):

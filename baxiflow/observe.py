@@ -196,6 +196,10 @@ def as_observer(observer: Observer) -> WorkflowObserver:
     """Return ``observer`` as a :class:`WorkflowObserver`, wrapping a plain callable."""
     if isinstance(observer, WorkflowObserver):
         return observer
+    if isinstance(observer, type) and issubclass(observer, WorkflowObserver):
+        raise TypeError(
+            f"observer {observer.__name__} is a class; pass an instance: {observer.__name__}()"
+        )
     if callable(observer):
         return _CallableObserver(observer)
     raise TypeError(

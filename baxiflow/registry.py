@@ -57,6 +57,21 @@ def _is_async_generator_callable(handler: object) -> bool:
     )
 
 
+def _check_takes_the_event(handler: Callable[..., Any]) -> None:
+    """Raise unless ``handler`` can be called with the event as its one positional argument."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return  # not introspectable: the run will tell
+    try:
+        signature.bind(None)
+    except TypeError:
+        raise HandlerTypeError(
+            f"handler {handler_name(handler)!r} must take the event as its one positional "
+            f"argument; its signature is {signature}"
+        ) from None
+
+
 def check_handler(handler: object) -> EventHandler:
     """Return ``handler`` if it is an async generator function, else raise a ``TypeError``.
 
@@ -70,6 +85,7 @@ def check_handler(handler: object) -> EventHandler:
     baxiflow.exceptions.HandlerTypeError: handler 'plain' is a coroutine function; expected an async generator function (an `async def` that uses `yield`)
     """
     if _is_async_generator_callable(handler):
+        _check_takes_the_event(handler)  # type: ignore[arg-type]
         return handler  # type: ignore[return-value]
     if inspect.iscoroutinefunction(handler):
         kind = "a coroutine function"

@@ -80,6 +80,8 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
 
     def __init__(self, *, interval: float = DEFAULT_INTERVAL, file: TextIO | None = None) -> None:
         super().__init__(interval=interval)
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise TypeError(f"file must be a text stream with a write() method, got {file!r}")
         self._bar = _bar_class()
         self.file = file
 

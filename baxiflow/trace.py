@@ -491,7 +491,7 @@ class Trace(WorkflowObserver):
 
     # Files --------------------------------------------------------------------------
 
-    def to_jsonl(self, target: str | os.PathLike[str] | IO[str]) -> None:
+    def to_jsonl(self, target: str | bytes | os.PathLike[str] | IO[str]) -> None:
         """Write the trace as JSON Lines to a path or an open text file.
 
         The first line is a header (format, version, bound, dropped counts); then one line
@@ -532,7 +532,7 @@ class Trace(WorkflowObserver):
                 yield json.dumps({section: to_jsonable(row)}, allow_nan=False)
 
     @classmethod
-    def from_jsonl(cls, source: str | os.PathLike[str] | IO[str]) -> Trace:
+    def from_jsonl(cls, source: str | bytes | os.PathLike[str] | IO[str]) -> Trace:
         """Read a trace written by :meth:`to_jsonl`; equal rows, in the same order.
 
         Raises:
@@ -545,7 +545,7 @@ class Trace(WorkflowObserver):
         ...
         baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error'], got 3
         """
-        if isinstance(source, str | os.PathLike):
+        if isinstance(source, str | bytes | os.PathLike):
             where = os.fsdecode(source)
         else:
             where = str(getattr(source, "name", "<stream>"))
@@ -671,8 +671,8 @@ def _columns_of(rows: list[dict[str, Any]], first: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _opened(target: str | os.PathLike[str] | IO[str], mode: str) -> Iterator[IO[str]]:
-    if isinstance(target, str | os.PathLike):
+def _opened(target: str | bytes | os.PathLike[str] | IO[str], mode: str) -> Iterator[IO[str]]:
+    if isinstance(target, str | bytes | os.PathLike):
         with open(target, mode, encoding="ascii" if mode == "w" else "utf-8") as stream:
             yield stream
     else:

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from baxiflow.event import ERROR
+from baxiflow.event import ERROR, check_event_name
 from baxiflow.flowgraph import FlowGraph, Registrations, flow_graph
 
 __all__ = ["Finding", "Severity", "ValidationReport", "validate"]
@@ -148,7 +148,11 @@ def validate(
             the flow ends, often on purpose).
         cycles: Report loops between events (warnings: loops can be intended).
         infer: Read handler sources for undeclared ``emits``.
+
+    Raises:
+        EventNameError: ``start`` is not a non-empty string (a ``ValueError``).
     """
+    check_event_name(start)
     graph = flow_graph(workflow, infer=infer)
     reached = _reached(graph, start)
     findings: list[Finding] = []

@@ -46,7 +46,7 @@ async def test_run_returns_the_trace_the_events_and_the_status() -> None:
     assert [event.name for event in result.events] == ["start", "completed"]
     assert result.final.data == {"text": "Hello, Ada!"}
     assert (result.status, result.errors, result.info.events) == ("ok", [], 3)
-    assert repr(result) == "<RunResult ok: 3 events, final 'completed'>"
+    assert repr(result) == "<RunResult ok: 2 events, 1 progress, final 'completed'>"
 
 
 async def test_run_shows_the_terminal_view_by_default_outside_a_notebook(

@@ -172,6 +172,13 @@ async def test_an_observer_warning_made_an_error_ends_the_run_without_blaming_th
     assert log == ["start", "work finally"]
 
 
+def test_an_observer_class_instead_of_an_instance_is_refused_saying_so() -> None:
+    with pytest.raises(
+        TypeError, match=r"observer Recorder is a class; pass an instance: Recorder\(\)"
+    ):
+        WorkflowManager(observers=[Recorder])  # type: ignore[list-item]
+
+
 def test_observers_must_be_observer_objects_or_callables() -> None:
     with pytest.raises(TypeError, match="neither a WorkflowObserver nor a callable"):
         WorkflowManager(observers=[42])  # type: ignore[list-item]

@@ -105,6 +105,11 @@ def fresh_bar_class() -> Iterator[None]:
     _bar_class.cache_clear()
 
 
+def test_terminal_view_refuses_a_file_it_cannot_write_to() -> None:
+    with pytest.raises(TypeError, match="file must be a text stream with a write"):
+        TerminalProgress(file="out.txt")  # type: ignore[arg-type]
+
+
 def test_terminal_view_without_tqdm_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, fresh_bar_class: None
 ) -> None:

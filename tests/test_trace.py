@@ -803,6 +803,7 @@ async def test_jsonl_file_round_trip_keeps_bound_dropped_counts_and_summary(tmp_
     assert loaded.records == trace.records
     assert loaded.records[-1]["metadata"] == {"t": (1, 2)}
     assert loaded.spans == trace.spans
+    assert Trace.from_jsonl(bytes(path)).records == trace.records  # a bytes path too
     assert loaded.runs == trace.runs
     assert str(loaded) == str(trace)
     assert path.read_text(encoding="ascii").count("\n") == 1 + 1 + 6 + 6

@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow.exceptions import EventNameError
 from baxiflow.validate import Finding, validate
 
 
@@ -32,6 +34,11 @@ def healthy() -> WorkflowManager:
         yield WorkflowEvent.progress("report", "logging the error")
 
     return workflow
+
+
+def test_the_start_event_must_be_an_event_name() -> None:
+    with pytest.raises(EventNameError, match="non-empty string, got 3"):
+        validate(WorkflowManager(), start=3)  # type: ignore[arg-type]
 
 
 def test_a_healthy_registry_is_ok_and_lists_its_terminal_events_as_notes() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import subprocess
 import sys
 import time
@@ -509,10 +510,24 @@ async def test_error_handler_can_recover_the_flow() -> None:
     assert events[-1].data == {"because": "tool down"}
 
 
-async def test_handler_that_cannot_be_called_with_the_event_gives_an_error_event() -> None:
+def test_a_handler_that_cannot_take_the_event_is_refused_at_registration() -> None:
     async def needs_two(event: WorkflowEvent, other: int) -> AsyncIterator[WorkflowEvent]:
         yield event
 
+    async def takes_none() -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("x")
+
+    for handler in (needs_two, takes_none):
+        with pytest.raises(HandlerTypeError, match="must take the event as its one positional"):
+            WorkflowManager().register("start", handler)  # type: ignore[arg-type]
+
+
+async def test_handler_that_cannot_be_called_with_the_event_gives_an_error_event() -> None:
+    # Its signature claims one argument (so registration accepts it); calling it fails.
+    async def needs_two(event: WorkflowEvent, other: int) -> AsyncIterator[WorkflowEvent]:
+        yield event
+
+    needs_two.__signature__ = inspect.signature(lambda event: None)  # type: ignore[attr-defined]
     events = await collect(WorkflowManager().register("start", needs_two), WorkflowEvent("start"))  # type: ignore[arg-type]
     assert names(events) == ["start", "error"]
     assert events[1].data is not None and events[1].data["type"] == "TypeError"
@@ -632,6 +647,7 @@ async def test_default_guard_stops_an_unbounded_loop() -> None:
         ({"max_events": 0}, "max_events must be a positive int"),
         ({"max_events": 2.5}, "max_events must be a positive int"),
         ({"timeout": -1}, "timeout must be a positive number of seconds"),
+        ({"timeout": float("nan")}, "timeout must be a positive number of seconds"),
         ({"handler_timeout": "1"}, "handler_timeout must be a positive number"),
     ],
 )
