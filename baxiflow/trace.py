@@ -226,9 +226,11 @@ class _Rows:
     so adding stays O(1). ``pending`` stays the same list object for the table's life:
     the run loop extends it directly.
 
-    A run may record in another thread while someone reads: reading and cutting hold
-    ``lock``, so neither removes what the other is working on. Adding only appends, which
-    neither disturbs, so it takes the lock only to cut.
+    A run may record in another thread while someone reads. Only the reader's calls
+    (reading, the public ``cut``) change ``rows``, the list the reader is handed, so a run
+    never shifts it under a reader going through it. Adding only appends to ``pending``;
+    past the bound it drops the oldest waiting entries, which the newest ``limit`` entries,
+    all waiting, make obsolete. Reading and cutting hold ``lock``.
     """
 
     __slots__ = (
@@ -269,7 +271,16 @@ class _Rows:
         pending = self.pending
         pending.extend(fields)
         if self.cut_at is not None and len(pending) >= self.cut_at:
-            self.cut()
+            self._cut_waiting()
+
+    def _cut_waiting(self) -> None:
+        """Drop the waiting entries older than the newest ``limit``; never touches ``rows``."""
+        assert self.limit is not None
+        with self.lock:
+            excess = len(self.pending) // self.width - self.limit
+            if excess > 0:
+                self.dropped += excess
+                del self.pending[: excess * self.width]
 
     def sink(self) -> Callable[[Any], object]:
         """The fastest callable that adds one entry's fields, respecting the bound."""
