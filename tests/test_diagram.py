@@ -21,7 +21,13 @@ from hypothesis import strategies as st
 import baxiflow.render
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.diagram import Diagram, diagram
-from baxiflow.diagram_source import DiagramSpec, Node, to_mermaid
+from baxiflow.diagram_source import (
+    FAST_LAYOUT_NODES,
+    STRAIGHT_EDGES_NODES,
+    DiagramSpec,
+    Node,
+    to_mermaid,
+)
 from baxiflow.exceptions import RenderError
 from baxiflow.flowgraph import flow_graph
 from baxiflow.overlay import trace_overlay
@@ -194,6 +200,33 @@ def test_mermaid_escapes_quotes_and_angle_brackets_and_follows_rankdir() -> None
     assert text.startswith("flowchart LR\n")
     assert '(["say #quot;hi#quot;"])' in text
     assert '(["#lt;done#gt;"])' in text
+
+
+def chain_registry(handlers: int) -> WorkflowManager:
+    workflow = WorkflowManager()
+    for index in range(handlers):
+        workflow.register(f"e{index}", step, emits=[f"e{index + 1}", "error"])
+    return workflow
+
+
+@pytest.mark.parametrize(
+    ("handlers", "cheaper"),
+    [(10, []), (60, ['nslimit="2"']), (160, ['nslimit="2"', 'splines="line"'])],
+)
+def test_large_diagrams_are_laid_out_with_cheaper_settings(
+    handlers: int, cheaper: list[str]
+) -> None:
+    picture = diagram(chain_registry(handlers), legend=False)
+    (graph_line,) = [line for line in picture.source.splitlines() if line.startswith("\tgraph [")]
+
+    nodes = len(picture.spec.nodes)
+    assert (nodes > FAST_LAYOUT_NODES, nodes > STRAIGHT_EDGES_NODES) == (
+        "nslimit" in graph_line,
+        "splines" in graph_line,
+    )
+    assert [setting for setting in ('nslimit="2"', 'splines="line"') if setting in graph_line] == (
+        cheaper
+    )
 
 
 def test_without_inference_only_declared_edges_are_drawn() -> None:
