@@ -654,11 +654,12 @@ def flatten_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Only dicts are spread (one level: nested dicts stay dicts); a row whose ``data``
     or ``metadata`` is neither a dict nor ``None`` keeps it under its own column, so
-    nothing is lost.
+    nothing is lost. A key that is not a string is named by its repr in brackets
+    (``data[3]``), so it never shares a column with a string key (``data.3``).
 
-    >>> rows = [{"seq": 0, "data": {"x": 1, "y": {"z": 2}}, "metadata": None}]
+    >>> rows = [{"seq": 0, "data": {"x": 1, "y": {"z": 2}, 3: "int", "3": "str"}, "metadata": None}]
     >>> flatten_records(rows)
-    [{'seq': 0, 'data.x': 1, 'data.y': {'z': 2}}]
+    [{'seq': 0, 'data.x': 1, 'data.y': {'z': 2}, 'data[3]': 'int', 'data.3': 'str'}]
     """
     flat = []
     for row in records:
@@ -667,7 +668,8 @@ def flatten_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             value = row.get(column)
             if isinstance(value, dict):
                 for key, item in value.items():
-                    out[f"{column}.{key}"] = item
+                    name = f"{column}.{key}" if type(key) is str else f"{column}[{key!r}]"
+                    out[name] = item
             elif value is not None:
                 out[column] = value
         flat.append(out)
