@@ -9,6 +9,11 @@ True
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+from types import FrameType
+
 __all__ = [
     "BaxiflowError",
     "BaxiflowWarning",
@@ -63,3 +68,19 @@ class BaxiflowWarning(UserWarning):
 
 class ObserverWarning(BaxiflowWarning, RuntimeWarning):
     """An observer raised; the run went on without that observer's result."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_from_caller(message: str, category: type[Warning]) -> None:
+    """Warn as if from the first frame outside baxiflow: the user's code, where there is any.
+
+    A warning raised deep in a run would otherwise point at baxiflow's own lines.
+    """
+    level = 2
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level - 1 if frame is None else level)

@@ -21,14 +21,13 @@ reported once as an :class:`~baxiflow.exceptions.ObserverWarning`, never breakin
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 from baxiflow._recording import CallFields, EventFields, call_fields, event_fields
 from baxiflow.event import WorkflowEvent
-from baxiflow.exceptions import ObserverWarning
+from baxiflow.exceptions import ObserverWarning, warn_from_caller
 
 if TYPE_CHECKING:
     from baxiflow.manager import WorkflowManager
@@ -299,9 +298,8 @@ class ObserverGroup:
             return
         self._warned.add(id(observer))
         target = observer.callback if isinstance(observer, _CallableObserver) else observer
-        warnings.warn(
+        warn_from_caller(
             f"observer {target!r} raised in {method}: {type(exc).__name__}: {exc}; "
             "the run goes on (further errors of this observer in this run are not reported)",
             ObserverWarning,
-            stacklevel=2,
         )

@@ -31,13 +31,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
-from baxiflow.exceptions import ObserverWarning
+from baxiflow.exceptions import ObserverWarning, warn_from_caller
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
 
 __all__ = [
@@ -656,9 +655,8 @@ class ProgressObserver(WorkflowObserver, Generic[P]):
 
     def _give_up(self, tracked: _Tracked[P], exc: Exception) -> None:
         tracked.broken = True
-        warnings.warn(
+        warn_from_caller(
             f"{type(self).__name__} could not draw run {tracked.state.run_id}: "
             f"{type(exc).__name__}: {exc}; the run goes on without live progress",
             ObserverWarning,
-            stacklevel=3,
         )
