@@ -47,6 +47,7 @@ class Watchdog:
 
     __slots__ = (
         "_budget",
+        "_cancelled",
         "_cancelling",
         "_handle",
         "_issued",
@@ -78,6 +79,7 @@ class Watchdog:
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
         self._issued = 0
+        self._cancelled = False
         self.expired: Expiry | None = None
         """What expired once the watchdog cancelled the task; ``None`` before."""
 
@@ -93,7 +95,10 @@ class Watchdog:
         next pause (as ``asyncio.timeout`` binds to the task that enters it): a consumer
         may take each event in a task of its own, as ``asyncio.wait_for`` does on 3.11.
         """
-        self._task = asyncio.current_task(self._loop)
+        # Like entering ``asyncio.timeout``: cancellations the task already has are not
+        # this watchdog's (it has none out now: it cancels only while the handler works).
+        self._task = task = asyncio.current_task(self._loop)
+        self._cancelling = 0 if task is None else task.cancelling()
         now = self._time()
         # While paused only the run deadline moves on; the budget is checked at its pause.
         if now >= self._run_deadline:
@@ -119,11 +124,12 @@ class Watchdog:
     def claim_cancellation(self) -> Expiry | None:
         """After a ``CancelledError``: what expired, if this watchdog's cancel caused it.
 
-        Withdraws the watchdog's cancel request from the task, as ``asyncio.timeout`` does, so
-        that a cancellation from elsewhere still propagates.
+        Withdraws the watchdog's cancel requests from the task, as ``asyncio.timeout`` does.
+        ``None`` when the watchdog never cancelled the task, or when a cancellation from
+        elsewhere came since the task was bound: that one propagates.
         """
         self._working = False
-        if self.expired is None or self._task is None:
+        if self.expired is None or self._task is None or not self._cancelled:
             return None
         for _ in range(self._issued):
             self._task.uncancel()
@@ -132,22 +138,29 @@ class Watchdog:
             return None
         return self.expired
 
-    async def close_expired(self, agen: AsyncGenerator[object, None]) -> None:
+    async def close_expired(self, agen: AsyncGenerator[object, None]) -> bool:
         """Close the handler whose time ran out, cancelling its cleanup until it ends.
 
-        Call :meth:`claim_cancellation` afterwards: it withdraws the cancellations issued here.
+        Returns whether a ``CancelledError`` cut the cleanup short (this watchdog's or
+        another's). Call :meth:`claim_cancellation` afterwards: it withdraws the
+        cancellations issued here and tells whose it was.
         """
         self._working = True
-        self._task = asyncio.current_task(self._loop)
+        self._bind(asyncio.current_task(self._loop))
+        if self._handle is not None:
+            self._handle.cancel()
         self._handle = self._loop.call_later(RECANCEL_AFTER, self._fire)
         try:
             await agen.aclose()
-        except (Exception, asyncio.CancelledError):
-            # Its cleanup raised, or was cut short by this watchdog: either way it is over.
-            # A cancellation from elsewhere is still counted on the task for the caller.
-            pass
+        except Exception:
+            return False  # its cleanup raised: it is over
+        except asyncio.CancelledError:
+            # Cut short: by this watchdog, or by a cancellation from elsewhere that stays
+            # counted on the task for the caller.
+            return True
         finally:
             self.close()
+        return False
 
     def close(self) -> None:
         """Cancel the pending timer; call when the run ends."""
@@ -156,12 +169,16 @@ class Watchdog:
             self._handle.cancel()
             self._handle = None
 
+    def _bind(self, task: asyncio.Task[object] | None) -> None:
+        """Cancel ``task`` when time runs out; requests it already has are not this watchdog's."""
+        if task is not self._task:
+            self._task = task
+            self._cancelling = 0 if task is None else task.cancelling()
+
     def _expire(self, expired: Expiry) -> Expiry:
         """Time is up: from now on the handler's cleanup is cut short (see close_expired)."""
         if self.expired is None:
             self.expired = expired
-            assert self._task is not None
-            self._cancelling = self._task.cancelling()
         return self.expired
 
     def _check(self, now: float) -> Expiry | None:
@@ -192,6 +209,7 @@ class Watchdog:
                 return
             self._expire(expired)
         self._issued += 1
+        self._cancelled = True
         self._task.cancel()
         # Until the handler stops working, cancel it again: it may have swallowed this one.
         self._handle = self._loop.call_at(now + RECANCEL_AFTER, self._fire)

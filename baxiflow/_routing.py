@@ -190,9 +190,9 @@ async def close(
             else:
                 watchdog.pause()
                 return
-        await watchdog.close_expired(agen)
-        if watchdog.claim_cancellation() is None:
-            # Cancelled from elsewhere too while closing: that cancellation wins.
+        cut_short = await watchdog.close_expired(agen)
+        if watchdog.claim_cancellation() is None and cut_short:
+            # Cancelled from elsewhere while closing: that cancellation wins.
             raise asyncio.CancelledError
         return
     await _close_quietly(agen)

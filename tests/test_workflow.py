@@ -931,6 +931,71 @@ async def test_guards_bound_the_cleanup_of_a_handler_the_run_closes(guard: str, 
     assert reasons == ([guard] if bug == "not an event" else ["max_events"])
 
 
+async def test_a_consumer_timeout_due_with_the_run_timeout_is_the_consumer_s() -> None:
+    # Both timers fall due together; the consumer's own asyncio.timeout must win (the
+    # watchdog counts a cancellation that came from elsewhere as not its own).
+    async def slow(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(10)
+        yield WorkflowEvent("done")
+
+    workflow = WorkflowManager().register("start", slow)
+    for _ in range(5):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await collect(workflow, WorkflowEvent("start"), timeout=0.05)
+
+
+async def test_an_external_cancellation_before_the_handler_timeout_fires_propagates() -> None:
+    async def blocks(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        time.sleep(0.15)  # past both timers: their callbacks run in the same loop pass
+        await asyncio.sleep(10)
+        yield WorkflowEvent("done")
+
+    workflow = WorkflowManager().register("start", blocks)
+    me = asyncio.current_task()
+    assert me is not None
+    asyncio.get_running_loop().call_later(0.02, me.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await collect(workflow, WorkflowEvent("start"), handler_timeout=0.05)
+    assert me.uncancel() == 0
+
+
+async def test_a_cancellation_pending_when_the_consumer_asks_again_propagates() -> None:
+    # The run's deadline passes while the consumer holds an event; the consumer's task
+    # then has a cancellation pending when it asks for the next one.
+    async def two(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            yield WorkflowEvent("a")
+            yield WorkflowEvent("b")
+        finally:
+            await asyncio.sleep(0.01)
+
+    workflow = WorkflowManager().register("start", two)
+    me = asyncio.current_task()
+    assert me is not None
+    seen = []
+    with pytest.raises(asyncio.CancelledError):
+        async for event in workflow.process(WorkflowEvent("start"), timeout=0.05):
+            seen.append(event.name)
+            if event.name == "a":
+                await asyncio.sleep(0.1)
+                me.cancel()
+    assert seen == ["start", "a"]
+    assert me.uncancel() == 0
+
+
+async def test_a_timed_out_run_leaves_no_timer_behind() -> None:
+    async def slow(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(10)
+        yield WorkflowEvent("done")
+
+    workflow = WorkflowManager().register("start", slow)
+    events = await collect(workflow, WorkflowEvent("start"), handler_timeout=0.05)
+    assert events[-1].data is not None and events[-1].data["reason"] == "handler_timeout"
+    scheduled = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    assert not [h for h in scheduled if not h.cancelled() and "Watchdog" in repr(h)]
+
+
 async def test_run_timeout_expiring_while_the_consumer_holds_an_event_ends_the_run() -> None:
     async def ticks(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
         for _ in range(10):
