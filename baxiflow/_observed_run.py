@@ -226,7 +226,7 @@ async def observed_stream(
                     group.notify("handler_started", call)
             failure: WorkflowEvent | None = None
             if watchdog is not None and (expired := watchdog.start()):
-                raise _timeout_stop(run, expired, name, item)
+                raise _timeout_stop(run, expired, name, item, started=False)
             try:
                 # register() checked it is an async generator function.
                 agen: AsyncGenerator[WorkflowEvent, None] = registration.handler(trigger)  # type: ignore[assignment]
@@ -415,13 +415,16 @@ async def observed_stream(
         group.notify("run_finished", info)
 
 
-def _timeout_stop(run: _Run, expired: Expiry, name: str, item: ObservedQueued) -> Stop:
+def _timeout_stop(
+    run: _Run, expired: Expiry, name: str, item: ObservedQueued, *, started: bool = True
+) -> Stop:
+    """The run's final event for a guard; ``started=False`` when the handler never began."""
     trigger: WorkflowEvent = item[0]
     if expired == "timeout":
-        message = (
-            f"run timed out after {run.elapsed():.3g} s while handler {name!r} "
-            f"was handling {trigger.name!r}"
+        when = (
+            "while handler {!r} was handling" if started else "before handler {!r} could start on"
         )
+        message = f"run timed out after {run.elapsed():.3g} s {when.format(name)} {trigger.name!r}"
     else:
         message = f"handler {name!r} timed out while handling {trigger.name!r}"
     data = {"reason": expired, "handler": name, "event": trigger.name}

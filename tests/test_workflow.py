@@ -996,6 +996,27 @@ async def test_a_timed_out_run_leaves_no_timer_behind() -> None:
     assert not [h for h in scheduled if not h.cancelled() and "Watchdog" in repr(h)]
 
 
+async def test_a_run_timeout_found_between_handlers_says_the_next_one_never_started() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def blocks(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("next")
+        time.sleep(0.1)  # past the deadline, without giving the timer a chance
+
+    @workflow.on("next")
+    async def never(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("unreached")
+
+    events = await collect(workflow, WorkflowEvent("start"), timeout=0.05)
+
+    assert names(events) == ["start", "next", "error"]
+    assert events[-1].data is not None and events[-1].data["reason"] == "timeout"
+    assert f"before handler {never.__qualname__!r} could start on 'next'" in (
+        events[-1].error or ""
+    )
+
+
 async def test_run_timeout_expiring_while_the_consumer_holds_an_event_ends_the_run() -> None:
     async def ticks(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
         for _ in range(10):
