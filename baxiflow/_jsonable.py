@@ -1,12 +1,13 @@
 """Turn any Python value into JSON-ready data and back, exactly where JSON can hold it.
 
 Plain JSON values (``None``, ``bool``, ``int``, finite ``float``, ``str``, ``list`` and
-``dict`` with string keys) pass through unchanged. Three more come back exactly, through a
+``dict`` with string keys) pass through unchanged. Four more come back exactly, through a
 one-key marker object: tuples (``{"__tuple__": [...]}``), dicts with keys JSON cannot hold
 or that would read as a marker (``{"__dict__": [[key, value], ...]}``), non-finite floats
 (``{"__float__": "nan"}``) and integers too long for Python to turn into decimal text by
-default (``{"__int__": "0x..."}``, hexadecimal, which has no such limit). Anything else is stored as its ``repr`` (``{"__repr__": "..."}``)
-and comes back as a :class:`ReprValue`, so nothing is lost silently and nothing crashes.
+default (``{"__int__": "0x..."}``, hexadecimal, which has no such limit). Anything else is
+stored as its ``repr`` (``{"__repr__": "..."}``) and comes back as a :class:`ReprValue`,
+so nothing is lost silently and nothing crashes.
 
 >>> import json
 >>> value = {"point": (1, 2.5), 3: None, "tags": frozenset()}

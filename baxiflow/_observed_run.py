@@ -335,7 +335,7 @@ async def observed_stream(
                     # The watchdog's own cancellation, or one from elsewhere, which wins.
                     timed_out = watchdog is not None and watchdog.expired is not None
                     await close(agen, watchdog)
-                    if timed_out and (expired := watchdog.claim_cancellation()):  # type: ignore[union-attr]
+                    if timed_out and watchdog and (expired := watchdog.claim_cancellation()):
                         raise _timeout_stop(run, expired, name, item) from None
                     raise
                 except BaseException:

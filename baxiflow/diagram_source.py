@@ -102,11 +102,11 @@ _UNSEEN = {"color": "#bbbbbb", "fontcolor": "#999999"}
 
 FAST_LAYOUT_NODES: Final = 100
 """Past this many nodes dot bounds the passes that place nodes (``nslimit``): a 100-handler
-registry renders in about 2 s instead of 40 s. Smaller diagrams keep the full layout."""
+registry renders in under 2 s instead of 20 s or more. Smaller diagrams keep the full layout."""
 
 STRAIGHT_EDGES_NODES: Final = 300
 """Past this many nodes edges are straight lines (``splines=line``), sparing dot's edge
-routing: a 200-handler registry renders in about 6 s instead of minutes."""
+routing: a 200-handler registry renders in seconds instead of minutes (bench_diagram.py)."""
 
 _NODE_LEGEND: Final[Mapping[NodeStyle, str]] = {
     "event": "event",

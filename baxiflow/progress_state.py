@@ -284,15 +284,13 @@ class RunProgress:
                 self._latest = emitted
                 self._repeats += 1
                 return
-            self._settle()
-            if self._run is None:
-                self._run = emitted.run
+        if self._run is None:
+            self._run = emitted.run
+        self._settle()
+        if name == PROGRESS:
             self._progress(event, emitted)
         elif name == ERROR:
-            self._settle()
             self._error(event, emitted.handler_name)
-        elif self._run is None:
-            self._run = emitted.run
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Close the steps ``call`` reported: done when it ended well, failed when it did not."""

@@ -15,7 +15,7 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeGuard
 
 from baxiflow.event import PROGRESS, WorkflowEvent, check_event_name
 from baxiflow.exceptions import EventNameError, HandlerTypeError
@@ -47,7 +47,7 @@ def handler_name(handler: Callable[..., Any]) -> str:
     return type(handler).__qualname__
 
 
-def _is_async_generator_callable(handler: object) -> bool:
+def _is_async_generator_callable(handler: object) -> TypeGuard[EventHandler]:
     if inspect.isasyncgenfunction(handler):
         return True
     return (
@@ -85,8 +85,8 @@ def check_handler(handler: object) -> EventHandler:
     baxiflow.exceptions.HandlerTypeError: handler 'plain' is a coroutine function; expected an async generator function (an `async def` that uses `yield`)
     """
     if _is_async_generator_callable(handler):
-        _check_takes_the_event(handler)  # type: ignore[arg-type]
-        return handler  # type: ignore[return-value]
+        _check_takes_the_event(handler)
+        return handler
     if inspect.iscoroutinefunction(handler):
         kind = "a coroutine function"
     elif inspect.isgeneratorfunction(handler):
