@@ -14,7 +14,7 @@ are internal to baxiflow, and a failing sink is reported like a failing observer
 
 >>> from baxiflow.event import WorkflowEvent
 >>> from baxiflow.observe import EmittedEvent, RunInfo
->>> run = RunInfo("r-1", None, WorkflowEvent("start"), 1000.0)
+>>> run = RunInfo("r-1", WorkflowEvent("start"), 1000.0)
 >>> emitted = EmittedEvent(WorkflowEvent("done", {"x": 1}), 1, 0, 1, "greet", 0.5, run, None)
 >>> event_fields(emitted)
 ('r-1', 1, 0, 1, 'done', 'greet', None, 0.5, 1000.0, {'x': 1}, None)

@@ -1,9 +1,8 @@
-"""The routing rules both run loops share: queued events, lineages, and the events a run makes.
+"""The routing rules of the run loop: queued events, lineages, and the events a run makes.
 
-A queued event is a tuple ``(event, route, parent_lineage, ...)``: the event, where it goes
-(its registration or registrations, read from the registry when it was emitted) and the
-lineage of the event whose handler emitted it. The observed loop queues one step per
-registration and appends the event's ``seq`` and ``depth``.
+A queued event is a tuple ``(event, route, parent_lineage, seq, depth)``: the event, where it
+goes (its registration or registrations, read from the registry when it was emitted), the
+lineage of the event whose handler emitted it, and the event's number and causal depth.
 
 Lineages exist to name the repeating chain when ``max_events`` trips. An event's lineage is
 made when the event is handled, not when it is emitted, so it costs one small tuple per
@@ -26,16 +25,14 @@ import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Literal, TypeAlias
 
-from baxiflow._deadline import Watchdog
+from baxiflow._deadline import Expiry, Watchdog
 from baxiflow.event import ERROR, WorkflowEvent
-from baxiflow.registry import HandlerRegistration, Route
+from baxiflow.registry import Route
 
 __all__ = [
     "LINEAGE_KEPT",
     "LINEAGE_WINDOW",
     "Lineage",
-    "ObservedQueued",
-    "PlainQueued",
     "Queued",
     "RouteOf",
     "Stop",
@@ -43,9 +40,11 @@ __all__ = [
     "descend",
     "handler_error",
     "invalid_event_error",
+    "lineage_of",
     "max_events_error",
     "name_cycle",
     "names_of",
+    "timeout_error",
 ]
 
 RouteOf: TypeAlias = Callable[[str], Route | None]
@@ -54,11 +53,8 @@ Lineage: TypeAlias = "tuple[str, Lineage | list[str] | None, int]"
 """``(name, parent, length)``: an event's name, its parent's lineage (or the oldest names
 kept, as a list), and the number of links down to it."""
 
-PlainQueued: TypeAlias = "tuple[WorkflowEvent, Route, Lineage | None]"
-"""A queued event of an unobserved run: ``(event, route, parent_lineage)``."""
-ObservedQueued: TypeAlias = "tuple[WorkflowEvent, HandlerRegistration, Lineage | None, int, int]"
-"""A queued event of an observed run: ``(event, registration, parent_lineage, seq, depth)``."""
-Queued: TypeAlias = "PlainQueued | ObservedQueued"
+Queued: TypeAlias = "tuple[WorkflowEvent, Route, Lineage | None, int, int]"
+"""An event waiting for dispatch: ``(event, route, parent_lineage, seq, depth)``."""
 
 LINEAGE_KEPT = 32
 """Names a lineage keeps at least: enough history to name a cycle."""
@@ -76,6 +72,18 @@ def descend(parent: Lineage | None, name: str) -> Lineage:
     if length <= LINEAGE_WINDOW:
         return (name, parent, length)
     return (name, list(names_of(parent, newest=LINEAGE_KEPT)), 1)
+
+
+def lineage_of(names: Iterable[str]) -> Lineage | None:
+    """The lineage of a chain of event ``names``, oldest first; ``None`` for no names.
+
+    >>> names_of(lineage_of(["start", "search", "search"]))
+    ('start', 'search', 'search')
+    """
+    lineage: Lineage | None = None
+    for name in names:
+        lineage = descend(lineage, name)
+    return lineage
 
 
 def names_of(lineage: Lineage | None, *, newest: int | None = None) -> tuple[str, ...]:
@@ -139,17 +147,19 @@ def invalid_event_error(value: object, name: str, trigger: WorkflowEvent) -> Wor
 
 def max_events_error(
     limit: int,
-    parent: Queued,
+    parent: Queued | None,
     last: WorkflowEvent,
-    name: str,
+    name: str | None,
     queue: Iterable[Queued],
 ) -> WorkflowEvent:
     """The final error event when ``last``, emitted by handler ``name``, passed ``limit``.
 
-    ``parent`` is the queued event being handled and ``queue`` what is still queued.
+    ``parent`` is the queued event being handled (``None`` when ``last`` came from outside
+    the run) and ``queue`` what is still queued.
     """
-    trigger = parent[0]
-    lineage = (*names_of(descend(parent[2], trigger.name)), last.name)
+    trigger = last if parent is None else parent[0]
+    above = () if parent is None else names_of(descend(parent[2], trigger.name))
+    lineage = (*above, last.name)
     # The event that crossed the limit may sit on a branch that does not loop (a fan-out
     # beside the real cycle); the events still queued show the loop then.
     candidates = itertools.chain(
@@ -158,6 +168,8 @@ def max_events_error(
     cycle = next((c for c in map(name_cycle, candidates) if c), [])
     if cycle:
         chain = f"repeating chain: {' -> '.join(cycle)}"
+    elif name is None:
+        chain = f"no repeating chain; events kept arriving ({' -> '.join(lineage)})"
     else:
         chain = f"no repeating chain; handler {name!r} kept emitting ({' -> '.join(lineage)})"
     data = {
@@ -168,6 +180,24 @@ def max_events_error(
         "event": trigger.name,
     }
     message = f"max_events ({limit}) exceeded; {chain}"
+    return WorkflowEvent(ERROR, data, trigger.metadata, message)
+
+
+def timeout_error(
+    expired: Expiry, elapsed: float, name: str, trigger: WorkflowEvent, *, started: bool
+) -> WorkflowEvent:
+    """The final error event when a guard expired while handler ``name`` handled ``trigger``.
+
+    ``elapsed`` is the run's age in seconds; ``started=False`` when the handler never began.
+    """
+    if expired == "timeout":
+        when = (
+            "while handler {!r} was handling" if started else "before handler {!r} could start on"
+        )
+        message = f"run timed out after {elapsed:.3g} s {when.format(name)} {trigger.name!r}"
+    else:
+        message = f"handler {name!r} timed out while handling {trigger.name!r}"
+    data = {"reason": expired, "handler": name, "event": trigger.name}
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
 
 

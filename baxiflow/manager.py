@@ -19,8 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
-from baxiflow._observed_run import observed_stream
-from baxiflow._plain_run import plain_stream
+from baxiflow._engine import Engine
 from baxiflow.event import WorkflowEvent
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
 from baxiflow.registry import EventHandler, HandlerRegistration, Registry, check_handled_name
@@ -260,9 +259,12 @@ class WorkflowManager:
         all_observers = (
             [*self._observers, *map(as_observer, observers)] if observers else self._observers
         )
-        route = self._registry.route
-        if not all_observers and run_timeout is None and call_timeout is None:
-            return plain_stream(initial_event, route, limit)
-        return observed_stream(
-            self, route, initial_event, limit, run_timeout, call_timeout, all_observers
+        engine = Engine(
+            self._registry.route,
+            initial_event,
+            max_events=limit,
+            timeout=run_timeout,
+            handler_timeout=call_timeout,
+            observers=all_observers,
         )
+        return engine.stream()

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from baxiflow._recording import CallFields, EventFields, call_fields, event_fields
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import ObserverWarning, warn_from_caller
-
-if TYPE_CHECKING:
-    from baxiflow.manager import WorkflowManager
 
 __all__ = [
     "EmittedEvent",
@@ -63,7 +60,6 @@ class RunInfo:
 
     Attributes:
         run_id: Unique id of the run.
-        manager: The manager running it.
         initial_event: The event the run started from.
         started_at: Wall-clock start, seconds since the epoch.
         status: ``"running"`` until the run ends, then a :data:`RunStatus`.
@@ -73,7 +69,6 @@ class RunInfo:
     """
 
     run_id: str
-    manager: WorkflowManager
     initial_event: WorkflowEvent
     started_at: float
     status: RunStatus = "running"
@@ -225,7 +220,7 @@ class ObserverGroup:
     place of its ``event_emitted`` and ``handler_finished``.
     """
 
-    __slots__ = ("_hooks", "_warned", "call_sinks", "event_sinks", "observers")
+    __slots__ = ("_hooks", "_warned", "call_sinks", "event_sinks", "observers", "tracks_calls")
 
     def __init__(self, observers: Iterable[WorkflowObserver]) -> None:
         self.observers = tuple(observers)
@@ -247,6 +242,7 @@ class ObserverGroup:
                 sunk["handler_finished"].add(id(observer))
         self.event_sinks = tuple(event_sinks)
         self.call_sinks = tuple(call_sinks)
+        self.tracks_calls = False
         self._hooks: dict[str, tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]] = {
             hook: tuple(
                 (observer, _listener(observer, hook))
@@ -256,6 +252,12 @@ class ObserverGroup:
             )
             for hook in _HOOKS
         }
+        # Handler calls are made only for observers that can see them.
+        self.tracks_calls = bool(
+            self.event_sinks
+            or self.call_sinks
+            or any(self._hooks[hook] for hook in _HOOKS if hook.startswith(("handler", "event")))
+        )
 
     def listeners(self, hook: str) -> tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]:
         """``(observer, bound method)`` for each observer that overrides ``hook``."""

@@ -103,8 +103,7 @@ def timing(label: str, workflow: WorkflowManager, first: WorkflowEvent) -> None:
 
 def hook_cost() -> None:
     """The Trace's own share: what the run loop calls, without a manager around it."""
-    workflow = WorkflowManager()
-    run = RunInfo("bench", workflow, WorkflowEvent("start"), 0.0)
+    run = RunInfo("bench", WorkflowEvent("start"), 0.0)
     first = EmittedEvent(WorkflowEvent("start"), 0, None, 0, None, 0.0, run, None)
     emitted = EmittedEvent(WorkflowEvent("tick", {"i": 1}), 1, 0, 1, "h", 0.1, run, None)
     call = HandlerCall(run, hook_cost, "h", 0, first.event, first.seq, 0.0, 0.1, "ok", 1)

@@ -237,7 +237,7 @@ async def test_failed_step_stays_failed_when_it_reports_again() -> None:
 
 
 def test_danger_is_never_replaced_by_success() -> None:
-    run = RunInfo("r1", WorkflowManager(), WorkflowEvent("start"), 0.0, events=1, errors=1)
+    run = RunInfo("r1", WorkflowEvent("start"), 0.0, events=1, errors=1)
     failure = WorkflowEvent.failure("flaky backend")
     state = RunProgress(run)
     state.event(EmittedEvent(failure, 0, None, 0, None, 0.5, run, None))
@@ -409,7 +409,7 @@ def test_reports_that_wait_leave_the_state_as_applying_each_at_once_would(
 ) -> None:
     # `eager` applies every report at once; `lazy` is the real state, read only
     # at the "read" steps. Both must agree whenever read, and at the end.
-    run = RunInfo("r", WorkflowManager(), WorkflowEvent("start"), 0.0)
+    run = RunInfo("r", WorkflowEvent("start"), 0.0)
     calls = [HandlerCall(run, len, f"h{i}", 0, WorkflowEvent("start"), 0, 0.0) for i in range(3)]
     eager, lazy = EagerProgress(run), RunProgress(run)
     for seq, op in enumerate(ops, start=1):

@@ -1,0 +1,566 @@
+"""The run loop: every run of :meth:`WorkflowManager.process`, observed or not, goes through here.
+
+A run takes the next queued event, calls each of its handlers in turn and passes on what they
+yield: numbered, shown to the observers, queued for its own handlers and yielded to the caller.
+The routing rules come from :mod:`baxiflow._routing`; each is applied in exactly one place.
+What only observers or guards need is gated: a run with no observers makes no
+:class:`~baxiflow.observe.RunInfo`, no handler calls and reads no clock.
+
+A run starts from one initial event, or from a saved :class:`RunState` (events waiting for
+dispatch, counters, lineage). Opened to the outside (:meth:`Engine.open_inbox`), it waits for
+:meth:`Engine.deliver` when its queue runs dry instead of ending, until the inbox is closed.
+
+>>> import asyncio
+>>> from baxiflow.event import WorkflowEvent
+>>> from baxiflow.registry import Registry
+>>> async def ping(event):
+...     yield WorkflowEvent("pong")
+>>> registry = Registry()
+>>> _ = registry.add("ping", ping)
+>>> async def main():
+...     engine = Engine(registry.route, WorkflowEvent("ping"))
+...     return [event.name async for event in engine.stream()]
+>>> asyncio.run(main())
+['ping', 'pong']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+from baxiflow._deadline import Expiry, Watchdog
+from baxiflow._routing import (
+    LINEAGE_WINDOW,
+    Queued,
+    RouteOf,
+    Stop,
+    close,
+    descend,
+    handler_error,
+    invalid_event_error,
+    lineage_of,
+    max_events_error,
+    timeout_error,
+)
+from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
+from baxiflow.exceptions import ObserverWarning
+from baxiflow.observe import (
+    EmittedEvent,
+    HandlerCall,
+    HandlerStatus,
+    Observer,
+    ObserverGroup,
+    RunInfo,
+    RunStatus,
+    as_observer,
+)
+from baxiflow.registry import HandlerRegistration, Route
+
+__all__ = ["Engine", "Pending", "RunState"]
+
+
+@dataclass(slots=True, frozen=True)
+class Pending:
+    """An event waiting for dispatch in a saved :class:`RunState`.
+
+    Attributes:
+        event: The event.
+        seq: Its number in the run.
+        depth: Its causal depth (0 for a root event).
+        ancestry: Names of the events above it, oldest first (for naming a repeating chain).
+        positions: Positions of the handlers still to run on it; ``None`` for all of them.
+    """
+
+    event: WorkflowEvent
+    seq: int
+    depth: int
+    ancestry: tuple[str, ...] = ()
+    positions: tuple[int, ...] | None = None
+
+
+class NotAnEvent(Exception):
+    """A handler yielded ``value``, which is not a :class:`WorkflowEvent`."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+class RunState:
+    """Where a run stands: the events still to dispatch, in order, and its counters.
+
+    Args:
+        pending: Events emitted and not yet dispatched (or dispatched to some of their
+            handlers only), first in, first out.
+        roots: Events that enter the run from outside, emitted before anything else
+            (the initial event of a new run).
+        seq: ``seq`` of the last event emitted so far; -1 before the first.
+        count: Non-progress events emitted so far (what ``max_events`` bounds).
+        errors: Error events emitted so far.
+
+    The engine updates the counters as the run goes on.
+
+    >>> RunState([Pending(WorkflowEvent("search"), seq=3, depth=1, ancestry=("start",))], seq=5)
+    <RunState: 1 pending, 0 roots, seq 5, count 0, errors 0>
+    """
+
+    __slots__ = ("count", "errors", "pending", "roots", "seq")
+
+    def __init__(
+        self,
+        pending: Sequence[Pending] = (),
+        roots: Sequence[WorkflowEvent] = (),
+        *,
+        seq: int = -1,
+        count: int = 0,
+        errors: int = 0,
+    ) -> None:
+        self.pending = pending
+        self.roots = roots
+        self.seq = seq
+        self.count = count
+        self.errors = errors
+
+    def __repr__(self) -> str:
+        return (
+            f"<RunState: {len(self.pending)} pending, {len(self.roots)} roots, seq {self.seq}, "
+            f"count {self.count}, errors {self.errors}>"
+        )
+
+
+_RUN_PREFIX = os.urandom(3).hex()
+_run_numbers = itertools.count(1)
+
+
+def new_run_id() -> str:
+    """A run id unique in this process and unlikely to clash across processes; cheap to make."""
+    return f"{_RUN_PREFIX}-{next(_run_numbers)}"
+
+
+class Engine:
+    """One run: its queue, counters, guards and observers. Iterate :meth:`stream` once.
+
+    Args:
+        route: ``Registry.route``: the handlers of an event name.
+        start: The initial event of a new run, or the saved state of a run to go on with.
+        max_events: Bound on the run's non-progress events; ``None`` for none.
+        timeout: Seconds the whole run may last; ``None`` for no limit.
+        handler_timeout: Seconds of work each handler call may spend; ``None`` for no limit.
+        observers: Who watches the run, in the order they are told.
+        run_id: The run's id; a new one by default.
+
+    Observers and guards are *hooks*: a run with neither calls none of the methods below
+    :meth:`stream`, except on a failure or a stop.
+    """
+
+    __slots__ = (
+        "_call",
+        "_call_timeout",
+        "_clock_start",
+        "_count",
+        "_errors",
+        "_group",
+        "_guard",
+        "_inbox",
+        "_info",
+        "_limit",
+        "_queue",
+        "_roots",
+        "_route",
+        "_run_timeout",
+        "_seq",
+        "_tracking",
+        "_wakeup",
+        "_watchdog",
+        "run_id",
+    )
+
+    def __init__(
+        self,
+        route: RouteOf,
+        start: WorkflowEvent | RunState,
+        *,
+        max_events: int | None = None,
+        timeout: float | None = None,
+        handler_timeout: float | None = None,
+        observers: Sequence[Observer] = (),
+        run_id: str | None = None,
+    ) -> None:
+        self._route = route
+        self._limit = sys.maxsize if max_events is None else max_events
+        self._run_timeout = timeout
+        self._call_timeout = handler_timeout
+        self._queue: deque[Queued] = deque()
+        if start.__class__ is WorkflowEvent or isinstance(start, WorkflowEvent):
+            self._roots: list[WorkflowEvent] = [start]
+            self._seq, self._count, self._errors = -1, 0, 0
+        else:
+            self._queue.extend(filter(None, map(self._requeue, start.pending)))
+            self._roots = list(start.roots)
+            self._seq, self._count, self._errors = start.seq, start.count, start.errors
+        self._inbox: deque[WorkflowEvent] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self.run_id = new_run_id() if run_id is None else run_id
+        self._group = ObserverGroup(map(as_observer, observers)) if observers else None
+        self._tracking = self._group is not None and self._group.tracks_calls
+        self._info: RunInfo | None = None
+        self._watchdog: Watchdog | None = None
+        self._guard: Watchdog | None = None  # the watchdog while a handler step runs
+        self._call: HandlerCall | None = None  # the handler call running, when tracked
+        self._clock_start = 0.0
+
+    # Events from outside the run ---------------------------------------------------
+
+    def open_inbox(self) -> None:
+        """Let events arrive from outside: an empty queue waits for them instead of ending."""
+        if self._inbox is None:
+            self._inbox = deque()
+            self._wakeup = asyncio.Event()
+
+    def deliver(self, event: WorkflowEvent) -> None:
+        """Hand the run an event from outside; it is emitted once the queue is empty.
+
+        Raises:
+            RuntimeError: The inbox is not open (see :meth:`open_inbox`).
+        """
+        if self._inbox is None or self._wakeup is None:
+            raise RuntimeError("this run takes no events from outside; call open_inbox() first")
+        self._inbox.append(event)
+        self._wakeup.set()
+
+    def close_inbox(self) -> None:
+        """No more events will arrive: the run ends once its queue and inbox are empty."""
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None:
+            self._roots.extend(inbox)
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _take_roots(self) -> AsyncGenerator[WorkflowEvent, None]:
+        """The events that entered the run from outside so far, as one step to emit."""
+        roots, self._roots = self._roots, []
+        self._guard = None  # they are no handler's work
+        return _each(roots)
+
+    async def _arrivals(self, seq: int, count: int) -> None:
+        """Wait until events arrive from outside or the inbox is closed."""
+        self._seq, self._count = seq, count
+        while self._inbox is not None and self._wakeup is not None:
+            if self._inbox:
+                self._roots.extend(self._inbox)
+                self._inbox.clear()
+                return
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    # The loop ----------------------------------------------------------------------
+
+    async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
+        """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
+        route, queue, limit, seq, count = (
+            self._route,
+            self._queue,
+            self._limit,
+            self._seq,
+            self._count,
+        )
+        hooked = self._open()
+        item: Queued | None = None
+        status: RunStatus = "running"
+        rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
+        try:
+            while True:
+                if rest:
+                    registration: HandlerRegistration | None = rest.pop()
+                elif queue:
+                    item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
+                    # descend(), inlined: this runs once per handled event.
+                    length = 1 if parent is None else parent[2] + 1
+                    lineage = (
+                        (trigger.name, parent, length)
+                        if length <= LINEAGE_WINDOW
+                        else descend(parent, trigger.name)
+                    )
+                    depth += 1
+                    # An error raised while handling an error is not dispatched.
+                    dispatch = route if trigger.name != ERROR else self._route_after_error
+                    if targets.__class__ is tuple:
+                        rest = list(reversed(targets))
+                        continue
+                    registration = targets  # type: ignore[assignment]
+                elif self._roots:
+                    trigger, source = self._roots[0], self._take_roots()
+                    registration, item, lineage, trigger_seq, depth = None, None, None, None, 0
+                    name, dispatch = None, route
+                elif self._inbox is not None:
+                    await self._arrivals(seq, count)
+                    continue
+                else:
+                    break
+                if registration is not None:
+                    name = registration.name
+                    if hooked:
+                        self._step_started(registration, trigger, trigger_seq)
+                    try:
+                        # register() checked it is an async generator function.
+                        source = registration.handler(trigger)  # type: ignore[assignment]
+                    except Exception as exc:
+                        source = self._failed(handler_error(exc, "handler_error", name, trigger))
+                while True:
+                    yielded = False
+                    try:
+                        async for event in source:
+                            if event.__class__ is not WorkflowEvent and not isinstance(
+                                event, WorkflowEvent
+                            ):
+                                raise NotAnEvent(event)
+                            seq += 1
+                            if hooked:
+                                self._emitting(event, seq, trigger_seq, depth, name, trigger)
+                            if (emitted := event.name) != PROGRESS:
+                                count += 1
+                                if (found := dispatch(emitted)) is not None:
+                                    queue.append((event, found, lineage, seq, depth))
+                            yielded = True
+                            yield event
+                            yielded = False
+                            if count > limit:
+                                raise self._max_events_stop(item, event, name)
+                            if hooked:
+                                self._resumed(name, trigger)
+                    except BaseException as exc:
+                        failure = await self._interrupted(exc, source, yielded, name, trigger)
+                        source = self._failed(failure)
+                    else:
+                        break
+                if hooked:
+                    self._step_ended(name, trigger)
+        except Stop as stop:
+            status = stop.status
+            yield self._stopped(stop, seq + 1, item)
+        except GeneratorExit:
+            status = "stopped"
+            raise
+        except BaseException:
+            status = "cancelled"
+            raise
+        finally:
+            self._seq, self._count = seq, count
+            if hooked:
+                self._close_run(status)
+
+    # What the loop does rarely, or only for observers and guards --------------------
+
+    def _route_after_error(self, name: str) -> Route | None:
+        """Routing for events emitted while handling an error: errors are not dispatched."""
+        return None if name == ERROR else self._route(name)
+
+    def _requeue(self, pending: Pending) -> Queued | None:
+        """``pending`` as a queue entry, routed by the handlers registered now."""
+        route = self._route(pending.event.name)
+        if route is not None and pending.positions is not None:
+            kept = tuple(r for r in _registrations(route) if r.position in pending.positions)
+            route = kept[0] if len(kept) == 1 else (kept or None)
+        if route is None:
+            return None
+        return (pending.event, route, lineage_of(pending.ancestry), pending.seq, pending.depth)
+
+    def _open(self) -> bool:
+        """Start the guards and tell the observers; whether the run has any hooks."""
+        if self._run_timeout is not None or self._call_timeout is not None:
+            loop = asyncio.get_running_loop()
+            deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
+            self._watchdog = Watchdog(loop, deadline, self._call_timeout)
+        elif self._group is None:
+            return False
+        self._clock_start = time.perf_counter()
+        if self._group is not None:
+            first = self._roots[0] if self._roots else self._first_pending()
+            self._info = RunInfo(self.run_id, first, time.time())
+            self._info.events, self._info.errors = self._seq + 1, self._errors
+            self._group.notify("run_started", self._info)
+        return True
+
+    def _first_pending(self) -> WorkflowEvent:
+        if not self._queue:
+            raise ValueError("a run must start from an event: its state has none to dispatch")
+        return self._queue[0][0]
+
+    def _step_started(
+        self, registration: HandlerRegistration, trigger: WorkflowEvent, trigger_seq: int | None
+    ) -> None:
+        """A handler step begins: track its call, start its guard."""
+        if self._tracking:
+            assert self._info is not None and self._group is not None and trigger_seq is not None
+            call = self._call = HandlerCall(
+                self._info,
+                registration.handler,
+                registration.name,
+                registration.position,
+                trigger,
+                trigger_seq,
+                time.perf_counter() - self._clock_start,
+            )
+            self._group.notify("handler_started", call)
+        self._guard = guard = self._watchdog
+        if guard is not None and (expired := guard.start()):
+            raise self._timeout_stop(expired, registration.name, trigger, started=False)
+
+    def _emitting(
+        self,
+        event: WorkflowEvent,
+        seq: int,
+        parent_seq: int | None,
+        depth: int,
+        handler_name: str | None,
+        trigger: WorkflowEvent,
+    ) -> None:
+        """``event`` is about to be yielded: stop the handler's clock, tell the observers."""
+        if self._guard is not None and (expired := self._guard.pause()):
+            raise self._timeout_stop(expired, handler_name, trigger)
+        if self._info is not None:
+            self._notice(event, seq, parent_seq, depth, handler_name, self._call)
+
+    def _resumed(self, handler_name: str | None, trigger: WorkflowEvent) -> None:
+        """The caller asks for the next event: the handler's clock runs again."""
+        if self._guard is not None and (expired := self._guard.resume()):
+            raise self._timeout_stop(expired, handler_name, trigger)
+
+    def _step_ended(self, handler_name: str | None, trigger: WorkflowEvent) -> None:
+        """A step has emitted everything: stop its guard, end its call."""
+        if self._guard is not None and (expired := self._guard.pause()):
+            raise self._timeout_stop(expired, handler_name, trigger)
+        if self._call is not None:
+            self._call_finished(self._call, "ok")
+            self._call = None
+
+    def _notice(
+        self,
+        event: WorkflowEvent,
+        seq: int,
+        parent_seq: int | None,
+        depth: int,
+        handler_name: str | None,
+        call: HandlerCall | None,
+    ) -> None:
+        """Count ``event`` into the run's record and tell the observers about it."""
+        info = self._info
+        assert info is not None and self._group is not None
+        info.events = seq + 1
+        if event.name == ERROR:
+            info.errors += 1
+        if call is not None:
+            call.emitted += 1
+        elapsed = time.perf_counter() - self._clock_start
+        self._group.emitted(
+            EmittedEvent(event, seq, parent_seq, depth, handler_name, elapsed, info, call)
+        )
+
+    def _call_finished(self, call: HandlerCall, status: HandlerStatus) -> None:
+        assert self._group is not None
+        call.status = status
+        call.finished = time.perf_counter() - self._clock_start
+        self._group.finished(call)
+
+    def _failed(self, failure: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
+        """The running handler failed: end its call; the failure, to emit like any event."""
+        if self._call is not None:
+            self._call.error = failure.error
+            self._call_finished(self._call, "error")
+            self._call = None
+        self._guard = None
+        return _each([failure])
+
+    async def _interrupted(
+        self,
+        exc: BaseException,
+        source: AsyncGenerator[WorkflowEvent, None],
+        yielded: bool,
+        name: str | None,
+        trigger: WorkflowEvent,
+    ) -> WorkflowEvent:
+        """``exc`` came out of a step: the handler's error event, or raise what ends the run.
+
+        A handler's own exception is its failure, and so is a yield that is not an event
+        (the handler is closed first). Anything else, or whatever was thrown in while the
+        caller held an event (``yielded``), closes the handler so its ``finally`` runs, and
+        propagates, except the guard's own cancellation, which becomes its stop.
+        """
+        guard = self._guard
+        if isinstance(exc, Exception) and not yielded and not isinstance(exc, _NOT_THE_HANDLERS):
+            assert name is not None, "events from outside the run cannot fail"
+            if guard is not None and (expired := guard.pause()):
+                raise self._timeout_stop(expired, name, trigger) from None
+            if not isinstance(exc, NotAnEvent):
+                return handler_error(exc, "handler_error", name, trigger)
+            await close(source, guard)
+            if guard is not None and guard.expired is not None:
+                # Its cleanup ran out of time.
+                raise self._timeout_stop(guard.expired, name, trigger) from None
+            return invalid_event_error(exc.value, name, trigger)
+        timed_out = guard is not None and guard.expired is not None
+        await close(source, guard)
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if cancelled and timed_out and guard and (expired := guard.claim_cancellation()):
+            raise self._timeout_stop(expired, name, trigger) from None
+        raise exc
+
+    def _max_events_stop(self, item: Queued | None, last: WorkflowEvent, name: str | None) -> Stop:
+        error = max_events_error(self._limit, item, last, name, self._queue)
+        return Stop(error, "max_events")
+
+    def _timeout_stop(
+        self, expired: Expiry, name: str | None, trigger: WorkflowEvent, *, started: bool = True
+    ) -> Stop:
+        assert name is not None, "only handler steps are guarded"
+        elapsed = time.perf_counter() - self._clock_start
+        return Stop(timeout_error(expired, elapsed, name, trigger, started=started), "timeout")
+
+    def _stopped(self, stop: Stop, seq: int, item: Queued | None) -> WorkflowEvent:
+        """A guard ended the run: end the running call and emit the final event."""
+        if self._call is not None:
+            self._call.error = stop.event.error
+            self._call_finished(self._call, "timeout" if stop.status == "timeout" else "cancelled")
+            self._call = None
+        if self._info is not None:
+            parent_seq, depth = (None, 0) if item is None else (item[3], item[4] + 1)
+            handler_name = (stop.event.data or {}).get("handler")
+            self._notice(stop.event, seq, parent_seq, depth, handler_name, None)
+        self._seq = seq
+        return stop.event
+
+    def _close_run(self, status: RunStatus) -> None:
+        if self._watchdog is not None:
+            self._watchdog.close()
+        info = self._info
+        if info is None:
+            return
+        if self._call is not None and self._call.status == "running":
+            self._call_finished(self._call, "cancelled")
+        info.status = ("error" if info.errors else "ok") if status == "running" else status
+        self._errors = info.errors
+        info.duration = time.perf_counter() - self._clock_start
+        assert self._group is not None
+        self._group.notify("run_finished", info)
+
+
+_NOT_THE_HANDLERS = (Stop, ObserverWarning)
+"""Exceptions out of a step that are no fault of the handler: a guard's stop, and an
+observer's warning turned into an error by the warnings filter."""
+
+
+async def _each(events: list[WorkflowEvent]) -> AsyncGenerator[WorkflowEvent, None]:
+    """Emit ``events`` as a step of their own: failures, and events arriving from outside."""
+    for event in events:
+        yield event
+
+
+def _registrations(route: Route) -> tuple[HandlerRegistration, ...]:
+    return route if isinstance(route, tuple) else (route,)
