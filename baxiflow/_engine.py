@@ -32,10 +32,12 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from baxiflow._deadline import Expiry, Watchdog
+from baxiflow._observer_group import ObserverGroup
 from baxiflow._routing import (
     LINEAGE_WINDOW,
     Queued,
@@ -51,16 +53,7 @@ from baxiflow._routing import (
 )
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import ObserverWarning
-from baxiflow.observe import (
-    EmittedEvent,
-    HandlerCall,
-    HandlerStatus,
-    Observer,
-    ObserverGroup,
-    RunInfo,
-    RunStatus,
-    as_observer,
-)
+from baxiflow.observe import HandlerCall, HandlerStatus, RunInfo, RunStatus, WorkflowObserver
 from baxiflow.registry import HandlerRegistration, Route
 
 __all__ = ["Engine", "Pending", "RunState"]
@@ -190,7 +183,7 @@ class Engine:
         max_events: int | None = None,
         timeout: float | None = None,
         handler_timeout: float | None = None,
-        observers: Sequence[Observer] = (),
+        observers: Sequence[WorkflowObserver] = (),
         run_id: str | None = None,
     ) -> None:
         self._route = route
@@ -208,7 +201,7 @@ class Engine:
         self._inbox: deque[WorkflowEvent] | None = None
         self._wakeup: asyncio.Event | None = None
         self.run_id = new_run_id() if run_id is None else run_id
-        self._group = ObserverGroup(map(as_observer, observers)) if observers else None
+        self._group = ObserverGroup(observers) if observers else None
         self._tracking = self._group is not None and self._group.tracks_calls
         self._info: RunInfo | None = None
         self._watchdog: Watchdog | None = None
@@ -264,14 +257,9 @@ class Engine:
 
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
-        route, queue, limit, seq, count = (
-            self._route,
-            self._queue,
-            self._limit,
-            self._seq,
-            self._count,
-        )
-        hooked = self._open()
+        route, queue, limit = self._route, self._queue, self._limit
+        seq, count = self._seq, self._count
+        on_event, guarded, stepping = self._open()
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
@@ -306,7 +294,7 @@ class Engine:
                     break
                 if registration is not None:
                     name = registration.name
-                    if hooked:
+                    if stepping:
                         self._step_started(registration, trigger, trigger_seq)
                     try:
                         # register() checked it is an async generator function.
@@ -322,8 +310,8 @@ class Engine:
                             ):
                                 raise NotAnEvent(event)
                             seq += 1
-                            if hooked:
-                                self._emitting(event, seq, trigger_seq, depth, name, trigger)
+                            if on_event is not None:
+                                on_event(event, seq, trigger_seq, depth, name, trigger)
                             if (emitted := event.name) != PROGRESS:
                                 count += 1
                                 if (found := dispatch(emitted)) is not None:
@@ -333,18 +321,18 @@ class Engine:
                             yielded = False
                             if count > limit:
                                 raise self._max_events_stop(item, event, name)
-                            if hooked:
+                            if guarded:
                                 self._resumed(name, trigger)
                     except BaseException as exc:
                         failure = await self._interrupted(exc, source, yielded, name, trigger)
                         source = self._failed(failure)
                     else:
                         break
-                if hooked:
+                if stepping:
                     self._step_ended(name, trigger)
         except Stop as stop:
-            status = stop.status
-            yield self._stopped(stop, seq + 1, item)
+            status, seq = stop.status, seq + 1
+            yield self._stopped(stop, seq, item)
         except GeneratorExit:
             status = "stopped"
             raise
@@ -353,7 +341,7 @@ class Engine:
             raise
         finally:
             self._seq, self._count = seq, count
-            if hooked:
+            if on_event is not None:
                 self._close_run(status)
 
     # What the loop does rarely, or only for observers and guards --------------------
@@ -372,21 +360,32 @@ class Engine:
             return None
         return (pending.event, route, lineage_of(pending.ancestry), pending.seq, pending.depth)
 
-    def _open(self) -> bool:
-        """Start the guards and tell the observers; whether the run has any hooks."""
-        if self._run_timeout is not None or self._call_timeout is not None:
+    def _open(self) -> tuple[EventHook | None, bool, bool]:
+        """Start the guards and tell the observers.
+
+        Returns what the loop calls for each event (``None`` when nothing watches the run),
+        whether a guard needs to hear when the caller hands control back, and whether
+        handler steps need to be started and ended (tracked calls or a guard).
+        """
+        guarded = self._run_timeout is not None or self._call_timeout is not None
+        if guarded:
             loop = asyncio.get_running_loop()
             deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
             self._watchdog = Watchdog(loop, deadline, self._call_timeout)
         elif self._group is None:
-            return False
+            return None, False, False
         self._clock_start = time.perf_counter()
-        if self._group is not None:
+        group = self._group
+        if group is not None:
             first = self._roots[0] if self._roots else self._first_pending()
             self._info = RunInfo(self.run_id, first, time.time())
             self._info.events, self._info.errors = self._seq + 1, self._errors
-            self._group.notify("run_started", self._info)
-        return True
+            group.notify("run_started", self._info)
+        if guarded or self._tracking or (group is not None and group.hears_events):
+            on_event: EventHook = self._emitting
+        else:
+            on_event = self._counting
+        return on_event, guarded, guarded or self._tracking
 
     def _first_pending(self) -> WorkflowEvent:
         if not self._queue:
@@ -428,6 +427,20 @@ class Engine:
         if self._info is not None:
             self._notice(event, seq, parent_seq, depth, handler_name, self._call)
 
+    def _counting(
+        self,
+        event: WorkflowEvent,
+        seq: int,
+        parent_seq: int | None,
+        depth: int,
+        handler_name: str | None,
+        trigger: WorkflowEvent,
+    ) -> None:
+        """``event`` is about to be yielded to a run whose observers hear only of the run."""
+        if event.name == ERROR:
+            assert self._info is not None
+            self._info.errors += 1
+
     def _resumed(self, handler_name: str | None, trigger: WorkflowEvent) -> None:
         """The caller asks for the next event: the handler's clock runs again."""
         if self._guard is not None and (expired := self._guard.resume()):
@@ -459,9 +472,7 @@ class Engine:
         if call is not None:
             call.emitted += 1
         elapsed = time.perf_counter() - self._clock_start
-        self._group.emitted(
-            EmittedEvent(event, seq, parent_seq, depth, handler_name, elapsed, info, call)
-        )
+        self._group.emitted(event, seq, parent_seq, depth, handler_name, elapsed, info, call)
 
     def _call_finished(self, call: HandlerCall, status: HandlerStatus) -> None:
         assert self._group is not None
@@ -533,7 +544,6 @@ class Engine:
             parent_seq, depth = (None, 0) if item is None else (item[3], item[4] + 1)
             handler_name = (stop.event.data or {}).get("handler")
             self._notice(stop.event, seq, parent_seq, depth, handler_name, None)
-        self._seq = seq
         return stop.event
 
     def _close_run(self, status: RunStatus) -> None:
@@ -545,11 +555,18 @@ class Engine:
         if self._call is not None and self._call.status == "running":
             self._call_finished(self._call, "cancelled")
         info.status = ("error" if info.errors else "ok") if status == "running" else status
+        info.events = self._seq + 1
         self._errors = info.errors
         info.duration = time.perf_counter() - self._clock_start
         assert self._group is not None
         self._group.notify("run_finished", info)
 
+
+EventHook: TypeAlias = Callable[
+    [WorkflowEvent, int, "int | None", int, "str | None", WorkflowEvent], None
+]
+"""What the loop calls for each event of a watched run: ``(event, seq, parent_seq, depth,
+handler_name, trigger)``."""
 
 _NOT_THE_HANDLERS = (Stop, ObserverWarning)
 """Exceptions out of a step that are no fault of the handler: a guard's stop, and an

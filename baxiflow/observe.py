@@ -21,13 +21,11 @@ reported once as an :class:`~baxiflow.exceptions.ObserverWarning`, never breakin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, TypeAlias
 
-from baxiflow._recording import CallFields, EventFields, call_fields, event_fields
 from baxiflow.event import WorkflowEvent
-from baxiflow.exceptions import ObserverWarning, warn_from_caller
 
 __all__ = [
     "EmittedEvent",
@@ -177,6 +175,8 @@ Observer: TypeAlias = WorkflowObserver | Callable[[EmittedEvent], object]
 
 
 class _CallableObserver(WorkflowObserver):
+    """A plain callable observer, as :func:`as_observer` wraps it."""
+
     __slots__ = ("callback",)
 
     def __init__(self, callback: Callable[[EmittedEvent], object]) -> None:
@@ -199,109 +199,3 @@ def as_observer(observer: Observer) -> WorkflowObserver:
     raise TypeError(
         f"observer {observer!r} is neither a WorkflowObserver nor a callable taking an EmittedEvent"
     )
-
-
-def _listener(observer: WorkflowObserver, hook: str) -> Callable[[Any], object]:
-    """What to call for ``hook``: a plain callable's own self, without its wrapper's frame."""
-    if hook == "event_emitted" and isinstance(observer, _CallableObserver):
-        return observer.callback
-    method: Callable[[Any], object] = getattr(observer, hook)
-    return method
-
-
-_HOOKS = ("run_started", "event_emitted", "handler_started", "handler_finished", "run_finished")
-
-
-class ObserverGroup:
-    """The observers of one run; calls each safely and warns once per failing observer.
-
-    Each hook keeps only the observers that override it, so an observer pays nothing for the
-    hooks it does not use. A recorder's sinks (see :mod:`baxiflow._recording`) take the
-    place of its ``event_emitted`` and ``handler_finished``.
-    """
-
-    __slots__ = ("_hooks", "_warned", "call_sinks", "event_sinks", "observers", "tracks_calls")
-
-    def __init__(self, observers: Iterable[WorkflowObserver]) -> None:
-        self.observers = tuple(observers)
-        self._warned: set[int] = set()
-        event_sinks: list[tuple[WorkflowObserver, Callable[[EventFields], object]]] = []
-        call_sinks: list[tuple[WorkflowObserver, Callable[[CallFields], object]]] = []
-        sunk: dict[str, set[int]] = {"event_emitted": set(), "handler_finished": set()}
-        for observer in self.observers:
-            # Looked up on the class, so an observer answering every attribute offers none.
-            offer = getattr(type(observer), "_recording_sinks", None)
-            if offer is None:
-                continue
-            event_sink, call_sink = offer(observer)
-            if event_sink is not None:
-                event_sinks.append((observer, event_sink))
-                sunk["event_emitted"].add(id(observer))
-            if call_sink is not None:
-                call_sinks.append((observer, call_sink))
-                sunk["handler_finished"].add(id(observer))
-        self.event_sinks = tuple(event_sinks)
-        self.call_sinks = tuple(call_sinks)
-        self.tracks_calls = False
-        self._hooks: dict[str, tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]] = {
-            hook: tuple(
-                (observer, _listener(observer, hook))
-                for observer in self.observers
-                if getattr(type(observer), hook) is not getattr(WorkflowObserver, hook)
-                and id(observer) not in sunk.get(hook, ())
-            )
-            for hook in _HOOKS
-        }
-        # Handler calls are made only for observers that can see them.
-        self.tracks_calls = bool(
-            self.event_sinks
-            or self.call_sinks
-            or any(self._hooks[hook] for hook in _HOOKS if hook.startswith(("handler", "event")))
-        )
-
-    def listeners(self, hook: str) -> tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...]:
-        """``(observer, bound method)`` for each observer that overrides ``hook``."""
-        return self._hooks[hook]
-
-    def notify(self, hook: str, argument: object) -> None:
-        for observer, method in self._hooks[hook]:
-            try:
-                method(argument)
-            except Exception as exc:
-                self.report(observer, hook, exc)
-
-    def emitted(self, emitted: EmittedEvent) -> None:
-        """Tell every observer of events, sinks included, about ``emitted``."""
-        if self.event_sinks:
-            self._sink(self.event_sinks, "event_emitted", event_fields(emitted))
-        self.notify("event_emitted", emitted)
-
-    def finished(self, call: HandlerCall) -> None:
-        """Tell every observer of handler calls, sinks included, that ``call`` ended."""
-        if self.call_sinks:
-            self._sink(self.call_sinks, "handler_finished", call_fields(call))
-        self.notify("handler_finished", call)
-
-    def _sink(
-        self,
-        sinks: tuple[tuple[WorkflowObserver, Callable[[Any], object]], ...],
-        hook: str,
-        fields: tuple[Any, ...],
-    ) -> None:
-        for observer, sink in sinks:
-            try:
-                sink(fields)
-            except Exception as exc:
-                self.report(observer, hook, exc)
-
-    def report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
-        """Warn, once per observer and run, that ``observer`` raised ``exc`` in ``method``."""
-        if id(observer) in self._warned:
-            return
-        self._warned.add(id(observer))
-        target = observer.callback if isinstance(observer, _CallableObserver) else observer
-        warn_from_caller(
-            f"observer {target!r} raised in {method}: {type(exc).__name__}: {exc}; "
-            "the run goes on (further errors of this observer in this run are not reported)",
-            ObserverWarning,
-        )

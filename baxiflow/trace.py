@@ -72,17 +72,11 @@ from typing import IO, Any, Final, NamedTuple
 
 from baxiflow._jsonable import ReprValue, from_jsonable, to_jsonable
 from baxiflow._optional import import_optional
-from baxiflow._recording import (
-    CALL_WIDTH,
-    EVENT_WIDTH,
-    Sinks,
-    call_fields,
-    event_fields,
-)
+from baxiflow._recording import CALL_WIDTH, EVENT_WIDTH, Recorder, Sinks
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import TraceFormatError
 from baxiflow.manager import WorkflowManager
-from baxiflow.observe import EmittedEvent, HandlerCall, Observer, RunInfo, WorkflowObserver
+from baxiflow.observe import Observer, RunInfo
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -321,7 +315,7 @@ class _Rows:
             return self.rows
 
 
-class Trace(WorkflowObserver):
+class Trace(Recorder):
     """An observer that records every event and handler call of the runs it watches.
 
     Attach it to one run with ``workflow.process(event, observers=[trace])``, to every run
@@ -407,29 +401,12 @@ class Trace(WorkflowObserver):
         self._runs.append(row)
         self._open_runs[run.run_id] = row
 
-    def event_emitted(self, emitted: EmittedEvent) -> None:
-        """Add the event's row to :attr:`records` (built when the rows are read)."""
-        self._records.add(event_fields(emitted))
+    def recording_sinks(self) -> Sinks:
+        """Where the run loop, and :meth:`event_emitted` and :meth:`handler_finished`, add rows.
 
-    def handler_finished(self, call: HandlerCall) -> None:
-        """Add the call's row to :attr:`spans` (built when the rows are read)."""
-        self._spans.add(call_fields(call))
-
-    def _recording_sinks(self) -> Sinks:
-        """The run loop's fast way to add rows (see :mod:`baxiflow._recording`).
-
-        A subclass that overrides ``event_emitted`` or ``handler_finished``, or a hook
-        replaced on the instance (a test's spy), is called instead of the matching sink.
+        Rows are built when they are read (see :mod:`baxiflow._recording`).
         """
-        cls, own = type(self), vars(self)
-        return (
-            self._records.sink()
-            if cls.event_emitted is Trace.event_emitted and "event_emitted" not in own
-            else None,
-            self._spans.sink()
-            if cls.handler_finished is Trace.handler_finished and "handler_finished" not in own
-            else None,
-        )
+        return self._records.sink(), self._spans.sink()
 
     def run_finished(self, run: RunInfo) -> None:
         """Complete the run's row in :attr:`runs`."""

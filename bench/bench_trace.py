@@ -107,10 +107,10 @@ def hook_cost() -> None:
     first = EmittedEvent(WorkflowEvent("start"), 0, None, 0, None, 0.0, run, None)
     emitted = EmittedEvent(WorkflowEvent("tick", {"i": 1}), 1, 0, 1, "h", 0.1, run, None)
     call = HandlerCall(run, hook_cost, "h", 0, first.event, first.seq, 0.0, 0.1, "ok", 1)
-    fields, done = event_fields(emitted), call_fields(call)
+    fields, done = event_fields(*emitted), call_fields(call)
     n = STEPS * 5
     trace = Trace()
-    event_sink, call_sink = trace._recording_sinks()
+    event_sink, call_sink = trace.recording_sinks()
     assert event_sink is not None and call_sink is not None
     timings = {
         "event sink (per event)": lambda: event_sink(fields),

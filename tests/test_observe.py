@@ -19,6 +19,7 @@ from baxiflow import (
     WorkflowManager,
     WorkflowObserver,
 )
+from baxiflow._recording import Recorder as RowRecorder
 
 
 class Recorder(WorkflowObserver):
@@ -120,14 +121,14 @@ async def test_a_raising_observer_warns_once_and_never_breaks_the_run() -> None:
 async def test_a_recorder_whose_sink_raises_warns_once_and_never_breaks_the_run(
     failing: str,
 ) -> None:
-    # Sinks (baxiflow._recording, what Trace uses) fail like any observer.
+    # Sinks (a Recorder's, what Trace uses) fail like any observer.
     kept: list[object] = []
 
     def broken(fields: object) -> None:
         raise RuntimeError("sink bug")
 
-    class Sinking(WorkflowObserver):
-        def _recording_sinks(self) -> tuple[Any, Any]:
+    class Sinking(RowRecorder):
+        def recording_sinks(self) -> tuple[Any, Any]:
             return (broken, kept.append) if failing == "event" else (kept.append, broken)
 
     with pytest.warns(ObserverWarning, match="sink bug") as caught:
