@@ -424,8 +424,18 @@ class Engine:
         """``event`` is about to be yielded: stop the handler's clock, tell the observers."""
         if self._guard is not None and (expired := self._guard.pause()):
             raise self._timeout_stop(expired, handler_name, trigger)
-        if self._info is not None:
-            self._notice(event, seq, parent_seq, depth, handler_name, self._call)
+        info = self._info
+        if info is None:
+            return
+        info.events = seq + 1
+        if event.name == ERROR:
+            info.errors += 1
+        call = self._call
+        if call is not None:
+            call.emitted += 1
+        elapsed = time.perf_counter() - self._clock_start
+        assert self._group is not None
+        self._group.emitted(event, seq, parent_seq, depth, handler_name, elapsed, info, call)
 
     def _counting(
         self,
@@ -453,26 +463,6 @@ class Engine:
         if self._call is not None:
             self._call_finished(self._call, "ok")
             self._call = None
-
-    def _notice(
-        self,
-        event: WorkflowEvent,
-        seq: int,
-        parent_seq: int | None,
-        depth: int,
-        handler_name: str | None,
-        call: HandlerCall | None,
-    ) -> None:
-        """Count ``event`` into the run's record and tell the observers about it."""
-        info = self._info
-        assert info is not None and self._group is not None
-        info.events = seq + 1
-        if event.name == ERROR:
-            info.errors += 1
-        if call is not None:
-            call.emitted += 1
-        elapsed = time.perf_counter() - self._clock_start
-        self._group.emitted(event, seq, parent_seq, depth, handler_name, elapsed, info, call)
 
     def _call_finished(self, call: HandlerCall, status: HandlerStatus) -> None:
         assert self._group is not None
@@ -540,10 +530,10 @@ class Engine:
             self._call.error = stop.event.error
             self._call_finished(self._call, "timeout" if stop.status == "timeout" else "cancelled")
             self._call = None
-        if self._info is not None:
-            parent_seq, depth = (None, 0) if item is None else (item[3], item[4] + 1)
-            handler_name = (stop.event.data or {}).get("handler")
-            self._notice(stop.event, seq, parent_seq, depth, handler_name, None)
+        self._guard = None
+        parent_seq, depth = (None, 0) if item is None else (item[3], item[4] + 1)
+        handler_name = (stop.event.data or {}).get("handler")
+        self._emitting(stop.event, seq, parent_seq, depth, handler_name, stop.event)
         return stop.event
 
     def _close_run(self, status: RunStatus) -> None:
