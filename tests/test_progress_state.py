@@ -16,13 +16,8 @@ from hypothesis import strategies as st
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import ObserverWarning
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
-from baxiflow.progress_state import (
-    ProgressObserver,
-    RunProgress,
-    StepState,
-    Throttle,
-    format_elapsed,
-)
+from baxiflow.progress import ProgressObserver, RunProgress, StepState, Throttle
+from baxiflow.progress._state import format_elapsed
 
 ELAPSED = re.compile(r"elapsed=\d+\.\d\ds")
 

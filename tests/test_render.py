@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import baxiflow.render
+import baxiflow.diagrams._render
+from baxiflow.diagrams import dot_available, render
 from baxiflow.exceptions import RenderError
-from baxiflow.render import dot_available, render
 
 SOURCE = 'digraph {\n\t"event:start" [label="start"]\n\t"event:start" -> "event:done"\n}\n'
 
@@ -99,7 +99,7 @@ def test_a_failed_embedded_render_starts_the_next_one_on_a_fresh_instance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     render(SOURCE, renderer="embedded")
-    damaged = baxiflow.render._embedded_backend()
+    damaged = baxiflow.diagrams._render._embedded_backend()
 
     def trap(*args: object, **kwargs: object) -> bytes:
         raise RuntimeError("wasm trap: unreachable")
@@ -109,12 +109,12 @@ def test_a_failed_embedded_render_starts_the_next_one_on_a_fresh_instance(
         render(SOURCE, renderer="embedded")
 
     assert render(SOURCE, renderer="embedded").data.lstrip().startswith(b"<?xml")
-    assert baxiflow.render._embedded_backend() is not damaged
+    assert baxiflow.diagrams._render._embedded_backend() is not damaged
 
 
 def test_the_embedded_renderer_works_without_a_writable_cache_directory(tmp_path: Path) -> None:
     code = (
-        "from baxiflow.render import render\n"
+        "from baxiflow.diagrams import render\n"
         f"print(render({SOURCE!r}, renderer='embedded').data[:5].decode())"
     )
     environment = {**os.environ, "HOME": str(tmp_path / "missing"), "XDG_CACHE_HOME": "/proc/no"}

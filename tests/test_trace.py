@@ -26,7 +26,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baxiflow import EmittedEvent, HandlerCall, WorkflowEvent, WorkflowManager, WorkflowObserver
-from baxiflow._jsonable import MARKERS, ReprValue, from_jsonable, to_jsonable
 from baxiflow.exceptions import MissingDependencyError, TraceFormatError
 from baxiflow.trace import (
     RECORD_COLUMNS,
@@ -36,6 +35,7 @@ from baxiflow.trace import (
     flatten_records,
     record,
 )
+from baxiflow.trace._jsonable import MARKERS, ReprValue, from_jsonable, to_jsonable
 
 # Workflows ------------------------------------------------------------------------------
 

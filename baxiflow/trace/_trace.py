@@ -70,7 +70,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
-from baxiflow._jsonable import ReprValue, from_jsonable, to_jsonable
 from baxiflow._optional import import_optional
 from baxiflow._recording import (
     CALL_WIDTH,
@@ -83,12 +82,12 @@ from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import TraceFormatError
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import EmittedEvent, HandlerCall, Observer, RunInfo, WorkflowObserver
+from baxiflow.trace._jsonable import from_jsonable, to_jsonable
 
 __all__ = [
     "RECORD_COLUMNS",
     "RUN_COLUMNS",
     "SPAN_COLUMNS",
-    "ReprValue",
     "Trace",
     "TraceFrames",
     "flatten_records",
@@ -630,7 +629,7 @@ class Trace(WorkflowObserver):
         ``1.25 s``; everything above it is deterministic for a deterministic workflow,
         so notebook tests can mask times with the regex ``\\d+\\.\\d+ m?s``.
         """
-        from baxiflow._trace_view import render_text, summarize
+        from baxiflow.trace._view import render_text, summarize
 
         return render_text(summarize(self))
 
@@ -638,7 +637,7 @@ class Trace(WorkflowObserver):
         return self.summary()
 
     def _repr_html_(self) -> str:
-        from baxiflow._trace_view import render_html, summarize
+        from baxiflow.trace._view import render_html, summarize
 
         return render_html(summarize(self))
 
@@ -724,9 +723,10 @@ async def record(
     >>> [run["status"] for run in trace.runs]
     ['error', 'error']
     """
-    trace = Trace() if trace is None else trace
-    events = workflow.process(initial_event, observers=[*observers, trace], **process_kwargs)
-    async with contextlib.aclosing(events):
-        async for _ in events:
-            pass
-    return trace
+    # The runner imports this wing for the Trace, so it is imported at call time.
+    from baxiflow.runner import run
+
+    result = await run(
+        workflow, initial_event, view=False, observers=observers, trace=trace, **process_kwargs
+    )
+    return result.trace

@@ -2,7 +2,7 @@
 
 Pure functions, no I/O: the same input always gives the same text.
 
->>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+>>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
 >>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
 >>> print(to_mermaid(diagram_spec(graph), legend=False), end="")
 flowchart TB
@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
-from baxiflow.flowgraph import FlowGraph, HandlerNode
-from baxiflow.overlay import HandlerStats, TraceOverlay
+from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
+from baxiflow.diagrams._overlay import HandlerStats, TraceOverlay
 
 __all__ = [
     "FAST_LAYOUT_NODES",
@@ -207,7 +207,7 @@ def handler_id(event: str, position: int) -> str:
 def diagram_spec(graph: FlowGraph, overlay: TraceOverlay | None = None) -> DiagramSpec:
     """Lay out ``graph`` as nodes and edges, with ``overlay``'s figures when given.
 
-    >>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+    >>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
     >>> spec = diagram_spec(FlowGraph((HandlerNode("start", 0, "go", ("next",), "inferred", True),)))
     >>> [(e.tail, e.head, e.kind) for e in spec.edges]
     [('event:start', 'handler:start:0', 'handles'), ('handler:start:0', 'event:next', 'inferred')]
@@ -295,7 +295,7 @@ def to_dot(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> st
         legend: Add a legend cluster naming the node and edge styles used.
         rankdir: Layout direction, one of :data:`RANKDIRS`.
 
-    >>> from baxiflow.flowgraph import FlowGraph
+    >>> from baxiflow.diagrams._flowgraph import FlowGraph
     >>> for line in to_dot(diagram_spec(FlowGraph(())), legend=False).splitlines():
     ...     print(line.strip())
     digraph {

@@ -4,7 +4,7 @@ Reads any object with ``records`` and ``spans`` rows in the schema of
 :class:`baxiflow.trace.Trace`:
 
 >>> from types import SimpleNamespace
->>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+>>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
 >>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
 >>> trace = SimpleNamespace(
 ...     records=[
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from baxiflow.diagrams._flowgraph import FlowGraph
 from baxiflow.event import PROGRESS
-from baxiflow.flowgraph import FlowGraph
 
 __all__ = ["HandlerStats", "TraceLike", "TraceOverlay", "trace_overlay"]
 
@@ -66,7 +66,7 @@ class HandlerStats:
 
 @dataclass(frozen=True, slots=True)
 class TraceOverlay:
-    """What the recorded runs did, keyed like :class:`~baxiflow.flowgraph.FlowGraph`.
+    """What the recorded runs did, keyed like :class:`~baxiflow.diagrams.FlowGraph`.
 
     Attributes:
         handlers: Stats per ``(event, position)`` of every handler that ran.

@@ -1,7 +1,7 @@
 """Draw a workflow's handler registry, with an observed run overlaid, as a Graphviz diagram.
 
 In a notebook the diagram shows as SVG; it renders with no system Graphviz and no network
-(see :mod:`baxiflow.render`), and when rendering fails anyway it shows its DOT source and
+(see :mod:`baxiflow.diagrams._render`), and when rendering fails anyway it shows its DOT source and
 the reason instead of raising.
 
 >>> from baxiflow import WorkflowEvent, WorkflowManager
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from baxiflow._optional import import_optional
-from baxiflow.diagram_source import DiagramSpec, diagram_spec, dot_body, to_mermaid
-from baxiflow.flowgraph import Registrations, flow_graph
-from baxiflow.overlay import TraceLike, trace_overlay
-from baxiflow.render import RENDERERS, Rendered, Renderer, render
+from baxiflow.diagrams._flowgraph import Registrations, flow_graph
+from baxiflow.diagrams._overlay import TraceLike, trace_overlay
+from baxiflow.diagrams._render import RENDERERS, Rendered, Renderer, render
+from baxiflow.diagrams._source import DiagramSpec, diagram_spec, dot_body, to_mermaid
 
 __all__ = ["Diagram", "diagram"]
 
@@ -56,7 +56,7 @@ def diagram(
     Event nodes are ellipses, handler nodes rounded boxes. An event points to its handlers
     (numbered in run order when it has several); a handler points to the events it emits,
     known from its ``emits=`` declaration (solid), else from its source (dashed, see
-    :func:`~baxiflow.emits.infer_emits`), or only from the trace (dotted). With a trace,
+    :func:`~baxiflow.diagrams.infer_emits`), or only from the trace (dotted). With a trace,
     edges carry counts, handlers their calls and mean duration; handlers that raised are
     red and handlers never called grey. Events no handler serves have a double border.
 
@@ -67,7 +67,7 @@ def diagram(
         infer: Read handler sources for undeclared ``emits``.
         legend: Add a legend of the styles used.
         rankdir: Layout direction: ``"TB"``, ``"LR"``, ``"BT"`` or ``"RL"``.
-        renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.render`).
+        renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.diagrams._render`).
 
     Raises:
         TypeError: ``workflow`` has no ``registrations()`` or ``trace`` lacks its rows.
@@ -87,8 +87,8 @@ class Diagram:
     :meth:`svg` or :meth:`save`; the last result is kept while the source is unchanged.
 
     Attributes:
-        spec: What is drawn (nodes and edges), see :mod:`baxiflow.diagram_source`.
-        renderer: Which renderer to use, see :mod:`baxiflow.render`.
+        spec: What is drawn (nodes and edges), see :mod:`baxiflow.diagrams._source`.
+        renderer: Which renderer to use, see :mod:`baxiflow.diagrams._render`.
     """
 
     __slots__ = ("_body", "_digraph", "_last", "_legend", "_rankdir", "renderer", "spec")
