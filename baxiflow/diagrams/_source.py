@@ -2,7 +2,7 @@
 
 Pure functions, no I/O: the same input always gives the same text.
 
->>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
+>>> from baxiflow.diagrams import FlowGraph, HandlerNode
 >>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
 >>> print(to_mermaid(diagram_spec(graph), legend=False), end="")
 flowchart TB
@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
+from baxiflow._text import format_duration
 from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
 from baxiflow.diagrams._overlay import HandlerStats, TraceOverlay
 
@@ -241,7 +242,7 @@ def _handler_node(handler: HandlerNode, stats: HandlerStats | None, *, traced: b
     if stats.failures:
         figures += f", {stats.failures} failed"
     if stats.mean_duration is not None:
-        figures += f", mean {_seconds(stats.mean_duration)}"
+        figures += f", mean {format_duration(stats.mean_duration)}"
     return Node(node_id, f"{label}\n{figures}", "raised" if stats.failures else "handler")
 
 
@@ -278,10 +279,6 @@ def _short_name(qualname: str) -> str:
     # Handlers defined inside functions (tests, notebooks' factories) read better without the
     # enclosing function's name; traces and registrations keep the full qualified name.
     return qualname.rpartition(".<locals>.")[2]
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.3g} s" if value >= 1 else f"{value * 1000:.3g} ms"
 
 
 # DOT --------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
+from baxiflow._text import format_duration
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import ObserverWarning, warn_from_caller
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
@@ -43,7 +44,6 @@ __all__ = [
     "RunProgress",
     "StepState",
     "StepStatus",
-    "format_elapsed",
 ]
 
 StepStatus: TypeAlias = Literal["active", "done", "failed", "stopped"]
@@ -76,18 +76,6 @@ _NO_STEP: Final = "progress"
 
 _NOT_WAITING: Final = object()
 """Stands for "no step": equal to no step name a progress event can give."""
-
-
-def format_elapsed(seconds: float) -> str:
-    """Elapsed time as the text view shows it: seconds with two decimals and an ``s``.
-
-    In :meth:`RunProgress.text` it follows ``elapsed=``, so the regex
-    ``elapsed=\\d+\\.\\d\\ds`` masks it for notebook output comparison.
-
-    >>> format_elapsed(0.004), format_elapsed(75.5)
-    ('0.00s', '75.50s')
-    """
-    return f"{seconds:.2f}s"
 
 
 def _format_number(value: float) -> str:
@@ -337,9 +325,9 @@ class RunProgress:
         """The whole display as deterministic text, one line per step in order of appearance.
 
         The elapsed time is the only part that changes from one identical run to the next;
-        it reads ``elapsed=<seconds>s`` (see :func:`format_elapsed`).
+        it reads ``elapsed=`` and a duration such as ``12.3 ms``.
         """
-        lines = [f"{self.header_text()}, elapsed={format_elapsed(self.elapsed)}"]
+        lines = [f"{self.header_text()}, elapsed={format_duration(self.elapsed)}"]
         lines.extend(f"  {step.text()}" for step in self.steps.values())
         if self.last_error is not None:
             lines.append(f"  last error: {self.last_error}")

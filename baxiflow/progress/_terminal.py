@@ -29,12 +29,12 @@ import sys
 from typing import Any, TextIO
 
 from baxiflow._optional import import_optional
+from baxiflow._text import format_duration
 from baxiflow.progress._state import (
     ProgressObserver,
     RunProgress,
     StepState,
     StepStatus,
-    format_elapsed,
 )
 from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
@@ -124,7 +124,7 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
     def _close(self, panel: _TerminalPanel, state: RunProgress) -> None:
         bar = panel.bar
         bar.close()
-        summary = f"{state.header_text()}, elapsed={format_elapsed(state.elapsed)}"
+        summary = f"{state.header_text()}, elapsed={format_duration(state.elapsed)}"
         if state.last_error is not None:
             summary += f"\n  last error: {state.last_error}"
         bar.write(summary, file=panel.file)

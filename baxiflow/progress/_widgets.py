@@ -32,12 +32,12 @@ from types import ModuleType
 from typing import Any
 
 from baxiflow._optional import import_optional
+from baxiflow._text import format_duration
 from baxiflow.exceptions import MissingDependencyError
 from baxiflow.progress._state import (
     ProgressObserver,
     RunProgress,
     StepState,
-    format_elapsed,
 )
 from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
@@ -121,7 +121,7 @@ class RunPanel:
 
     Displaying a panel shows the live widgets; the ``text/plain`` part of the display is
     :meth:`RunProgress.text`, never cut short. :class:`ProgressView` displays the panel
-    when the run starts (``"workflow running: 0 events, 0 errors, elapsed=0.00s"``, what
+    when the run starts (``"workflow running: 0 events, 0 errors, elapsed=0.00 µs"``, what
     nbval compares, since it ignores display updates) and updates that display with the
     final text when the run ends (what a saved notebook keeps).
 
@@ -235,7 +235,7 @@ def _row_text(step: StepState) -> str:
 
 
 def _summary_text(state: RunProgress) -> str:
-    text = f"{state.status} · {state.events} events · {state.errors} errors · {format_elapsed(state.elapsed)}"
+    text = f"{state.status} · {state.events} events · {state.errors} errors · {format_duration(state.elapsed)}"
     if state.last_error is not None:
         text += f" · last error: {state.last_error}"
     return text

@@ -70,6 +70,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
+from baxiflow._checks import check_limit
 from baxiflow._optional import import_optional
 from baxiflow._recording import (
     CALL_WIDTH,
@@ -145,14 +146,6 @@ class TraceFrames(NamedTuple):
     """One row per event (:data:`RECORD_COLUMNS`)."""
     spans: Any
     """One row per handler call (:data:`SPAN_COLUMNS`)."""
-
-
-def _check_max_records(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"max_records must be a positive int or None (no bound), got {value!r}")
-    return value
 
 
 def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
@@ -351,7 +344,7 @@ class Trace(WorkflowObserver):
     """
 
     def __init__(self, max_records: int | None = None) -> None:
-        self.max_records: Final = _check_max_records(max_records)
+        self.max_records: Final[int | None] = check_limit("max_records", max_records, integer=True)
         self._records = _Rows(RECORD_COLUMNS, EVENT_WIDTH, self.max_records, _record_values)
         self._spans = _Rows(SPAN_COLUMNS, CALL_WIDTH, self.max_records, _span_values)
         self._runs: list[dict[str, Any]] = []
@@ -625,9 +618,9 @@ class Trace(WorkflowObserver):
     def summary(self) -> str:
         """A text summary: counts per event and handler, errors, then times.
 
-        Times come last, in their own ``time:`` section, formatted like ``12.3 ms`` or
-        ``1.25 s``; everything above it is deterministic for a deterministic workflow,
-        so notebook tests can mask times with the regex ``\\d+\\.\\d+ m?s``.
+        Times come last, in their own ``time:`` section, formatted like ``840 µs``,
+        ``12.3 ms`` or ``1.25 s``; everything above it is deterministic for a deterministic
+        workflow, so notebook tests can mask times with the regex ``\\d+(\\.\\d+)? [µm]?s``.
         """
         from baxiflow.trace._view import render_text, summarize
 
