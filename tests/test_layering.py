@@ -42,6 +42,8 @@ OPTIONAL_LIBRARIES = (
     "dask",
     "graphviz",
     "ipywidgets",
+    "nest_asyncio",
+    "nest_asyncio2",
     "opentelemetry",
     "pandas",
     "psycopg",
