@@ -29,7 +29,8 @@ from typing import Final, Literal, TypeAlias
 
 from baxiflow._text import format_duration
 from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
-from baxiflow.diagrams._overlay import HandlerStats, TraceOverlay
+from baxiflow.diagrams._overlay import TraceOverlay
+from baxiflow.trace import HandlerStats
 
 __all__ = [
     "FAST_LAYOUT_NODES",

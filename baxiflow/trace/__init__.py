@@ -13,6 +13,7 @@
 """
 
 from baxiflow.trace._jsonable import ReprValue
+from baxiflow.trace._stats import HandlerStats, handler_stats
 from baxiflow.trace._trace import (
     RECORD_COLUMNS,
     RUN_COLUMNS,
@@ -27,9 +28,11 @@ __all__ = [
     "RECORD_COLUMNS",
     "RUN_COLUMNS",
     "SPAN_COLUMNS",
+    "HandlerStats",
     "ReprValue",
     "Trace",
     "TraceFrames",
     "flatten_records",
+    "handler_stats",
     "record",
 ]

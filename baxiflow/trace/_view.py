@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from baxiflow._text import format_duration, plural
+from baxiflow.trace._stats import HandlerStats, handler_stats
 
 if TYPE_CHECKING:
     from baxiflow.trace import Trace
@@ -23,16 +24,6 @@ ERRORS_SHOWN: Final = 20
 """Error rows listed in a summary; the rest are counted."""
 
 _STATUSES: Final = ("ok", "error", "timeout", "cancelled")
-
-
-@dataclass(slots=True)
-class HandlerStats:
-    """Calls of one handler: counts per status, events emitted, time spent."""
-
-    calls: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
-    emitted: int = 0
-    seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -78,15 +69,7 @@ def summarize(trace: Trace) -> TraceSummary:
                 errors.append(
                     ErrorLine(run, row["seq"], row["handler"], row["error_type"], row["error"])
                 )
-    handlers: dict[str, HandlerStats] = {}
-    for span in trace.spans:
-        stats = handlers.get(span["handler"])
-        if stats is None:
-            stats = handlers[span["handler"]] = HandlerStats()
-        stats.calls += 1
-        stats.statuses[span["status"]] += 1
-        stats.emitted += span["emitted"]
-        stats.seconds += span["duration"] or 0.0
+    handlers = handler_stats(trace.spans, key=lambda span: span["handler"])
     return TraceSummary(
         runs=len(trace.runs),
         run_statuses=Counter(row["status"] for row in trace.runs),
@@ -187,11 +170,11 @@ def render_html(summary: TraceSummary) -> str:
             for h in ("handler", "calls", *_STATUSES, "emitted", "total time", "mean time")
         )
         rows = "".join(
-            f"<tr{_error_row(bool(s.statuses['error'] or s.statuses['timeout']))}>"
+            f"<tr{_error_row(bool(s.failures))}>"
             f"<td>{e(name)}</td><td>{s.calls}</td>"
             + "".join(f"<td>{s.statuses[status]}</td>" for status in _STATUSES)
             + f"<td>{s.emitted}</td><td>{format_duration(s.seconds)}</td>"
-            f"<td>{format_duration(s.seconds / s.calls)}</td></tr>"
+            f"<td>{format_duration(s.mean_duration)}</td></tr>"
             for name, s in summary.handlers.items()
         )
         parts.append(f"<table><tr>{head}</tr>{rows}</table>")
