@@ -42,7 +42,6 @@ __all__ = [
     "Node",
     "NodeStyle",
     "diagram_spec",
-    "dot_body",
     "event_id",
     "handler_id",
     "to_dot",
@@ -302,14 +301,11 @@ def to_dot(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> st
     edge [arrowsize="0.7" fontname="Helvetica" fontsize="9"]
     }
     """
-    return "digraph {\n" + "".join(dot_body(spec, legend=legend, rankdir=rankdir)) + "}\n"
+    return "digraph {\n" + "".join(_dot_lines(spec, legend=legend, rankdir=rankdir)) + "}\n"
 
 
-def dot_body(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> list[str]:
-    """The lines between ``digraph {`` and ``}`` of :func:`to_dot`, each ending in a newline.
-
-    This is the ``body`` a ``graphviz.Digraph`` takes, so both give the same source.
-    """
+def _dot_lines(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> list[str]:
+    """The lines between ``digraph {`` and ``}`` of :func:`to_dot`, each ending in a newline."""
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
     graph = {"fontname": _FONT, "fontsize": "10", "rankdir": rankdir}
