@@ -695,6 +695,8 @@ async def record(
 ) -> Trace:
     """Run ``workflow`` from ``initial_event`` to its end and return what was recorded.
 
+    This is :func:`baxiflow.run` with no progress view, returning only its trace.
+
     Args:
         workflow: The manager to run.
         initial_event: The event to start from.
