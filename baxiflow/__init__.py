@@ -7,7 +7,7 @@ Traceback (most recent call last):
 baxiflow.exceptions.HandlerTypeError: handler '<lambda>' is a callable that is not an async generator function; expected an async generator function (an `async def` that uses `yield`)
 """
 
-from baxiflow.diagram import Diagram, diagram
+from baxiflow.diagrams import Diagram, Finding, ValidationReport, diagram, validate
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import (
     BaxiflowError,
@@ -20,13 +20,11 @@ from baxiflow.exceptions import (
     TraceFormatError,
 )
 from baxiflow.manager import WorkflowManager
-from baxiflow.notebook import RunResult, run, run_sync
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
-from baxiflow.progress import ProgressView, progress_view
+from baxiflow.progress import ProgressObserver, ProgressView, TerminalProgress, progress_view
 from baxiflow.registry import EventHandler, HandlerRegistration
-from baxiflow.terminal import TerminalProgress
-from baxiflow.trace import Trace
-from baxiflow.validate import Finding, ValidationReport, validate
+from baxiflow.runner import RunResult, run, run_sync
+from baxiflow.trace import Trace, record
 
 __all__ = [
     "BaxiflowError",
@@ -41,6 +39,7 @@ __all__ = [
     "HandlerTypeError",
     "MissingDependencyError",
     "ObserverWarning",
+    "ProgressObserver",
     "ProgressView",
     "RenderError",
     "RunInfo",
@@ -54,6 +53,7 @@ __all__ = [
     "WorkflowObserver",
     "diagram",
     "progress_view",
+    "record",
     "run",
     "run_sync",
     "validate",

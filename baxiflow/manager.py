@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from typing import Final, Self, TypeVar
 
+from baxiflow._checks import check_limit
 from baxiflow._engine import Engine
 from baxiflow.event import WorkflowEvent
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
 from baxiflow.registry import EventHandler, HandlerRegistration, Registry, check_handled_name
-
-if TYPE_CHECKING:
-    from baxiflow.validate import ValidationReport
 
 __all__ = ["DEFAULT_MAX_EVENTS", "WorkflowManager"]
 
@@ -40,17 +38,6 @@ class _Unset(Enum):
 
 
 _UNSET: Final = _Unset.UNSET
-
-
-def _check_limit(name: str, value: object, *, integer: bool) -> Any:
-    if value is None:
-        return None
-    kind = int if integer else (int, float)
-    # `not value > 0` also refuses NaN, which compares false with everything.
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        expected = "a positive int" if integer else "a positive number of seconds"
-        raise ValueError(f"{name} must be {expected} or None (no limit), got {value!r}")
-    return value
 
 
 class WorkflowManager:
@@ -81,9 +68,9 @@ class WorkflowManager:
         observers: Iterable[Observer] = (),
     ) -> None:
         self._registry = Registry()
-        self.max_events: int | None = _check_limit("max_events", max_events, integer=True)
-        self.timeout: float | None = _check_limit("timeout", timeout, integer=False)
-        self.handler_timeout: float | None = _check_limit(
+        self.max_events: int | None = check_limit("max_events", max_events, integer=True)
+        self.timeout: float | None = check_limit("timeout", timeout, integer=False)
+        self.handler_timeout: float | None = check_limit(
             "handler_timeout", handler_timeout, integer=False
         )
         self._observers: list[WorkflowObserver] = [as_observer(o) for o in observers]
@@ -152,11 +139,7 @@ class WorkflowManager:
 
     @property
     def observers(self) -> tuple[WorkflowObserver, ...]:
-        """The manager-wide observers, in the order they are called.
-
-        One exception: a :class:`~baxiflow.trace.Trace` records each event and ended handler
-        call before the other observers hear of it.
-        """
+        """The manager-wide observers, in the order they are called."""
         return tuple(self._observers)
 
     @property
@@ -176,28 +159,6 @@ class WorkflowManager:
         if event_name is not None:
             return self._registry.handlers_for(event_name)
         return tuple(self._registry.all())
-
-    def validate(
-        self,
-        start: str = "start",
-        *,
-        unreachable: bool = True,
-        terminal: bool = True,
-        cycles: bool = True,
-        infer: bool = True,
-    ) -> ValidationReport:
-        """Check the registry before running it; see :func:`baxiflow.validate.validate`.
-
-        >>> async def ask(event):
-        ...     yield WorkflowEvent("answered")
-        >>> WorkflowManager().register("start", ask).validate().ok
-        True
-        """
-        from baxiflow.validate import validate
-
-        return validate(
-            self, start, unreachable=unreachable, terminal=terminal, cycles=cycles, infer=infer
-        )
 
     # Running ----------------------------------------------------------------------
 
@@ -246,15 +207,15 @@ class WorkflowManager:
         limit = (
             self.max_events
             if max_events is _UNSET
-            else _check_limit("max_events", max_events, integer=True)
+            else check_limit("max_events", max_events, integer=True)
         )
         run_timeout = (
-            self.timeout if timeout is _UNSET else _check_limit("timeout", timeout, integer=False)
+            self.timeout if timeout is _UNSET else check_limit("timeout", timeout, integer=False)
         )
         call_timeout = (
             self.handler_timeout
             if handler_timeout is _UNSET
-            else _check_limit("handler_timeout", handler_timeout, integer=False)
+            else check_limit("handler_timeout", handler_timeout, integer=False)
         )
         all_observers = (
             [*self._observers, *map(as_observer, observers)] if observers else self._observers

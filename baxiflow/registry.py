@@ -201,6 +201,3 @@ class Registry:
         """Every registration, grouped by event in order of first registration."""
         for registrations in self._by_event.values():
             yield from registrations
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self._by_event.values())

@@ -51,7 +51,7 @@ def registry() -> object:
 def child() -> None:
     """Runs in a fresh process: time the imports, the build and the first render."""
     started = time.perf_counter()
-    from baxiflow.diagram import diagram
+    from baxiflow.diagrams import diagram
 
     imported = time.perf_counter()
     picture = diagram(registry(), renderer="embedded")  # type: ignore[arg-type]
@@ -98,8 +98,7 @@ def report_cold(label: str, runs: list[dict[str, float]]) -> None:
 
 
 def warm() -> None:
-    from baxiflow.diagram import diagram
-    from baxiflow.render import dot_available, render
+    from baxiflow.diagrams import diagram, dot_available, render
 
     workflow = registry()
     builds = []
@@ -144,8 +143,7 @@ def branching_registry(handlers: int) -> object:
 
 
 def large() -> None:
-    from baxiflow.diagram import diagram
-    from baxiflow.render import render
+    from baxiflow.diagrams import diagram, render
 
     for handlers, compare in ((60, True), (100, True), (200, False)):
         picture = diagram(branching_registry(handlers))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ times (best of R) and ratios for two baselines:
 
 * the bare run: no observer, then a do-nothing observer (the core's own cost of observing),
   then each view alone;
-* the notebook run, ``baxiflow.notebook.run`` (which always records a Trace): without a view,
+* the notebook run, ``baxiflow.run`` (which always records a Trace): without a view,
   then with each view. This is the cost a notebook user pays for the view (target <= 1.5x).
 
 Then the widget state updates the widget view sends to the front end for one run (target
@@ -28,9 +28,8 @@ import comm
 from comm.base_comm import BaseComm
 
 from baxiflow import WorkflowEvent, WorkflowManager, WorkflowObserver
-from baxiflow.notebook import run
-from baxiflow.progress import ProgressView
-from baxiflow.terminal import TerminalProgress
+from baxiflow.progress import ProgressView, TerminalProgress
+from baxiflow.runner import run
 
 
 class CountingComm(BaseComm):

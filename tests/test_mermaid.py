@@ -19,7 +19,7 @@ import pytest
 from test_diagram import TRICKY_NAMES, fixed_registry, traced_registry, tricky_registry, two_runs
 
 from baxiflow import diagram
-from baxiflow.diagram_source import DiagramSpec, Edge, Node, to_mermaid
+from baxiflow.diagrams import DiagramSpec, Edge, Node, to_mermaid
 
 pytestmark = pytest.mark.mermaid
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from baxiflow import WorkflowEvent, WorkflowManager
-from baxiflow.notebook import RunResult, run, run_sync
 from baxiflow.progress import ProgressView
+from baxiflow.runner import RunResult, run, run_sync
 from baxiflow.trace import Trace
 
 caller = contextvars.ContextVar("caller", default="unset")

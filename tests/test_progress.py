@@ -15,8 +15,7 @@ from comm.base_comm import BaseComm
 
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import MissingDependencyError, ObserverWarning
-from baxiflow.progress import ProgressView, RunPanel, progress_view
-from baxiflow.terminal import TerminalProgress
+from baxiflow.progress import ProgressView, RunPanel, TerminalProgress, progress_view
 
 
 class CountingComm(BaseComm):
@@ -247,7 +246,7 @@ def test_progress_view_picks_the_terminal_outside_a_notebook() -> None:
 
 
 def test_progress_view_picks_widgets_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("baxiflow.progress.in_notebook", lambda: True)
+    monkeypatch.setattr("baxiflow.progress._widgets.in_notebook", lambda: True)
     view = progress_view(display=False, interval=0.5)
     assert isinstance(view, ProgressView)
     assert (view.interval, view.display) == (0.5, False)
@@ -256,7 +255,7 @@ def test_progress_view_picks_widgets_in_a_notebook(monkeypatch: pytest.MonkeyPat
 def test_progress_view_falls_back_to_the_terminal_without_ipywidgets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("baxiflow.progress.in_notebook", lambda: True)
+    monkeypatch.setattr("baxiflow.progress._widgets.in_notebook", lambda: True)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     assert isinstance(progress_view(), TerminalProgress)
 
@@ -271,7 +270,7 @@ def test_view_without_ipywidgets_says_what_to_install(monkeypatch: pytest.Monkey
 
 def test_importing_the_progress_modules_imports_no_display_library() -> None:
     code = (
-        "import sys, baxiflow.progress, baxiflow.progress_state, baxiflow.terminal, baxiflow.notebook\n"
+        "import sys, baxiflow.progress, baxiflow.runner\n"
         "print(sorted(m for m in ['ipywidgets', 'IPython', 'tqdm', 'pandas', 'nest_asyncio', 'nest_asyncio2'] if m in sys.modules))"
     )
     result = subprocess.run(

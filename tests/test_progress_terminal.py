@@ -12,7 +12,7 @@ import pytest
 
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import MissingDependencyError
-from baxiflow.terminal import TerminalProgress, _bar_class
+from baxiflow.progress._terminal import TerminalProgress, _bar_class
 
 CURSOR_MOVES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

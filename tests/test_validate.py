@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow.diagrams import Finding, validate
 from baxiflow.exceptions import EventNameError
-from baxiflow.validate import Finding, validate
 
 
 async def step(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:

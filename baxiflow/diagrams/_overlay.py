@@ -4,7 +4,7 @@ Reads any object with ``records`` and ``spans`` rows in the schema of
 :class:`baxiflow.trace.Trace`:
 
 >>> from types import SimpleNamespace
->>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+>>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
 >>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
 >>> trace = SimpleNamespace(
 ...     records=[
@@ -15,24 +15,23 @@ Reads any object with ``records`` and ``spans`` rows in the schema of
 ...             "duration": 0.002, "status": "ok"}],
 ... )
 >>> overlay = trace_overlay(trace, graph)
->>> overlay.handlers[("start", 0)], overlay.emitted
-(HandlerStats(calls=1, failures=0, mean_duration=0.002), {('start', 0, 'done'): 1})
+>>> stats = overlay.handlers[("start", 0)]
+>>> stats.calls, stats.failures, stats.mean_duration, overlay.emitted
+(1, 0, 0.002, {('start', 0, 'done'): 1})
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from baxiflow.diagrams._flowgraph import FlowGraph
 from baxiflow.event import PROGRESS
-from baxiflow.flowgraph import FlowGraph
+from baxiflow.trace import HandlerStats, handler_stats
 
-__all__ = ["HandlerStats", "TraceLike", "TraceOverlay", "trace_overlay"]
-
-_FAILED = frozenset({"error", "timeout"})
+__all__ = ["TraceLike", "TraceOverlay", "trace_overlay"]
 
 
 class TraceLike(Protocol):
@@ -50,23 +49,8 @@ class TraceLike(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class HandlerStats:
-    """Calls of one registration across the recorded runs.
-
-    Attributes:
-        calls: How many times it ran.
-        failures: Calls that raised or timed out.
-        mean_duration: Mean seconds per call, ``None`` when no call has a duration.
-    """
-
-    calls: int
-    failures: int
-    mean_duration: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class TraceOverlay:
-    """What the recorded runs did, keyed like :class:`~baxiflow.flowgraph.FlowGraph`.
+    """What the recorded runs did, keyed like :class:`~baxiflow.diagrams.FlowGraph`.
 
     Attributes:
         handlers: Stats per ``(event, position)`` of every handler that ran.
@@ -103,23 +87,14 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
         found = positions.get((event, name)) if isinstance(name, str) else None
         return found[0] if found else None
 
-    durations: dict[tuple[str, int], list[float]] = defaultdict(list)
-    calls: Counter[tuple[str, int]] = Counter()
-    failures: Counter[tuple[str, int]] = Counter()
-    for span in spans:
+    def registration(span: Mapping[str, Any]) -> tuple[str, int] | None:
         event = span.get("event")
         if not isinstance(event, str):
-            continue
+            return None
         position = position_of(event, span.get("handler"), span.get("position"))
-        if position is None:
-            continue
-        key = (event, position)
-        calls[key] += 1
-        if span.get("status") in _FAILED:
-            failures[key] += 1
-        duration = span.get("duration")
-        if isinstance(duration, int | float):
-            durations[key].append(float(duration))
+        return None if position is None else (event, position)
+
+    handlers = dict(sorted(handler_stats(spans, key=registration).items()))
 
     # The calls of each handler on each event of each run, by start: a handler registered
     # twice for one event is called twice on it, and an event belongs to the later call
@@ -160,12 +135,6 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
         if position is not None:
             emitted[(parent, position, name)] += 1
 
-    handlers = {
-        key: HandlerStats(
-            count, failures[key], statistics.fmean(durations[key]) if durations[key] else None
-        )
-        for key, count in sorted(calls.items())
-    }
     return TraceOverlay(handlers, dict(sorted(emitted.items())), dict(sorted(events.items())))
 
 

@@ -9,41 +9,21 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+
+from baxiflow._text import format_duration, plural
+from baxiflow.trace._stats import HandlerStats, handler_stats
 
 if TYPE_CHECKING:
     from baxiflow.trace import Trace
 
-__all__ = ["TraceSummary", "format_seconds", "render_html", "render_text", "summarize"]
+__all__ = ["TraceSummary", "render_html", "render_text", "summarize"]
 
 ERRORS_SHOWN: Final = 20
 """Error rows listed in a summary; the rest are counted."""
 
 _STATUSES: Final = ("ok", "error", "timeout", "cancelled")
-
-
-def format_seconds(seconds: float | None) -> str:
-    """Format a duration as ``12.3 ms`` below one second, else ``1.25 s``.
-
-    >>> format_seconds(0.01234), format_seconds(1.25), format_seconds(None)
-    ('12.3 ms', '1.25 s', '-')
-    """
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
-@dataclass(slots=True)
-class HandlerStats:
-    """Calls of one handler: counts per status, events emitted, time spent."""
-
-    calls: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)
-    emitted: int = 0
-    seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -89,15 +69,7 @@ def summarize(trace: Trace) -> TraceSummary:
                 errors.append(
                     ErrorLine(run, row["seq"], row["handler"], row["error_type"], row["error"])
                 )
-    handlers: dict[str, HandlerStats] = {}
-    for span in trace.spans:
-        stats = handlers.get(span["handler"])
-        if stats is None:
-            stats = handlers[span["handler"]] = HandlerStats()
-        stats.calls += 1
-        stats.statuses[span["status"]] += 1
-        stats.emitted += span["emitted"]
-        stats.seconds += span["duration"] or 0.0
+    handlers = handler_stats(trace.spans, key=lambda span: span["handler"])
     return TraceSummary(
         runs=len(trace.runs),
         run_statuses=Counter(row["status"] for row in trace.runs),
@@ -111,26 +83,22 @@ def summarize(trace: Trace) -> TraceSummary:
     )
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def _headline(summary: TraceSummary) -> str:
     if not summary.runs and not summary.events:
         return "Trace: no runs recorded"
     statuses = ", ".join(f"{n} {status}" for status, n in summary.run_statuses.items())
     calls = sum(stats.calls for stats in summary.handlers.values())
     parts = [
-        f"{_plural(summary.runs, 'run')}" + (f" ({statuses})" if statuses else ""),
-        _plural(summary.events.total(), "event"),
-        _plural(calls, "handler call"),
-        _plural(summary.error_count, "error"),
+        f"{plural(summary.runs, 'run')}" + (f" ({statuses})" if statuses else ""),
+        plural(summary.events.total(), "event"),
+        plural(calls, "handler call"),
+        plural(summary.error_count, "error"),
     ]
     line = "Trace: " + ", ".join(parts)
     if summary.dropped_records or summary.dropped_spans:
         line += (
-            f" (dropped the oldest {_plural(summary.dropped_records, 'event')} "
-            f"and {_plural(summary.dropped_spans, 'handler call')})"
+            f" (dropped the oldest {plural(summary.dropped_records, 'event')} "
+            f"and {plural(summary.dropped_spans, 'handler call')})"
         )
     return line
 
@@ -177,8 +145,8 @@ def render_text(summary: TraceSummary) -> str:
         if summary.error_count > len(summary.errors):
             lines.append(f"  ... and {summary.error_count - len(summary.errors)} more")
     lines.append("time:")
-    rows = [["runs", format_seconds(summary.run_seconds)]]
-    rows += [[name, format_seconds(s.seconds)] for name, s in summary.handlers.items()]
+    rows = [["runs", format_duration(summary.run_seconds)]]
+    rows += [[name, format_duration(s.seconds)] for name, s in summary.handlers.items()]
     lines += _table(["", "total"], rows)[1:]
     return "\n".join(lines)
 
@@ -202,11 +170,11 @@ def render_html(summary: TraceSummary) -> str:
             for h in ("handler", "calls", *_STATUSES, "emitted", "total time", "mean time")
         )
         rows = "".join(
-            f"<tr{_error_row(bool(s.statuses['error'] or s.statuses['timeout']))}>"
+            f"<tr{_error_row(bool(s.failures))}>"
             f"<td>{e(name)}</td><td>{s.calls}</td>"
             + "".join(f"<td>{s.statuses[status]}</td>" for status in _STATUSES)
-            + f"<td>{s.emitted}</td><td>{format_seconds(s.seconds)}</td>"
-            f"<td>{format_seconds(s.seconds / s.calls)}</td></tr>"
+            + f"<td>{s.emitted}</td><td>{format_duration(s.seconds)}</td>"
+            f"<td>{format_duration(s.mean_duration)}</td></tr>"
             for name, s in summary.handlers.items()
         )
         parts.append(f"<table><tr>{head}</tr>{rows}</table>")
@@ -219,7 +187,7 @@ def render_html(summary: TraceSummary) -> str:
             items += f"<li>... and {more} more</li>"
         parts.append(f"<p>errors:</p><ul>{items}</ul>")
     if summary.runs:
-        parts.append(f"<p>total run time: {format_seconds(summary.run_seconds)}</p>")
+        parts.append(f"<p>total run time: {format_duration(summary.run_seconds)}</p>")
     parts.append("</div>")
     return "".join(parts)
 

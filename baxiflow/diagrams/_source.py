@@ -2,7 +2,7 @@
 
 Pure functions, no I/O: the same input always gives the same text.
 
->>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+>>> from baxiflow.diagrams import FlowGraph, HandlerNode
 >>> graph = FlowGraph((HandlerNode("start", 0, "greet", ("done",), "declared", True),))
 >>> print(to_mermaid(diagram_spec(graph), legend=False), end="")
 flowchart TB
@@ -27,8 +27,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
-from baxiflow.flowgraph import FlowGraph, HandlerNode
-from baxiflow.overlay import HandlerStats, TraceOverlay
+from baxiflow._text import format_duration
+from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
+from baxiflow.diagrams._overlay import TraceOverlay
+from baxiflow.trace import HandlerStats
 
 __all__ = [
     "FAST_LAYOUT_NODES",
@@ -40,7 +42,6 @@ __all__ = [
     "Node",
     "NodeStyle",
     "diagram_spec",
-    "dot_body",
     "event_id",
     "handler_id",
     "to_dot",
@@ -207,7 +208,7 @@ def handler_id(event: str, position: int) -> str:
 def diagram_spec(graph: FlowGraph, overlay: TraceOverlay | None = None) -> DiagramSpec:
     """Lay out ``graph`` as nodes and edges, with ``overlay``'s figures when given.
 
-    >>> from baxiflow.flowgraph import FlowGraph, HandlerNode
+    >>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
     >>> spec = diagram_spec(FlowGraph((HandlerNode("start", 0, "go", ("next",), "inferred", True),)))
     >>> [(e.tail, e.head, e.kind) for e in spec.edges]
     [('event:start', 'handler:start:0', 'handles'), ('handler:start:0', 'event:next', 'inferred')]
@@ -241,7 +242,7 @@ def _handler_node(handler: HandlerNode, stats: HandlerStats | None, *, traced: b
     if stats.failures:
         figures += f", {stats.failures} failed"
     if stats.mean_duration is not None:
-        figures += f", mean {_seconds(stats.mean_duration)}"
+        figures += f", mean {format_duration(stats.mean_duration)}"
     return Node(node_id, f"{label}\n{figures}", "raised" if stats.failures else "handler")
 
 
@@ -280,10 +281,6 @@ def _short_name(qualname: str) -> str:
     return qualname.rpartition(".<locals>.")[2]
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.3g} s" if value >= 1 else f"{value * 1000:.3g} ms"
-
-
 # DOT --------------------------------------------------------------------------------------
 
 
@@ -295,7 +292,7 @@ def to_dot(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> st
         legend: Add a legend cluster naming the node and edge styles used.
         rankdir: Layout direction, one of :data:`RANKDIRS`.
 
-    >>> from baxiflow.flowgraph import FlowGraph
+    >>> from baxiflow.diagrams._flowgraph import FlowGraph
     >>> for line in to_dot(diagram_spec(FlowGraph(())), legend=False).splitlines():
     ...     print(line.strip())
     digraph {
@@ -304,14 +301,11 @@ def to_dot(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> st
     edge [arrowsize="0.7" fontname="Helvetica" fontsize="9"]
     }
     """
-    return "digraph {\n" + "".join(dot_body(spec, legend=legend, rankdir=rankdir)) + "}\n"
+    return "digraph {\n" + "".join(_dot_lines(spec, legend=legend, rankdir=rankdir)) + "}\n"
 
 
-def dot_body(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> list[str]:
-    """The lines between ``digraph {`` and ``}`` of :func:`to_dot`, each ending in a newline.
-
-    This is the ``body`` a ``graphviz.Digraph`` takes, so both give the same source.
-    """
+def _dot_lines(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -> list[str]:
+    """The lines between ``digraph {`` and ``}`` of :func:`to_dot`, each ending in a newline."""
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
     graph = {"fontname": _FONT, "fontsize": "10", "rankdir": rankdir}

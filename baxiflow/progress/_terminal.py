@@ -2,7 +2,7 @@
 
 The live bar shows the step reporting now (its fraction when it has one); each step that
 ends is written once as a line, and the run's summary line closes the run. The lines are
-those of :meth:`RunProgress.text <baxiflow.progress_state.RunProgress.text>`.
+those of :meth:`RunProgress.text <baxiflow.progress.RunProgress.text>`.
 
 >>> import asyncio, io
 >>> from baxiflow import WorkflowEvent, WorkflowManager
@@ -29,14 +29,14 @@ import sys
 from typing import Any, TextIO
 
 from baxiflow._optional import import_optional
-from baxiflow.progress_state import (
-    DEFAULT_INTERVAL,
+from baxiflow._text import format_duration
+from baxiflow.progress._state import (
     ProgressObserver,
     RunProgress,
     StepState,
     StepStatus,
-    format_elapsed,
 )
+from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
 __all__ = ["TerminalProgress"]
 
@@ -124,7 +124,7 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
     def _close(self, panel: _TerminalPanel, state: RunProgress) -> None:
         bar = panel.bar
         bar.close()
-        summary = f"{state.header_text()}, elapsed={format_elapsed(state.elapsed)}"
+        summary = f"{state.header_text()}, elapsed={format_duration(state.elapsed)}"
         if state.last_error is not None:
             summary += f"\n  last error: {state.last_error}"
         bar.write(summary, file=panel.file)

@@ -1,7 +1,7 @@
 """Draw a workflow's handler registry, with an observed run overlaid, as a Graphviz diagram.
 
 In a notebook the diagram shows as SVG; it renders with no system Graphviz and no network
-(see :mod:`baxiflow.render`), and when rendering fails anyway it shows its DOT source and
+(see :mod:`baxiflow.diagrams._render`), and when rendering fails anyway it shows its DOT source and
 the reason instead of raising.
 
 >>> from baxiflow import WorkflowEvent, WorkflowManager
@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from baxiflow._optional import import_optional
-from baxiflow.diagram_source import DiagramSpec, diagram_spec, dot_body, to_mermaid
-from baxiflow.flowgraph import Registrations, flow_graph
-from baxiflow.overlay import TraceLike, trace_overlay
-from baxiflow.render import RENDERERS, Rendered, Renderer, render
+from baxiflow._text import plural
+from baxiflow.diagrams._flowgraph import Registrations, flow_graph
+from baxiflow.diagrams._overlay import TraceLike, trace_overlay
+from baxiflow.diagrams._render import RENDERERS, Rendered, Renderer, render
+from baxiflow.diagrams._source import DiagramSpec, diagram_spec, to_dot, to_mermaid
 
 __all__ = ["Diagram", "diagram"]
 
@@ -56,7 +57,7 @@ def diagram(
     Event nodes are ellipses, handler nodes rounded boxes. An event points to its handlers
     (numbered in run order when it has several); a handler points to the events it emits,
     known from its ``emits=`` declaration (solid), else from its source (dashed, see
-    :func:`~baxiflow.emits.infer_emits`), or only from the trace (dotted). With a trace,
+    :func:`~baxiflow.diagrams.infer_emits`), or only from the trace (dotted). With a trace,
     edges carry counts, handlers their calls and mean duration; handlers that raised are
     red and handlers never called grey. Events no handler serves have a double border.
 
@@ -67,7 +68,7 @@ def diagram(
         infer: Read handler sources for undeclared ``emits``.
         legend: Add a legend of the styles used.
         rankdir: Layout direction: ``"TB"``, ``"LR"``, ``"BT"`` or ``"RL"``.
-        renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.render`).
+        renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.diagrams._render`).
 
     Raises:
         TypeError: ``workflow`` has no ``registrations()`` or ``trace`` lacks its rows.
@@ -87,11 +88,11 @@ class Diagram:
     :meth:`svg` or :meth:`save`; the last result is kept while the source is unchanged.
 
     Attributes:
-        spec: What is drawn (nodes and edges), see :mod:`baxiflow.diagram_source`.
-        renderer: Which renderer to use, see :mod:`baxiflow.render`.
+        spec: What is drawn (nodes and edges), see :mod:`baxiflow.diagrams._source`.
+        renderer: Which renderer to use, see :mod:`baxiflow.diagrams._render`.
     """
 
-    __slots__ = ("_body", "_digraph", "_last", "_legend", "_rankdir", "renderer", "spec")
+    __slots__ = ("_digraph", "_dot", "_last", "_legend", "_rankdir", "renderer", "spec")
 
     def __init__(
         self,
@@ -105,7 +106,7 @@ class Diagram:
             raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}; got {renderer!r}")
         self.spec = spec
         self.renderer: Renderer = renderer
-        self._body = dot_body(spec, legend=legend, rankdir=rankdir)
+        self._dot = to_dot(spec, legend=legend, rankdir=rankdir)
         self._rankdir = rankdir
         self._legend = legend
         self._digraph: Any = None
@@ -117,8 +118,8 @@ class Diagram:
         edges = len(self.spec.edges)
         traced = ", trace overlaid" if self.spec.traced else ""
         return (
-            f"<Diagram: {_count(events, 'event')}, {_count(handlers, 'handler')}, "
-            f"{_count(edges, 'edge')}{traced}>"
+            f"<Diagram: {plural(events, 'event')}, {plural(handlers, 'handler')}, "
+            f"{plural(edges, 'edge')}{traced}>"
         )
 
     @property
@@ -127,7 +128,7 @@ class Diagram:
         if self._digraph is not None:
             source: str = self._digraph.source
             return source
-        return "digraph {\n" + "".join(self._body) + "}\n"
+        return self._dot
 
     @property
     def digraph(self) -> Any:
@@ -138,7 +139,8 @@ class Diagram:
         """
         if self._digraph is None:
             graphviz = import_optional("graphviz", feature="Diagram.digraph")
-            self._digraph = graphviz.Digraph(body=list(self._body))
+            # The statements between `digraph {` and `}`, so both give the same source.
+            self._digraph = graphviz.Digraph(body=self._dot.splitlines(keepends=True)[1:-1])
         return self._digraph
 
     def to_mermaid(self) -> str:
@@ -213,11 +215,7 @@ class Diagram:
         try:
             return self.source
         except Exception:
-            return "digraph {\n" + "".join(self._body) + "}\n"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+            return self._dot
 
 
 def _fit_to_width(svg: str) -> str:

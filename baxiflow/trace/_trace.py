@@ -70,19 +70,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
-from baxiflow._jsonable import ReprValue, from_jsonable, to_jsonable
+from baxiflow._checks import check_limit
 from baxiflow._optional import import_optional
 from baxiflow._recording import CALL_WIDTH, EVENT_WIDTH, Recorder, Sinks
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import TraceFormatError
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import Observer, RunInfo
+from baxiflow.trace._jsonable import from_jsonable, to_jsonable
 
 __all__ = [
     "RECORD_COLUMNS",
     "RUN_COLUMNS",
     "SPAN_COLUMNS",
-    "ReprValue",
     "Trace",
     "TraceFrames",
     "flatten_records",
@@ -140,14 +140,6 @@ class TraceFrames(NamedTuple):
     """One row per event (:data:`RECORD_COLUMNS`)."""
     spans: Any
     """One row per handler call (:data:`SPAN_COLUMNS`)."""
-
-
-def _check_max_records(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"max_records must be a positive int or None (no bound), got {value!r}")
-    return value
 
 
 def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
@@ -346,7 +338,7 @@ class Trace(Recorder):
     """
 
     def __init__(self, max_records: int | None = None) -> None:
-        self.max_records: Final = _check_max_records(max_records)
+        self.max_records: Final[int | None] = check_limit("max_records", max_records, integer=True)
         self._records = _Rows(RECORD_COLUMNS, EVENT_WIDTH, self.max_records, _record_values)
         self._spans = _Rows(SPAN_COLUMNS, CALL_WIDTH, self.max_records, _span_values)
         self._runs: list[dict[str, Any]] = []
@@ -603,11 +595,11 @@ class Trace(Recorder):
     def summary(self) -> str:
         """A text summary: counts per event and handler, errors, then times.
 
-        Times come last, in their own ``time:`` section, formatted like ``12.3 ms`` or
-        ``1.25 s``; everything above it is deterministic for a deterministic workflow,
-        so notebook tests can mask times with the regex ``\\d+\\.\\d+ m?s``.
+        Times come last, in their own ``time:`` section, formatted like ``840 µs``,
+        ``12.3 ms`` or ``1.25 s``; everything above it is deterministic for a deterministic
+        workflow, so notebook tests can mask times with the regex ``\\d+(\\.\\d+)? [µm]?s``.
         """
-        from baxiflow._trace_view import render_text, summarize
+        from baxiflow.trace._view import render_text, summarize
 
         return render_text(summarize(self))
 
@@ -615,7 +607,7 @@ class Trace(Recorder):
         return self.summary()
 
     def _repr_html_(self) -> str:
-        from baxiflow._trace_view import render_html, summarize
+        from baxiflow.trace._view import render_html, summarize
 
         return render_html(summarize(self))
 
@@ -680,6 +672,8 @@ async def record(
 ) -> Trace:
     """Run ``workflow`` from ``initial_event`` to its end and return what was recorded.
 
+    This is :func:`baxiflow.run` with no progress view, returning only its trace.
+
     Args:
         workflow: The manager to run.
         initial_event: The event to start from.
@@ -701,9 +695,10 @@ async def record(
     >>> [run["status"] for run in trace.runs]
     ['error', 'error']
     """
-    trace = Trace() if trace is None else trace
-    events = workflow.process(initial_event, observers=[*observers, trace], **process_kwargs)
-    async with contextlib.aclosing(events):
-        async for _ in events:
-            pass
-    return trace
+    # The runner imports this wing for the Trace, so it is imported at call time.
+    from baxiflow.runner import run
+
+    result = await run(
+        workflow, initial_event, view=False, observers=observers, trace=trace, **process_kwargs
+    )
+    return result.trace

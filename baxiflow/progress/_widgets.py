@@ -2,7 +2,7 @@
 
 Attach a :class:`ProgressView` as an observer; each run it sees gets its own panel,
 shown in the cell where the run starts. Outside a notebook, :func:`progress_view` picks
-the terminal display of :mod:`baxiflow.terminal` instead.
+the terminal display (:class:`TerminalProgress`) instead.
 
 >>> import asyncio
 >>> from baxiflow import WorkflowEvent, WorkflowManager
@@ -32,14 +32,14 @@ from types import ModuleType
 from typing import Any
 
 from baxiflow._optional import import_optional
+from baxiflow._text import format_duration
 from baxiflow.exceptions import MissingDependencyError
-from baxiflow.progress_state import (
-    DEFAULT_INTERVAL,
+from baxiflow.progress._state import (
     ProgressObserver,
     RunProgress,
     StepState,
-    format_elapsed,
 )
+from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
 __all__ = ["ProgressView", "RunPanel", "StepRow", "in_notebook", "progress_view"]
 
@@ -82,7 +82,7 @@ def progress_view(
             return ProgressView(interval=interval, display=display)
         except MissingDependencyError:
             pass
-    from baxiflow.terminal import TerminalProgress
+    from baxiflow.progress._terminal import TerminalProgress
 
     return TerminalProgress(interval=interval)
 
@@ -121,12 +121,12 @@ class RunPanel:
 
     Displaying a panel shows the live widgets; the ``text/plain`` part of the display is
     :meth:`RunProgress.text`, never cut short. :class:`ProgressView` displays the panel
-    when the run starts (``"workflow running: 0 events, 0 errors, elapsed=0.00s"``, what
+    when the run starts (``"workflow running: 0 events, 0 errors, elapsed=0.00 µs"``, what
     nbval compares, since it ignores display updates) and updates that display with the
     final text when the run ends (what a saved notebook keeps).
 
     Attributes:
-        state: The run's :class:`~baxiflow.progress_state.RunProgress`.
+        state: The run's :class:`~baxiflow.progress.RunProgress`.
         widget: The ``VBox`` of the whole panel.
         run_bar: Full ``FloatProgress`` whose ``bar_style`` is the run's: ``info`` while
             running, ``success``, ``danger`` or ``warning`` at the end.
@@ -188,7 +188,7 @@ class ProgressView(ProgressObserver[RunPanel]):
 
     Pass it in ``observers=`` of :meth:`WorkflowManager.process` or attach it with
     :meth:`WorkflowManager.observe`; several runs, concurrent or not, each get their own
-    panel. Redraws are throttled (see :class:`~baxiflow.progress_state.ProgressObserver`):
+    panel. Redraws are throttled (see :class:`~baxiflow.progress.ProgressObserver`):
     a run of 100,000 progress events sends a few dozen widget updates, and the final
     state is always drawn. At the end of a run the panel's display is updated once more,
     so the saved notebook keeps the final text.
@@ -235,7 +235,7 @@ def _row_text(step: StepState) -> str:
 
 
 def _summary_text(state: RunProgress) -> str:
-    text = f"{state.status} · {state.events} events · {state.errors} errors · {format_elapsed(state.elapsed)}"
+    text = f"{state.status} · {state.events} events · {state.errors} errors · {format_duration(state.elapsed)}"
     if state.last_error is not None:
         text += f" · last error: {state.last_error}"
     return text

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
-from baxiflow.emits import infer_emits
+from baxiflow.diagrams._emits import infer_emits
 from baxiflow.registry import HandlerRegistration
 
 __all__ = ["EmitsSource", "FlowGraph", "HandlerNode", "Registrations", "flow_graph"]
@@ -46,7 +46,7 @@ class HandlerNode:
         emits: The event names it emits, sorted.
         source: Where ``emits`` comes from.
         complete: ``False`` when it may emit events not in ``emits`` (see
-            :class:`~baxiflow.emits.Inference`); a declaration counts as complete.
+            :class:`~baxiflow.diagrams.Inference`); a declaration counts as complete.
     """
 
     event: str
@@ -97,7 +97,7 @@ def flow_graph(workflow: Registrations, *, infer: bool = True) -> FlowGraph:
     Args:
         workflow: A ``WorkflowManager`` (or anything with its ``registrations()``).
         infer: Read the source of handlers that declared no ``emits`` (see
-            :func:`~baxiflow.emits.infer_emits`); a declaration always wins.
+            :func:`~baxiflow.diagrams.infer_emits`); a declaration always wins.
     """
     nodes = sorted((_node(r, infer=infer) for r in workflow.registrations()), key=lambda h: h.key)
     return FlowGraph(tuple(nodes))

@@ -3,7 +3,7 @@
 :class:`RunProgress` turns the events of one run into a header (status, events, errors,
 elapsed time) and one :class:`StepState` per progress ``step``; :class:`Throttle` says when
 a redraw is due; :class:`ProgressObserver` ties both to a run and leaves the drawing to a
-subclass (ipywidgets in :mod:`baxiflow.progress`, tqdm in :mod:`baxiflow.terminal`).
+subclass (ipywidgets in :mod:`baxiflow.progress`, tqdm in :mod:`baxiflow.progress._terminal`).
 
 >>> import asyncio
 >>> from baxiflow import WorkflowEvent, WorkflowManager
@@ -29,15 +29,14 @@ workflow ok: 5 events, 0 errors, elapsed=...s
 from __future__ import annotations
 
 import asyncio
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
+from baxiflow._text import format_duration
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import ObserverWarning, warn_from_caller
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
+from baxiflow.progress._throttle import DEFAULT_INTERVAL, Throttle, check_interval
 
 __all__ = [
     "BarStyle",
@@ -45,9 +44,6 @@ __all__ = [
     "RunProgress",
     "StepState",
     "StepStatus",
-    "Throttle",
-    "check_interval",
-    "format_elapsed",
 ]
 
 StepStatus: TypeAlias = Literal["active", "done", "failed", "stopped"]
@@ -57,14 +53,6 @@ the run was stopped, cancelled or cut short by a guard while the step was active
 
 BarStyle: TypeAlias = Literal["", "info", "success", "warning", "danger"]
 """An ipywidgets ``bar_style``: ``""`` for a plain running bar."""
-
-DEFAULT_INTERVAL: Final = 0.1
-"""Seconds between two redraws of one run at most; tqdm's ``mininterval`` for notebooks."""
-
-_MAX_STRIDE: Final = 256
-"""Most events between two clock reads, so a run that slows down is not left stale for long."""
-
-_CLOCK_READS_PER_INTERVAL: Final = 4
 
 _STEP_STYLES: Final[dict[StepStatus, BarStyle]] = {
     "active": "",
@@ -88,31 +76,6 @@ _NO_STEP: Final = "progress"
 
 _NOT_WAITING: Final = object()
 """Stands for "no step": equal to no step name a progress event can give."""
-
-
-def format_elapsed(seconds: float) -> str:
-    """Elapsed time as the text view shows it: seconds with two decimals and an ``s``.
-
-    In :meth:`RunProgress.text` it follows ``elapsed=``, so the regex
-    ``elapsed=\\d+\\.\\d\\ds`` masks it for notebook output comparison.
-
-    >>> format_elapsed(0.004), format_elapsed(75.5)
-    ('0.00s', '75.50s')
-    """
-    return f"{seconds:.2f}s"
-
-
-def check_interval(interval: object) -> float:
-    """Return ``interval`` if it is a number of seconds >= 0, else raise ``ValueError``.
-
-    >>> check_interval(-1)
-    Traceback (most recent call last):
-    ...
-    ValueError: interval must be a number of seconds >= 0, got -1
-    """
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-        raise ValueError(f"interval must be a number of seconds >= 0, got {interval!r}")
-    return interval
 
 
 def _format_number(value: float) -> str:
@@ -362,9 +325,9 @@ class RunProgress:
         """The whole display as deterministic text, one line per step in order of appearance.
 
         The elapsed time is the only part that changes from one identical run to the next;
-        it reads ``elapsed=<seconds>s`` (see :func:`format_elapsed`).
+        it reads ``elapsed=`` and a duration such as ``12.3 ms``.
         """
-        lines = [f"{self.header_text()}, elapsed={format_elapsed(self.elapsed)}"]
+        lines = [f"{self.header_text()}, elapsed={format_duration(self.elapsed)}"]
         lines.extend(f"  {step.text()}" for step in self.steps.values())
         if self.last_error is not None:
             lines.append(f"  last error: {self.last_error}")
@@ -440,88 +403,6 @@ class RunProgress:
     def _raise_style(self, style: BarStyle) -> None:
         if self.style != "danger":
             self.style = style
-
-
-class Throttle:
-    """Say when a redraw is due: at most once per ``interval`` seconds, reading the clock rarely.
-
-    Like tqdm's ``miniters`` and ``mininterval``, :meth:`due` checks a counter first and
-    reads the clock only every few calls; the stride adapts to the call rate so the clock
-    is read about four times per interval, and at least every 256 calls.
-
-    Args:
-        interval: Least seconds between two redraws; 0 redraws on every call.
-        clock: Monotonic clock in seconds (a fake one in tests).
-
-    >>> now = [0.0]
-    >>> throttle = Throttle(0.1, clock=lambda: now[0])
-    >>> throttle.due()  # the first call always draws
-    True
-    >>> now[0] = 0.05
-    >>> throttle.due()
-    False
-    >>> now[0] = 0.15
-    >>> throttle.due()
-    True
-    """
-
-    __slots__ = (
-        "_checked_at",
-        "_checked_count",
-        "_clock",
-        "_count",
-        "_last",
-        "_next_check",
-        "_stride",
-        "clock_reads",
-        "interval",
-    )
-
-    def __init__(
-        self, interval: float = DEFAULT_INTERVAL, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.interval = check_interval(interval)
-        self._clock = clock
-        self._count = 0
-        self._next_check = 0
-        self._stride = 1
-        self._last = -math.inf
-        self._checked_at: float | None = None
-        self._checked_count = 0
-        self.clock_reads = 0
-
-    @property
-    def calls(self) -> int:
-        """How many times :meth:`due` was called."""
-        return self._count
-
-    def due(self) -> bool:
-        """Count one change; True when it should be drawn now."""
-        self._count = count = self._count + 1
-        if count < self._next_check:
-            return False
-        now = self._clock()
-        self.clock_reads += 1
-        checked_at = self._checked_at
-        if checked_at is not None:
-            spent = now - checked_at
-            if spent > 0:
-                stride = int((count - self._checked_count) * self.interval / spent)
-                stride //= _CLOCK_READS_PER_INTERVAL
-            else:
-                stride = self._stride * 2
-            self._stride = min(max(stride, 1), _MAX_STRIDE)
-        self._checked_at = now
-        self._checked_count = count
-        self._next_check = count + self._stride
-        if now - self._last >= self.interval:
-            self._last = now
-            return True
-        return False
-
-    def drawn(self) -> None:
-        """Record a redraw made without :meth:`due` (a timer, the final state)."""
-        self._last = self._clock()
 
 
 P = TypeVar("P")

@@ -122,6 +122,7 @@ async def run(
     *,
     view: bool | WorkflowObserver = True,
     observers: Iterable[Observer] = (),
+    trace: Trace | None = None,
     **limits: Any,
 ) -> RunResult:
     """Run ``workflow`` to the end with a live progress view; return its trace and events.
@@ -133,6 +134,8 @@ async def run(
             notebook, tqdm bars elsewhere), ``False`` for none, or an observer to use
             as the view (a :class:`~baxiflow.progress.ProgressView` shared by runs).
         observers: More observers for this run.
+        trace: A :class:`~baxiflow.trace.Trace` to add this run to (so several runs share
+            one); a new one if ``None``.
         **limits: ``max_events``, ``timeout`` or ``handler_timeout`` for this run, as
             in :meth:`WorkflowManager.process`.
 
@@ -142,7 +145,7 @@ async def run(
     Raises:
         MissingDependencyError: ``view=True`` and neither ipywidgets nor tqdm is installed.
     """
-    trace = Trace()
+    trace = Trace() if trace is None else trace
     capture = _RunCapture()
     extra: list[Observer] = [*observers, trace, capture]
     if view is True:
@@ -165,6 +168,7 @@ def run_sync(
     *,
     view: bool | WorkflowObserver = True,
     observers: Iterable[Observer] = (),
+    trace: Trace | None = None,
     **limits: Any,
 ) -> RunResult:
     """:func:`run` for code that cannot ``await``; works inside a running notebook loop.
@@ -179,7 +183,7 @@ def run_sync(
     """
 
     def start() -> Coroutine[Any, Any, RunResult]:
-        return run(workflow, initial_event, view=view, observers=observers, **limits)
+        return run(workflow, initial_event, view=view, observers=observers, trace=trace, **limits)
 
     try:
         asyncio.get_running_loop()

@@ -1,0 +1,33 @@
+"""Live progress of workflow runs: ipywidgets bars in a notebook, tqdm bars in a terminal.
+
+>>> from baxiflow.progress import ProgressObserver, progress_view
+>>> view = progress_view()  # outside a notebook: the terminal display
+>>> type(view).__name__, isinstance(view, ProgressObserver)
+('TerminalProgress', True)
+"""
+
+from baxiflow.progress._state import (
+    BarStyle,
+    ProgressObserver,
+    RunProgress,
+    StepState,
+    StepStatus,
+)
+from baxiflow.progress._terminal import TerminalProgress
+from baxiflow.progress._throttle import Throttle
+from baxiflow.progress._widgets import ProgressView, RunPanel, StepRow, in_notebook, progress_view
+
+__all__ = [
+    "BarStyle",
+    "ProgressObserver",
+    "ProgressView",
+    "RunPanel",
+    "RunProgress",
+    "StepRow",
+    "StepState",
+    "StepStatus",
+    "TerminalProgress",
+    "Throttle",
+    "in_notebook",
+    "progress_view",
+]
