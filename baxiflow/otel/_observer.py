@@ -162,6 +162,10 @@ class OpenTelemetryObserver(WorkflowObserver):
                 "baxiflow.initial_event": run.initial_event.name,
             },
         )
+        if not span.is_recording():
+            # A no-op tracer, or a run the sampler dropped: its children would be dropped too.
+            span.end()
+            return
         self._runs[run.run_id] = _RunSpans(span, self._trace.set_span_in_context(span))
 
     def handler_started(self, call: HandlerCall) -> None:
