@@ -62,7 +62,10 @@ class RenderError(BaxiflowError, RuntimeError):
 
 
 class TraceFormatError(BaxiflowError, ValueError):
-    """A saved trace file is not in the format :meth:`Trace.from_jsonl` reads."""
+    """A trace file is not in the format :meth:`Trace.from_jsonl` reads.
+
+    Also raised by :meth:`Trace.to_jsonl` for a trace it cannot write in that format.
+    """
 
 
 class BaxiflowWarning(UserWarning):
