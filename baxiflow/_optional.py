@@ -18,17 +18,22 @@ from baxiflow.exceptions import MissingDependencyError
 __all__ = ["import_optional"]
 
 
-def import_optional(module: str, *, feature: str, package: str | None = None) -> ModuleType:
+def import_optional(
+    module: str, *, feature: str, package: str | None = None, extra: str = "notebook"
+) -> ModuleType:
     """Import ``module``; if it is missing raise :class:`MissingDependencyError`.
 
     Args:
         module: Module to import, e.g. ``"ipywidgets"``.
         feature: What needs it, for the message, e.g. ``"ProgressView"``.
         package: Distribution name when it differs from the module name.
+        extra: The baxiflow extra that installs it, e.g. ``"otel"``.
     """
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name is not None and module.split(".")[0] != exc.name.split(".")[0]:
             raise
-        raise MissingDependencyError(package or module, feature, module=module) from exc
+        raise MissingDependencyError(
+            package or module, feature, module=module, extra=extra
+        ) from exc

@@ -39,19 +39,22 @@ class EventNameError(BaxiflowError, ValueError):
 
 
 class MissingDependencyError(BaxiflowError, ImportError):
-    """An optional dependency of a notebook helper is not installed.
+    """An optional dependency of a toolkit helper is not installed.
 
     The message says which package to install and which extra provides it.
     """
 
-    def __init__(self, package: str, feature: str, *, module: str | None = None) -> None:
+    def __init__(
+        self, package: str, feature: str, *, module: str | None = None, extra: str = "notebook"
+    ) -> None:
         super().__init__(
             f"{feature} needs the {package!r} package, which is not installed. "
-            f"Install it with `uv add {package}` or `pip install 'baxiflow[notebook]'`.",
+            f"Install it with `uv add {package}` or `pip install 'baxiflow[{extra}]'`.",
             name=module or package,
         )
         self.package = package
         self.feature = feature
+        self.extra = extra
 
 
 class RenderError(BaxiflowError, RuntimeError):
@@ -59,7 +62,10 @@ class RenderError(BaxiflowError, RuntimeError):
 
 
 class TraceFormatError(BaxiflowError, ValueError):
-    """A saved trace file is not in the format :meth:`Trace.from_jsonl` reads."""
+    """A trace file is not in the format :meth:`Trace.from_jsonl` reads.
+
+    Also raised by :meth:`Trace.to_jsonl` for a trace it cannot write in that format.
+    """
 
 
 class BaxiflowWarning(UserWarning):

@@ -90,7 +90,17 @@ class RunResult:
 
     @property
     def final(self) -> WorkflowEvent:
-        """The last non-progress event of the run."""
+        """The last non-progress event of the run.
+
+        Raises:
+            IndexError: The run yielded progress events only (it started from one, which
+                is never dispatched).
+        """
+        if not self.events:
+            raise IndexError(
+                "the run has no final event: it yielded progress events only "
+                "(a progress event as the initial event is never dispatched)"
+            )
         return self.events[-1]
 
     @property
@@ -100,10 +110,8 @@ class RunResult:
 
     def __repr__(self) -> str:
         progress = self.info.events - len(self.events)
-        return (
-            f"<RunResult {self.status}: {len(self.events)} events, {progress} progress, "
-            f"final {self.final.name!r}>"
-        )
+        final = f"final {self.events[-1].name!r}" if self.events else "no final event"
+        return f"<RunResult {self.status}: {len(self.events)} events, {progress} progress, {final}>"
 
 
 class _RunCapture(WorkflowObserver):

@@ -97,6 +97,20 @@ def _as_number(value: object) -> float | None:
     return value
 
 
+def _as_amount(value: object, *, positive: bool) -> float | None:
+    """A usable ``current`` (finite, >= 0) or ``total`` (finite, > 0), else ``None``.
+
+    A progress event built by hand may carry NaN, infinities, negatives or text: those
+    show as no fraction, never as NaN.
+    """
+    number: Any = value if value.__class__ in _NUMBER_TYPES else _as_number(value)
+    # NaN fails every comparison, so it is refused here too.
+    if number is None or not 0 <= number < math.inf or (positive and number == 0):
+        return None
+    amount: float = number
+    return amount
+
+
 @dataclass(slots=True, eq=False)
 class StepState:
     """One progress ``step`` of a run, as its latest progress event left it.
@@ -122,14 +136,22 @@ class StepState:
 
     @property
     def fraction(self) -> float | None:
-        """``current / total`` within 0..1, or ``None`` without both or with a total of 0 or less.
+        """``current / total`` within 0..1; ``None`` without both or when either is unusable.
+
+        A usable ``current`` is finite and not negative, a usable ``total`` finite and
+        positive; anything else (NaN, infinity, a negative or zero total) gives ``None``.
 
         >>> StepState("s", current=3, total=10).fraction, StepState("s", current=3).fraction
         (0.3, None)
+        >>> StepState("s", current=float("nan"), total=5).fraction is None
+        True
         """
-        if self.current is None or self.total is None or self.total <= 0:
+        current, total = self.current, self.total
+        if current is None or total is None:
             return None
-        return min(max(self.current / self.total, 0.0), 1.0)
+        if not (0 <= current < math.inf and 0 < total < math.inf):
+            return None
+        return min(current / total, 1.0)
 
     @property
     def bar_style(self) -> BarStyle:
@@ -366,11 +388,11 @@ class RunProgress:
         description = data.get("description", "")
         step.description = description if type(description) is str else str(description)
         current: Any = data.get("current")
-        if current.__class__ not in _NUMBER_TYPES:
-            current = _as_number(current)
+        if current is not None:
+            current = _as_amount(current, positive=False)
         total: Any = data.get("total")
-        if total.__class__ not in _NUMBER_TYPES:
-            total = _as_number(total)
+        if total is not None:
+            total = _as_amount(total, positive=True)
         step.current = current
         step.total = total
         step.updates += 1

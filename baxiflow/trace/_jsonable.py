@@ -21,6 +21,7 @@ so nothing is lost silently and nothing crashes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 __all__ = ["MARKERS", "ReprValue", "from_jsonable", "to_jsonable"]
@@ -71,48 +72,112 @@ def to_jsonable(value: object) -> Any:
     """Return ``value`` as data ``json.dumps(..., allow_nan=False)`` accepts.
 
     Containers that contain themselves are cut at the repeated container, stored as its
-    ``repr``.
+    ``repr``. Nesting costs no stack, so any depth that ``json`` can write is encoded.
 
     >>> to_jsonable([1, (2, float("inf")), {"__repr__": "user data, not a marker"}])
     [1, {'__tuple__': [2, {'__float__': 'inf'}]}, {'__dict__': [['__repr__', 'user data, not a marker']]}]
     >>> to_jsonable(object())  # doctest: +ELLIPSIS
     {'__repr__': '<object object at 0x...>'}
     """
-    return _encode(value, set())
+    active: set[int] = set()
+    return _walk(value, lambda item: _encode(item, active), active.discard)
 
 
-def _encode(value: object, active: set[int]) -> Any:
+class _Pair(tuple[Any, Any]):
+    """A key and its value in a ``{"__dict__": ...}`` marker, encoded as a two-item list."""
+
+    __slots__ = ()
+
+
+_Children = Iterator[tuple[Any, Any]]
+_Frame = tuple[Any, _Children, "Callable[[Any], Any] | None", int]
+"""A container being filled: its output, its ``(slot, child)`` pairs (slot ``None``:
+append), what turns the filled output into the value, and the id to release when done."""
+
+
+def _walk(
+    value: object,
+    step: Callable[[Any], tuple[Any, _Frame | None]],
+    release: Callable[[int], None],
+) -> Any:
+    """Build the result of ``step`` over a nested value with a stack of our own, not Python's.
+
+    ``step`` turns a value into its result, or into an empty container and the frame that
+    fills it; a frame's ``finish`` makes the final value (a tuple, a dict) once it is full.
+    """
+    root, frame = step(value)
+    if frame is None:
+        return root
+    stack: list[tuple[_Frame, Any]] = [(frame, None)]
+    while stack:
+        (out, children, finish, key), slot = stack[-1]
+        for child_slot, child in children:
+            result, inner = step(child)
+            if inner is not None:
+                stack.append((inner, child_slot))
+                break
+            if child_slot is None:
+                out.append(result)
+            else:
+                out[child_slot] = result
+        else:
+            stack.pop()
+            release(key)
+            done = out if finish is None else finish(out)
+            if not stack:
+                return done
+            parent = stack[-1][0][0]
+            if slot is None:
+                parent.append(done)
+            else:
+                parent[slot] = done
+    raise AssertionError("unreachable")
+
+
+def _items(sequence: Any) -> _Children:
+    return ((None, item) for item in sequence)
+
+
+def _encode(value: object, active: set[int]) -> tuple[Any, _Frame | None]:
     if type(value) in _SCALARS:
-        return value
+        return value, None
     if type(value) is int:
-        return value if value.bit_length() < _LONG_INT_BITS else {_INT: hex(value)}
+        return (value if value.bit_length() < _LONG_INT_BITS else {_INT: hex(value)}), None
     if type(value) is float:
-        return value if math.isfinite(value) else {_FLOAT: repr(value)}
+        return (value if math.isfinite(value) else {_FLOAT: repr(value)}), None
     if type(value) is ReprValue:
-        return {_REPR: str(value)}
+        return {_REPR: str(value)}, None
+    if type(value) is _Pair:
+        return None, ([], _items(value), None, 0)
     if type(value) is not list and type(value) is not tuple and type(value) is not dict:
-        return {_REPR: _safe_repr(value)}
+        return {_REPR: _safe_repr(value)}, None
     key = id(value)
     if key in active:
-        return {_REPR: _safe_repr(value)}
+        return {_REPR: _safe_repr(value)}, None
     active.add(key)
-    try:
-        if type(value) is list:
-            return [_encode(item, active) for item in value]
-        if type(value) is tuple:
-            return {_TUPLE: [_encode(item, active) for item in value]}
-        assert type(value) is dict
-        if all(type(k) is str for k in value) and not (
-            len(value) == 1 and next(iter(value)) in MARKERS
-        ):
-            return {k: _encode(v, active) for k, v in value.items()}
-        return {_DICT: [[_encode(k, active), _encode(v, active)] for k, v in value.items()]}
-    finally:
-        active.discard(key)
+    if type(value) is list:
+        return None, ([], _items(value), None, key)
+    if type(value) is tuple:
+        return None, ([], _items(value), _wrap_tuple, key)
+    assert type(value) is dict
+    if all(type(k) is str for k in value) and not (
+        len(value) == 1 and next(iter(value)) in MARKERS
+    ):
+        return None, ({}, iter(value.items()), None, key)
+    pairs = ((None, _Pair(item)) for item in value.items())
+    return None, ([], pairs, _wrap_dict, key)
+
+
+def _wrap_tuple(items: list[Any]) -> Any:
+    return {_TUPLE: items}
+
+
+def _wrap_dict(pairs: list[Any]) -> Any:
+    return {_DICT: pairs}
 
 
 def from_jsonable(data: Any) -> Any:
-    """Inverse of :func:`to_jsonable`: rebuild the value from parsed JSON.
+    """Inverse of :func:`to_jsonable`: rebuild the value from parsed JSON, at any depth.
 
     Raises:
         ValueError: A marker object is malformed (e.g. ``{"__tuple__": 3}``).
@@ -120,16 +185,35 @@ def from_jsonable(data: Any) -> Any:
     >>> from_jsonable({"__tuple__": [1, {"__float__": "nan"}]})
     (1, nan)
     """
+    return _walk(data, _decode, _release_nothing)
+
+
+def _release_nothing(key: int) -> None:
+    pass
+
+
+def _decode(data: Any) -> tuple[Any, _Frame | None]:
     kind = type(data)
     if kind is list:
-        return [from_jsonable(item) for item in data]
+        return None, ([], _items(data), None, 0)
     if kind is not dict:
-        return data
+        return data, None
     if len(data) == 1:
         marker, inner = next(iter(data.items()))
+        if marker == _TUPLE and type(inner) is list:
+            return None, ([], _items(inner), tuple, 0)
+        if marker == _DICT and type(inner) is list and all(_is_pair(p) for p in inner):
+            return None, ([], _items(inner), _dict_of_pairs, 0)
         if marker in MARKERS:
-            return _decode_marker(marker, inner)
-    return {k: from_jsonable(v) for k, v in data.items()}
+            return _decode_marker(marker, inner), None
+    return None, ({}, iter(data.items()), None, 0)
+
+
+def _dict_of_pairs(pairs: list[list[Any]]) -> dict[Any, Any]:
+    try:
+        return {k: v for k, v in pairs}
+    except TypeError as exc:  # an unhashable key
+        raise ValueError(f"malformed {_DICT} marker: {exc}") from None
 
 
 def _decode_marker(marker: str, inner: Any) -> Any:
@@ -142,13 +226,6 @@ def _decode_marker(marker: str, inner: Any) -> Any:
             return int(inner, 16)
         except ValueError:
             pass
-    if marker == _TUPLE and type(inner) is list:
-        return tuple(from_jsonable(item) for item in inner)
-    if marker == _DICT and type(inner) is list and all(_is_pair(p) for p in inner):
-        try:
-            return {from_jsonable(k): from_jsonable(v) for k, v in inner}
-        except TypeError as exc:  # an unhashable key
-            raise ValueError(f"malformed {marker} marker: {exc}") from None
     raise ValueError(f"malformed {marker} marker: {inner!r:.80}")
 
 

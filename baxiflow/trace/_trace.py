@@ -66,6 +66,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
@@ -493,8 +494,11 @@ class Trace(Recorder):
         >>> buffer.getvalue()
         '{"format": "baxiflow-trace", "version": 1, "max_records": null, "dropped_records": 0, "dropped_spans": 0}\\n'
         """
+        # Every line is made before the file is opened: a row that cannot be written
+        # leaves an existing file as it was.
+        lines = list(self._jsonl_lines())
         with _opened(target, "w") as stream:
-            for line in self._jsonl_lines():
+            for line in lines:
                 stream.write(line)
                 stream.write("\n")
 
@@ -508,8 +512,15 @@ class Trace(Recorder):
         }
         yield json.dumps(header)
         for section, rows in (("run", self.runs), ("record", self.records), ("span", self.spans)):
-            for row in rows:
-                yield json.dumps({section: to_jsonable(row)}, allow_nan=False)
+            for number, row in enumerate(rows):
+                try:
+                    yield json.dumps({section: to_jsonable(row)}, allow_nan=False)
+                except RecursionError:
+                    raise TraceFormatError(
+                        f"{section} {number} of the trace holds data nested too deeply for "
+                        f"JSON (Python's json module stops near {sys.getrecursionlimit()} "
+                        "levels); nothing was written"
+                    ) from None
 
     @classmethod
     def from_jsonl(cls, source: str | bytes | os.PathLike[str] | IO[str]) -> Trace:
@@ -526,23 +537,27 @@ class Trace(Recorder):
         baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error'], got 3
         """
         if isinstance(source, str | bytes | os.PathLike):
-            where = os.fsdecode(source)
-        else:
-            where = str(getattr(source, "name", "<stream>"))
+            # Bytes, decoded line by line, so a line that is not UTF-8 can be named.
+            with open(source, "rb") as binary:
+                return cls._read(binary, os.fsdecode(source))
         with _opened(source, "r") as stream:
-            return cls._read(stream, where)
+            return cls._read(stream, str(getattr(source, "name", "<stream>")))
 
     @classmethod
-    def _read(cls, lines: Iterable[str], where: str) -> Trace:
+    def _read(cls, lines: Iterable[str | bytes], where: str) -> Trace:
         trace: Trace | None = None
         number = 0
-        for number, line in enumerate(lines, start=1):
+        for number, line in _numbered(lines, where):
             if not line.strip():
                 continue
             try:
                 parsed = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TraceFormatError(f"{where} line {number}: not valid JSON ({exc})") from None
+            except RecursionError:
+                raise TraceFormatError(
+                    f"{where} line {number}: nested too deeply for Python's json module"
+                ) from None
             try:
                 if trace is None:
                     trace = cls._from_header(parsed)
@@ -650,6 +665,25 @@ def _columns_of(rows: list[dict[str, Any]], first: list[str]) -> list[str]:
     for row in rows:
         seen.update(dict.fromkeys(row))
     return list(seen)
+
+
+def _numbered(lines: Iterable[str | bytes], where: str) -> Iterator[tuple[int, str]]:
+    """``(number, text)`` for each line, 1 first; a line that is not UTF-8 is a format error."""
+    number = 0
+    iterator = iter(lines)
+    while True:
+        number += 1
+        try:
+            line = next(iterator, None)
+            if line is None:
+                return
+            text = line.decode("utf-8") if isinstance(line, bytes) else line
+        except UnicodeDecodeError as exc:
+            raise TraceFormatError(
+                f"{where} line {number}: not UTF-8 text ({exc.reason} at byte {exc.start} "
+                f"of the line); a trace file is written by Trace.to_jsonl"
+            ) from None
+        yield number, text
 
 
 @contextlib.contextmanager
