@@ -148,6 +148,7 @@ class Engine:
         handler_timeout: Seconds of work each handler call may spend; ``None`` for no limit.
         observers: Who watches the run, in the order they are told.
         run_id: The run's id; a new one by default.
+        workflow_name: The name observers see in ``RunInfo.workflow_name``.
 
     Observers and guards are *hooks*: a run with neither calls none of the methods below
     :meth:`stream`, except on a failure or a stop.
@@ -172,6 +173,7 @@ class Engine:
         "_tracking",
         "_wakeup",
         "_watchdog",
+        "_workflow_name",
         "run_id",
     )
 
@@ -185,6 +187,7 @@ class Engine:
         handler_timeout: float | None = None,
         observers: Sequence[WorkflowObserver] = (),
         run_id: str | None = None,
+        workflow_name: str | None = None,
     ) -> None:
         self._route = route
         self._limit = sys.maxsize if max_events is None else max_events
@@ -201,6 +204,7 @@ class Engine:
         self._inbox: deque[WorkflowEvent] | None = None
         self._wakeup: asyncio.Event | None = None
         self.run_id = new_run_id() if run_id is None else run_id
+        self._workflow_name = workflow_name
         self._group = ObserverGroup(observers) if observers else None
         self._tracking = self._group is not None and self._group.tracks_calls
         self._info: RunInfo | None = None
@@ -378,7 +382,7 @@ class Engine:
         group = self._group
         if group is not None:
             first = self._roots[0] if self._roots else self._first_pending()
-            self._info = RunInfo(self.run_id, first, time.time())
+            self._info = RunInfo(self.run_id, first, time.time(), self._workflow_name)
             self._info.events, self._info.errors = self._seq + 1, self._errors
             group.notify("run_started", self._info)
         if guarded or self._tracking or (group is not None and group.hears_events):

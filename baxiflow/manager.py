@@ -51,13 +51,15 @@ class WorkflowManager:
         handler_timeout: Most seconds one handler call may spend working (time the caller
             spends between events does not count); ``None`` for no limit.
         observers: Observers that see every run of this manager (see :mod:`baxiflow.observe`).
+        name: The workflow's name, for observers and exporters (``RunInfo.workflow_name``);
+            ``None`` to let them use the initial event's name.
 
     Each of ``max_events``, ``timeout`` and ``handler_timeout`` can be overridden for one
     run in :meth:`process`. A guard that trips ends the run with a final ``"error"`` event
     whose ``data["reason"]`` is ``"max_events"``, ``"timeout"`` or ``"handler_timeout"``.
     """
 
-    __slots__ = ("_observers", "_registry", "handler_timeout", "max_events", "timeout")
+    __slots__ = ("_observers", "_registry", "handler_timeout", "max_events", "name", "timeout")
 
     def __init__(
         self,
@@ -66,7 +68,11 @@ class WorkflowManager:
         timeout: float | None = None,
         handler_timeout: float | None = None,
         observers: Iterable[Observer] = (),
+        name: str | None = None,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+        self.name = name
         self._registry = Registry()
         self.max_events: int | None = check_limit("max_events", max_events, integer=True)
         self.timeout: float | None = check_limit("timeout", timeout, integer=False)
@@ -227,5 +233,6 @@ class WorkflowManager:
             timeout=run_timeout,
             handler_timeout=call_timeout,
             observers=all_observers,
+            workflow_name=self.name,
         )
         return engine.stream()

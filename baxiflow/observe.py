@@ -60,6 +60,7 @@ class RunInfo:
         run_id: Unique id of the run.
         initial_event: The event the run started from.
         started_at: Wall-clock start, seconds since the epoch.
+        workflow_name: ``WorkflowManager(name=...)``, or ``None`` when the manager has none.
         status: ``"running"`` until the run ends, then a :data:`RunStatus`.
         events: Events emitted so far, the initial one and progress events included.
         errors: Error events emitted so far.
@@ -69,6 +70,7 @@ class RunInfo:
     run_id: str
     initial_event: WorkflowEvent
     started_at: float
+    workflow_name: str | None = None
     status: RunStatus = "running"
     events: int = 0
     errors: int = 0

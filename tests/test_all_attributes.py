@@ -13,7 +13,7 @@ import pytest
 
 import baxiflow
 
-WINGS = ("baxiflow.diagrams", "baxiflow.progress", "baxiflow.trace")
+WINGS = ("baxiflow.diagrams", "baxiflow.otel", "baxiflow.progress", "baxiflow.trace")
 
 
 def modules() -> list[str]:

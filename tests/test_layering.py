@@ -31,7 +31,13 @@ CORE = (
 )
 """Every top-level module but ``__init__`` and ``runner``."""
 
-TOOLKIT = ("baxiflow.diagrams", "baxiflow.progress", "baxiflow.runner", "baxiflow.trace")
+TOOLKIT = (
+    "baxiflow.diagrams",
+    "baxiflow.otel",
+    "baxiflow.progress",
+    "baxiflow.runner",
+    "baxiflow.trace",
+)
 
 
 OPTIONAL_LIBRARIES = (

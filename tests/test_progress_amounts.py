@@ -11,8 +11,7 @@ import pytest
 
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.observe import Observer
-from baxiflow.progress import ProgressView
-from baxiflow.terminal import TerminalProgress
+from baxiflow.progress import ProgressView, TerminalProgress
 
 NAN, INF = float("nan"), float("inf")
 

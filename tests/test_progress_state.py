@@ -105,7 +105,7 @@ def test_throttle_rejects_an_interval_that_is_not_a_non_negative_number(interval
 
 
 def test_elapsed_time_reads_in_human_units() -> None:
-    state = RunProgress(RunInfo("r-1", None, WorkflowEvent("start"), 1000.0))
+    state = RunProgress(RunInfo("r-1", WorkflowEvent("start"), 1000.0))
     assert ELAPSED.search(state.text())
 
 

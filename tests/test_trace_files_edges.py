@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from baxiflow import WorkflowEvent, WorkflowManager
-from baxiflow._jsonable import from_jsonable, to_jsonable
 from baxiflow.exceptions import TraceFormatError
 from baxiflow.trace import Trace, record
+from baxiflow.trace._jsonable import from_jsonable, to_jsonable
 
 
 def nested(depth: int) -> Any:

@@ -144,10 +144,7 @@ class OpenTelemetryObserver(WorkflowObserver):
         """The name this observer gives ``run``'s workflow (see the class docstring)."""
         if self.name is not None:
             return self.name
-        manager_name = getattr(run.manager, "name", None)
-        if isinstance(manager_name, str) and manager_name:
-            return manager_name
-        return run.initial_event.name
+        return run.workflow_name or run.initial_event.name
 
     def run_started(self, run: RunInfo) -> None:
         name = self.workflow_name(run)

@@ -29,6 +29,7 @@ workflow ok: 5 events, 0 errors, elapsed=...s
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 

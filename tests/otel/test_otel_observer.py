@@ -407,11 +407,7 @@ async def test_stopping_early_ends_every_span(
 async def test_the_workflow_name_comes_from_the_observer_then_the_manager(
     provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    class NamedManager(WorkflowManager):
-        __slots__ = ("name",)
-
-    named = NamedManager()
-    named.name = "support_pipeline"
+    named = WorkflowManager(name="support_pipeline")
     await drain(named, WorkflowEvent("start"), observers=[OpenTelemetryObserver(provider)])
     await drain(
         named, WorkflowEvent("start"), observers=[OpenTelemetryObserver(provider, name="chosen")]
