@@ -40,6 +40,7 @@ from baxiflow._deadline import Expiry, Watchdog
 from baxiflow._observer_group import ObserverGroup
 from baxiflow._routing import (
     LINEAGE_WINDOW,
+    Lineage,
     Queued,
     RouteOf,
     Stop,
@@ -160,6 +161,7 @@ class Engine:
         "_clock_start",
         "_count",
         "_errors",
+        "_first",
         "_group",
         "_guard",
         "_inbox",
@@ -196,11 +198,15 @@ class Engine:
         self._queue: deque[Queued] = deque()
         if start.__class__ is WorkflowEvent or isinstance(start, WorkflowEvent):
             self._roots: list[WorkflowEvent] = [start]
+            self._first = start
             self._seq, self._count, self._errors = -1, 0, 0
-        else:
+        elif start.roots or start.pending:
             self._queue.extend(filter(None, map(self._requeue, start.pending)))
             self._roots = list(start.roots)
+            self._first = start.roots[0] if start.roots else start.pending[0].event
             self._seq, self._count, self._errors = start.seq, start.count, start.errors
+        else:
+            raise ValueError("a run must start from an event: this state has none to dispatch")
         self._inbox: deque[WorkflowEvent] | None = None
         self._wakeup: asyncio.Event | None = None
         self.run_id = new_run_id() if run_id is None else run_id
@@ -261,8 +267,7 @@ class Engine:
 
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
-        route, queue, limit = self._route, self._queue, self._limit
-        seq, count = self._seq, self._count
+        route, queue, limit, seq, count = self._route, self._queue, self._limit, self._seq, self._count  # fmt: skip
         on_event, guarded, stepping = self._open()
         item: Queued | None = None
         status: RunStatus = "running"
@@ -275,11 +280,9 @@ class Engine:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
                     # descend(), inlined: this runs once per handled event.
                     length = 1 if parent is None else parent[2] + 1
-                    lineage = (
-                        (trigger.name, parent, length)
-                        if length <= LINEAGE_WINDOW
-                        else descend(parent, trigger.name)
-                    )
+                    lineage: Lineage | None = (trigger.name, parent, length)
+                    if length > LINEAGE_WINDOW:
+                        lineage = descend(parent, trigger.name)
                     depth += 1
                     # An error raised while handling an error is not dispatched.
                     dispatch = route if trigger.name != ERROR else self._route_after_error
@@ -301,7 +304,6 @@ class Engine:
                     if stepping:
                         self._step_started(registration, trigger, trigger_seq)
                     try:
-                        # register() checked it is an async generator function.
                         source = registration.handler(trigger)  # type: ignore[assignment]
                     except Exception as exc:
                         source = self._failed(handler_error(exc, "handler_error", name, trigger))
@@ -309,9 +311,7 @@ class Engine:
                     yielded = False
                     try:
                         async for event in source:
-                            if event.__class__ is not WorkflowEvent and not isinstance(
-                                event, WorkflowEvent
-                            ):
+                            if not isinstance(event, WorkflowEvent):
                                 raise NotAnEvent(event)
                             seq += 1
                             if on_event is not None:
@@ -328,8 +328,9 @@ class Engine:
                             if guarded:
                                 self._resumed(name, trigger)
                     except BaseException as exc:
-                        failure = await self._interrupted(exc, source, yielded, name, trigger)
-                        source = self._failed(failure)
+                        source = self._failed(
+                            await self._interrupted(exc, source, yielded, name, trigger)
+                        )
                     else:
                         break
                 if stepping:
@@ -337,11 +338,8 @@ class Engine:
         except Stop as stop:
             status, seq = stop.status, seq + 1
             yield self._stopped(stop, seq, item)
-        except GeneratorExit:
-            status = "stopped"
-            raise
-        except BaseException:
-            status = "cancelled"
+        except BaseException as exc:
+            status = "stopped" if isinstance(exc, GeneratorExit) else "cancelled"
             raise
         finally:
             self._seq, self._count = seq, count
@@ -381,8 +379,7 @@ class Engine:
         self._clock_start = time.perf_counter()
         group = self._group
         if group is not None:
-            first = self._roots[0] if self._roots else self._first_pending()
-            self._info = RunInfo(self.run_id, first, time.time(), self._workflow_name)
+            self._info = RunInfo(self.run_id, self._first, time.time(), self._workflow_name)
             self._info.events, self._info.errors = self._seq + 1, self._errors
             group.notify("run_started", self._info)
         if guarded or self._tracking or (group is not None and group.hears_events):
@@ -390,11 +387,6 @@ class Engine:
         else:
             on_event = self._counting
         return on_event, guarded, guarded or self._tracking
-
-    def _first_pending(self) -> WorkflowEvent:
-        if not self._queue:
-            raise ValueError("a run must start from an event: its state has none to dispatch")
-        return self._queue[0][0]
 
     def _step_started(
         self, registration: HandlerRegistration, trigger: WorkflowEvent, trigger_seq: int | None

@@ -11,7 +11,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baxiflow import EmittedEvent, WorkflowEvent, WorkflowManager, WorkflowObserver
+from baxiflow import (
+    EmittedEvent,
+    HandlerCall,
+    RunInfo,
+    Trace,
+    WorkflowEvent,
+    WorkflowManager,
+    WorkflowObserver,
+)
 
 NAMES = ["a", "b", "c", "d", "e"]
 
@@ -79,12 +87,42 @@ def emits_graph(spec: dict[str, list[list[str]]]) -> set[tuple[str, str]]:
     }
 
 
+class EveryHook(WorkflowObserver):
+    """Overrides every hook, so the run takes every observed path; checks they pair up."""
+
+    def __init__(self) -> None:
+        self.emitted: list[EmittedEvent] = []
+        self.running: list[HandlerCall] = []
+        self.log: list[str] = []
+
+    def run_started(self, run: RunInfo) -> None:
+        self.log.append("run_started")
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        # A handler's event names its running call; the others name none.
+        assert emitted.call is None or emitted.call is self.running[-1]
+        self.emitted.append(emitted)
+
+    def handler_started(self, call: HandlerCall) -> None:
+        assert not self.running, "one handler call at a time"
+        self.running.append(call)
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        assert self.running == [call] and call.status != "running"
+        self.running.clear()
+
+    def run_finished(self, run: RunInfo) -> None:
+        assert not self.running and run.events == len(self.emitted)
+        self.log.append("run_finished")
+
+
 async def run(
     workflow: WorkflowManager, start: str
 ) -> tuple[list[WorkflowEvent], list[EmittedEvent]]:
-    observed: list[EmittedEvent] = []
-    events = [e async for e in workflow.process(WorkflowEvent(start), observers=[observed.append])]
-    return events, observed
+    watcher = EveryHook()
+    events = [e async for e in workflow.process(WorkflowEvent(start), observers=[watcher])]
+    assert watcher.log == ["run_started", "run_finished"]
+    return events, watcher.emitted
 
 
 @settings(max_examples=150, deadline=None)
@@ -107,7 +145,7 @@ def test_every_event_is_yielded_once_in_emission_order_and_the_stream_ends(
 async def run_each_way(
     workflow: WorkflowManager, start: str
 ) -> list[list[tuple[str, Any, str | None]]]:
-    """The events of one run without observers, with one, and with a timeout guard only."""
+    """The events of one run without observers, with observers, and with a timeout guard."""
 
     async def names(**options: Any) -> list[tuple[str, Any, str | None]]:
         stream = workflow.process(WorkflowEvent(start), **options)
@@ -116,7 +154,8 @@ async def run_each_way(
     return [
         await names(),
         await names(observers=[WorkflowObserver()]),
-        await names(timeout=60),
+        await names(observers=[EveryHook(), Trace()]),
+        await names(timeout=60, handler_timeout=60),
     ]
 
 
@@ -125,9 +164,9 @@ async def run_each_way(
 def test_observers_and_guards_never_change_what_a_run_yields(
     spec: dict[str, list[list[str]]], start: str, max_events: int
 ) -> None:
-    # Runs nobody observes take a leaner loop; it must yield exactly what the general one does.
-    plain, observed, guarded = asyncio.run(run_each_way(build(spec, max_events), start))
-    assert plain == observed == guarded
+    # Hooks are gated inside the one loop; whichever are on, a run yields the same events.
+    plain, observed, every_hook, guarded = asyncio.run(run_each_way(build(spec, max_events), start))
+    assert plain == observed == every_hook == guarded
     assert [name for name, _, _ in plain] == expected_names(spec, start, max_events)
 
 
