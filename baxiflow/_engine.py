@@ -170,13 +170,13 @@ class Engine:
         "_queue",
         "_roots",
         "_route",
+        "_run_id",
         "_run_timeout",
         "_seq",
         "_tracking",
         "_wakeup",
         "_watchdog",
         "_workflow_name",
-        "run_id",
     )
 
     def __init__(
@@ -209,7 +209,7 @@ class Engine:
             raise ValueError("a run must start from an event: this state has none to dispatch")
         self._inbox: deque[WorkflowEvent] | None = None
         self._wakeup: asyncio.Event | None = None
-        self.run_id = new_run_id() if run_id is None else run_id
+        self._run_id = run_id
         self._workflow_name = workflow_name
         self._group = ObserverGroup(observers) if observers else None
         self._tracking = self._group is not None and self._group.tracks_calls
@@ -218,6 +218,13 @@ class Engine:
         self._guard: Watchdog | None = None  # the watchdog while a handler step runs
         self._call: HandlerCall | None = None  # the handler call running, when tracked
         self._clock_start = 0.0
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (made when first asked for: a run nobody watches never needs one)."""
+        if self._run_id is None:
+            self._run_id = new_run_id()
+        return self._run_id
 
     # Events from outside the run ---------------------------------------------------
 

@@ -22,7 +22,7 @@ EXAMPLES = Path(__file__).parent / "examples"
 
 
 class SeesEverything(WorkflowObserver):
-    """Overrides every hook, so a run it watches takes every path of the observed loop."""
+    """Overrides every hook, so a run it watches calls every hook of the run loop."""
 
     def run_started(self, run: Any) -> None:
         pass
@@ -41,12 +41,12 @@ class SeesEverything(WorkflowObserver):
 
 
 @pytest.fixture(autouse=True, params=["unobserved", "observed"])
-def either_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test here through both run loops.
+def hooks_off_and_on(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test here with the run loop's hooks off, and with all of them on.
 
-    A run nobody observes (and without timeouts) takes a leaner loop than the others; the
-    "observed" variant adds an observer to every ``process()`` call so the same behaviour is
-    checked on the general loop too.
+    A run nobody observes (and without timeouts) calls no hook; the "observed" variant adds
+    an observer of every hook to every ``process()`` call, so the same behaviour is checked
+    with each hook in play.
     """
     if request.param == "unobserved":
         return

@@ -314,8 +314,8 @@ class Trace(Recorder):
     Attach it to one run with ``workflow.process(event, observers=[trace])``, to every run
     of a manager with ``workflow.observe(trace)``, or run a workflow to its end with
     :func:`record`. Recording only reads what the manager reports, so it never changes
-    what a run does. It records each event and ended handler call before the run's other
-    observers hear of it, wherever it stands among them. See the module docstring for the
+    what a run does. It hears of each event and ended handler call in its place among the
+    run's observers, like any observer. See the module docstring for the
     schema of :attr:`records`, :attr:`spans` and :attr:`runs`.
 
     Args:
