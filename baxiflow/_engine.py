@@ -401,16 +401,15 @@ class Engine:
         """A handler step begins: track its call, start its guard."""
         if self._tracking:
             assert self._info is not None and self._group is not None and trigger_seq is not None
-            call = self._call = HandlerCall(
-                self._info,
-                registration.handler,
-                registration.name,
-                registration.position,
-                trigger,
-                trigger_seq,
-                time.perf_counter() - self._clock_start,
-            )
-            self._group.notify("handler_started", call)
+            # HandlerCall(...) spelled out on a bare instance: half the cost of calling the
+            # class, once per handler step; tests/test_engine.py checks every field is set.
+            call = self._call = _bare_call(HandlerCall)
+            call.run, call.handler, call.trigger = self._info, registration.handler, trigger
+            call.handler_name, call.position = registration.name, registration.position
+            call.trigger_seq, call.started = trigger_seq, time.perf_counter() - self._clock_start
+            call.finished, call.status, call.emitted, call.error = None, "running", 0, None
+            if self._group.hears_call_starts:
+                self._group.notify("handler_started", call)
         self._guard = guard = self._watchdog
         if guard is not None and (expired := guard.start()):
             raise self._timeout_stop(expired, registration.name, trigger, started=False)
@@ -560,6 +559,8 @@ EventHook: TypeAlias = Callable[
 ]
 """What the loop calls for each event of a watched run: ``(event, seq, parent_seq, depth,
 handler_name, trigger)``."""
+
+_bare_call = object.__new__
 
 _NOT_THE_HANDLERS = (Stop, ObserverWarning)
 """Exceptions out of a step that are no fault of the handler: a guard's stop, and an

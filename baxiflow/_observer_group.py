@@ -75,6 +75,7 @@ class ObserverGroup:
     Attributes:
         observers: The observers, in the order they are told.
         hears_events: Whether anyone hears of events (``event_emitted``).
+        hears_call_starts: Whether anyone hears of handler calls starting.
         tracks_calls: Whether handler calls need to be made: someone hears of calls, or of
             events (an :class:`EmittedEvent` names its call).
     """
@@ -84,6 +85,7 @@ class ObserverGroup:
         "_wants_fields",
         "_wants_objects",
         "_warned",
+        "hears_call_starts",
         "hears_events",
         "observers",
         "tracks_calls",
@@ -105,6 +107,7 @@ class ObserverGroup:
             for hook, listeners in self._hooks.items()
         }
         self.hears_events = bool(self._hooks["event_emitted"])
+        self.hears_call_starts = bool(self._hooks["handler_started"])
         self.tracks_calls = self.hears_events or any(
             self._hooks[hook] for hook in ("handler_started", "handler_finished")
         )
