@@ -155,35 +155,28 @@ class Engine:
     :meth:`stream`, except on a failure or a stop.
     """
 
-    __slots__ = (
-        "_call",
-        "_call_timeout",
-        "_clock_start",
-        "_count",
-        "_errors",
-        "_first",
-        "_group",
-        "_guard",
-        "_inbox",
-        "_info",
-        "_limit",
-        "_queue",
-        "_roots",
-        "_route",
-        "_run_id",
-        "_run_timeout",
-        "_seq",
-        "_tracking",
-        "_wakeup",
-        "_watchdog",
-        "_workflow_name",
-    )
+    # What only some runs set; a run nobody watches never pays for storing them.
+    _inbox: deque[WorkflowEvent] | None = None
+    _wakeup: asyncio.Event | None = None
+    _run_id: str | None = None
+    _workflow_name: str | None = None
+    _group: ObserverGroup | None = None
+    _tracking = False
+    _info: RunInfo | None = None
+    _watchdog: Watchdog | None = None
+    _guard: Watchdog | None = None  # the watchdog while a handler step runs
+    _call: HandlerCall | None = None  # the handler call running, when tracked
+    _clock_start = 0.0
+    _run_timeout: float | None = None
+    _call_timeout: float | None = None
+    _seq = -1  # counters of a new run; a saved state brings its own
+    _count = 0
+    _errors = 0
 
     def __init__(
         self,
         route: RouteOf,
         start: WorkflowEvent | RunState,
-        *,
         max_events: int | None = None,
         timeout: float | None = None,
         handler_timeout: float | None = None,
@@ -193,13 +186,12 @@ class Engine:
     ) -> None:
         self._route = route
         self._limit = sys.maxsize if max_events is None else max_events
-        self._run_timeout = timeout
-        self._call_timeout = handler_timeout
+        if timeout is not None or handler_timeout is not None:
+            self._run_timeout, self._call_timeout = timeout, handler_timeout
         self._queue: deque[Queued] = deque()
         if start.__class__ is WorkflowEvent or isinstance(start, WorkflowEvent):
             self._roots: list[WorkflowEvent] = [start]
             self._first = start
-            self._seq, self._count, self._errors = -1, 0, 0
         elif start.roots or start.pending:
             self._queue.extend(filter(None, map(self._requeue, start.pending)))
             self._roots = list(start.roots)
@@ -207,17 +199,13 @@ class Engine:
             self._seq, self._count, self._errors = start.seq, start.count, start.errors
         else:
             raise ValueError("a run must start from an event: this state has none to dispatch")
-        self._inbox: deque[WorkflowEvent] | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._run_id = run_id
-        self._workflow_name = workflow_name
-        self._group = ObserverGroup(observers) if observers else None
-        self._tracking = self._group is not None and self._group.tracks_calls
-        self._info: RunInfo | None = None
-        self._watchdog: Watchdog | None = None
-        self._guard: Watchdog | None = None  # the watchdog while a handler step runs
-        self._call: HandlerCall | None = None  # the handler call running, when tracked
-        self._clock_start = 0.0
+        if run_id is not None:
+            self._run_id = run_id
+        if workflow_name is not None:
+            self._workflow_name = workflow_name
+        if observers:
+            self._group = group = ObserverGroup(observers)
+            self._tracking = group.tracks_calls
 
     @property
     def run_id(self) -> str:
@@ -275,10 +263,12 @@ class Engine:
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, seq, count = self._route, self._queue, self._limit, self._seq, self._count  # fmt: skip
+        kind = WorkflowEvent
         on_event, guarded, stepping = self._open()
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
+        yielded = False  # True while the caller holds an event (back to False before a step ends)
         try:
             while True:
                 if rest:
@@ -315,10 +305,9 @@ class Engine:
                     except Exception as exc:
                         source = self._failed(handler_error(exc, "handler_error", name, trigger))
                 while True:
-                    yielded = False
                     try:
                         async for event in source:
-                            if not isinstance(event, WorkflowEvent):
+                            if event.__class__ is not kind and not isinstance(event, kind):
                                 raise NotAnEvent(event)
                             seq += 1
                             if on_event is not None:

@@ -226,13 +226,15 @@ class WorkflowManager:
         all_observers = (
             [*self._observers, *map(as_observer, observers)] if observers else self._observers
         )
+        # Positional: this runs once per run, and keyword arguments cost more to pass.
         engine = Engine(
             self._registry.route,
             initial_event,
-            max_events=limit,
-            timeout=run_timeout,
-            handler_timeout=call_timeout,
-            observers=all_observers,
-            workflow_name=self.name,
+            limit,
+            run_timeout,
+            call_timeout,
+            all_observers,
+            None,
+            self.name,
         )
         return engine.stream()
