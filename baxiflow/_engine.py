@@ -38,6 +38,7 @@ from typing import TypeAlias
 
 from baxiflow._deadline import Expiry, Watchdog
 from baxiflow._observer_group import ObserverGroup
+from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
     LINEAGE_WINDOW,
     Lineage,
@@ -54,7 +55,14 @@ from baxiflow._routing import (
 )
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import ObserverWarning
-from baxiflow.observe import HandlerCall, HandlerStatus, RunInfo, RunStatus, WorkflowObserver
+from baxiflow.observe import (
+    EmittedEvent,
+    HandlerCall,
+    HandlerStatus,
+    RunInfo,
+    RunStatus,
+    WorkflowObserver,
+)
 from baxiflow.registry import HandlerRegistration, Route
 
 __all__ = ["Engine", "Pending", "RunState"]
@@ -425,8 +433,20 @@ class Engine:
         if call is not None:
             call.emitted += 1
         elapsed = time.perf_counter() - self._clock_start
-        assert self._group is not None
-        self._group.emitted(event, seq, parent_seq, depth, handler_name, elapsed, info, call)
+        group = self._group
+        assert group is not None
+        emitted = fields = None
+        if group.event_objects_wanted:
+            emitted = _new_emitted(
+                EmittedEvent, (event, seq, parent_seq, depth, handler_name, elapsed, info, call)
+            )
+        if group.event_fields_wanted:
+            fields = event_fields(event, seq, parent_seq, depth, handler_name, elapsed, info)
+        for observer, listener, takes_fields in group.event_listeners:
+            try:
+                listener(fields if takes_fields else emitted)
+            except Exception as exc:
+                group.report(observer, "event_emitted", exc)
 
     def _counting(
         self,
@@ -456,10 +476,17 @@ class Engine:
             self._call = None
 
     def _call_finished(self, call: HandlerCall, status: HandlerStatus) -> None:
-        assert self._group is not None
+        """End ``call`` with ``status`` and tell the observers of calls, in order."""
         call.status = status
         call.finished = time.perf_counter() - self._clock_start
-        self._group.finished(call)
+        group = self._group
+        assert group is not None
+        fields = call_fields(call) if group.call_fields_wanted else None
+        for observer, listener, takes_fields in group.call_listeners:
+            try:
+                listener(fields if takes_fields else call)
+            except Exception as exc:
+                group.report(observer, "handler_finished", exc)
 
     def _failed(self, failure: WorkflowEvent) -> AsyncGenerator[WorkflowEvent, None]:
         """The running handler failed: end its call; the failure, to emit like any event."""
@@ -550,6 +577,10 @@ EventHook: TypeAlias = Callable[
 handler_name, trigger)``."""
 
 _bare_call = object.__new__
+
+_new_emitted = tuple.__new__
+"""Makes an :class:`EmittedEvent` from a tuple of all its fields without the Python-level
+``__new__`` of a named tuple; ``tests/test_engine.py`` checks that every field is set."""
 
 _NOT_THE_HANDLERS = (Stop, ObserverWarning)
 """Exceptions out of a step that are no fault of the handler: a guard's stop, and an

@@ -24,16 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
-from baxiflow._recording import Recorder, call_fields, event_fields
-from baxiflow.event import WorkflowEvent
+from baxiflow._recording import Recorder
 from baxiflow.exceptions import ObserverWarning, warn_from_caller
-from baxiflow.observe import (
-    EmittedEvent,
-    HandlerCall,
-    RunInfo,
-    WorkflowObserver,
-    _CallableObserver,
-)
+from baxiflow.observe import WorkflowObserver, _CallableObserver
 
 __all__ = ["ObserverGroup"]
 
@@ -76,15 +69,25 @@ class ObserverGroup:
         observers: The observers, in the order they are told.
         hears_events: Whether anyone hears of events (``event_emitted``).
         hears_call_starts: Whether anyone hears of handler calls starting.
+        event_listeners: Who hears of events, in order: ``(observer, callable, takes_fields)``;
+            a recorder's sink takes :data:`~baxiflow._recording.EventFields`, any other
+            listener an :class:`EmittedEvent`.
+        call_listeners: Who hears of ended handler calls, likewise (``CallFields`` or the
+            :class:`HandlerCall`).
+        event_fields_wanted / event_objects_wanted / call_fields_wanted: Whether any
+            listener takes that form, so the run loop builds only what is heard.
         tracks_calls: Whether handler calls need to be made: someone hears of calls, or of
             events (an :class:`EmittedEvent` names its call).
     """
 
     __slots__ = (
         "_hooks",
-        "_wants_fields",
-        "_wants_objects",
         "_warned",
+        "call_fields_wanted",
+        "call_listeners",
+        "event_fields_wanted",
+        "event_listeners",
+        "event_objects_wanted",
         "hears_call_starts",
         "hears_events",
         "observers",
@@ -98,14 +101,11 @@ class ObserverGroup:
             hook: tuple(filter(None, (_listener(o, hook) for o in self.observers)))
             for hook in HOOKS
         }
-        self._wants_fields = {
-            hook: any(fields for _, _, fields in listeners)
-            for hook, listeners in self._hooks.items()
-        }
-        self._wants_objects = {
-            hook: any(not fields for _, _, fields in listeners)
-            for hook, listeners in self._hooks.items()
-        }
+        self.event_listeners = events = self._hooks["event_emitted"]
+        self.call_listeners = calls = self._hooks["handler_finished"]
+        self.event_fields_wanted = any(fields for _, _, fields in events)
+        self.event_objects_wanted = any(not fields for _, _, fields in events)
+        self.call_fields_wanted = any(fields for _, _, fields in calls)
         self.hears_events = bool(self._hooks["event_emitted"])
         self.hears_call_starts = bool(self._hooks["handler_started"])
         self.tracks_calls = self.hears_events or any(
@@ -120,40 +120,6 @@ class ObserverGroup:
             except Exception as exc:
                 self.report(observer, hook, exc)
 
-    def emitted(
-        self,
-        event: WorkflowEvent,
-        seq: int,
-        parent_seq: int | None,
-        depth: int,
-        handler_name: str | None,
-        elapsed: float,
-        run: RunInfo,
-        call: HandlerCall | None,
-    ) -> None:
-        """Tell every observer of events, in order; the arguments are an EmittedEvent's."""
-        emitted = fields = None
-        if self._wants_objects["event_emitted"]:
-            emitted = _new_emitted(
-                EmittedEvent, (event, seq, parent_seq, depth, handler_name, elapsed, run, call)
-            )
-        if self._wants_fields["event_emitted"]:
-            fields = event_fields(event, seq, parent_seq, depth, handler_name, elapsed, run)
-        for observer, method, takes_fields in self._hooks["event_emitted"]:
-            try:
-                method(fields if takes_fields else emitted)
-            except Exception as exc:
-                self.report(observer, "event_emitted", exc)
-
-    def finished(self, call: HandlerCall) -> None:
-        """Tell every observer of handler calls, in order, that ``call`` ended."""
-        fields = call_fields(call) if self._wants_fields["handler_finished"] else None
-        for observer, method, takes_fields in self._hooks["handler_finished"]:
-            try:
-                method(fields if takes_fields else call)
-            except Exception as exc:
-                self.report(observer, "handler_finished", exc)
-
     def report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
         """Warn, once per observer and run, that ``observer`` raised ``exc`` in ``method``."""
         if id(observer) in self._warned:
@@ -165,8 +131,3 @@ class ObserverGroup:
             "the run goes on (further errors of this observer in this run are not reported)",
             ObserverWarning,
         )
-
-
-_new_emitted = tuple.__new__
-"""Makes an :class:`EmittedEvent` from a tuple of all its fields without the Python-level
-``__new__`` of a named tuple; ``tests/test_engine.py`` checks that every field is set."""
