@@ -28,12 +28,16 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Literal, TypeAlias
 
-__all__ = ["RECANCEL_AFTER", "Expiry", "Watchdog"]
+__all__ = ["GIVE_UP_AFTER", "RECANCEL_AFTER", "Expiry", "Watchdog"]
 
 Expiry: TypeAlias = Literal["timeout", "handler_timeout"]
 
 RECANCEL_AFTER = 0.05
 """Seconds between cancellations of a handler whose time is up and that is still running."""
+
+GIVE_UP_AFTER = 1.0
+"""Seconds a handler may go on ignoring its cancellations, once its time is up, before the run
+ends without it (see :mod:`baxiflow._guarded`)."""
 
 
 class Watchdog:
@@ -49,6 +53,7 @@ class Watchdog:
         "_budget",
         "_cancelled",
         "_cancelling",
+        "_expired_at",
         "_handle",
         "_issued",
         "_loop",
@@ -80,6 +85,7 @@ class Watchdog:
         self._cancelling = 0
         self._issued = 0
         self._cancelled = False
+        self._expired_at = 0.0
         self.expired: Expiry | None = None
         """What expired once the watchdog cancelled the task; ``None`` before."""
 
@@ -179,7 +185,12 @@ class Watchdog:
         """Time is up: from now on the handler's cleanup is cut short (see close_expired)."""
         if self.expired is None:
             self.expired = expired
+            self._expired_at = self._time()
         return self.expired
+
+    def past_grace(self) -> bool:
+        """Whether time ran out :data:`GIVE_UP_AFTER` seconds ago or more."""
+        return self.expired is not None and self._time() - self._expired_at >= GIVE_UP_AFTER
 
     def _check(self, now: float) -> Expiry | None:
         if now >= self._run_deadline:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from baxiflow._deadline import Expiry, Watchdog
+from baxiflow._guarded import GuardedHandler, guard_handler
 from baxiflow._observer_group import ObserverGroup
 from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
@@ -63,7 +64,7 @@ from baxiflow.observe import (
     RunStatus,
     WorkflowObserver,
 )
-from baxiflow.registry import HandlerRegistration, Route
+from baxiflow.registry import EventHandler, HandlerRegistration, Route
 
 __all__ = ["Engine", "Pending", "RunState"]
 
@@ -305,11 +306,11 @@ class Engine:
                 else:
                     break
                 if registration is not None:
-                    name = registration.name
+                    name, handler = registration.name, registration.handler
                     if stepping:
-                        self._step_started(registration, trigger, trigger_seq)
+                        handler = self._step_started(registration, trigger, trigger_seq)
                     try:
-                        source = registration.handler(trigger)  # type: ignore[assignment]
+                        source = handler(trigger)  # type: ignore[assignment]
                     except Exception as exc:
                         source = self._failed(handler_error(exc, "handler_error", name, trigger))
                 while True:
@@ -394,8 +395,8 @@ class Engine:
 
     def _step_started(
         self, registration: HandlerRegistration, trigger: WorkflowEvent, trigger_seq: int | None
-    ) -> None:
-        """A handler step begins: track its call, start its guard."""
+    ) -> EventHandler | Callable[[WorkflowEvent], GuardedHandler]:
+        """A handler step begins: track its call, start its guard; what to call the handler with."""
         if self._tracking:
             assert self._info is not None and self._group is not None and trigger_seq is not None
             # HandlerCall(...) spelled out on a bare instance: half the cost of calling the
@@ -408,8 +409,11 @@ class Engine:
             if self._group.hears_call_starts:
                 self._group.notify("handler_started", call)
         self._guard = guard = self._watchdog
-        if guard is not None and (expired := guard.start()):
+        if guard is None:
+            return registration.handler
+        if expired := guard.start():
             raise self._timeout_stop(expired, registration.name, trigger, started=False)
+        return guard_handler(registration.handler, guard, registration.name)
 
     def _emitting(
         self,

@@ -76,6 +76,10 @@ class ObserverWarning(BaxiflowWarning, RuntimeWarning):
     """An observer raised; the run went on without that observer's result."""
 
 
+class HandlerWarning(BaxiflowWarning, RuntimeWarning):
+    """A handler would not stop when its time ran out; the run ended without it."""
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 

@@ -57,6 +57,8 @@ class WorkflowManager:
     Each of ``max_events``, ``timeout`` and ``handler_timeout`` can be overridden for one
     run in :meth:`process`. A guard that trips ends the run with a final ``"error"`` event
     whose ``data["reason"]`` is ``"max_events"``, ``"timeout"`` or ``"handler_timeout"``.
+    A handler that keeps ignoring its cancellation is left to go on in a task of its own
+    (with a :class:`~baxiflow.exceptions.HandlerWarning`), so the run still ends.
     """
 
     __slots__ = ("_observers", "_registry", "handler_timeout", "max_events", "name", "timeout")

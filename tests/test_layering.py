@@ -18,6 +18,7 @@ CORE = (
     "_checks",
     "_deadline",
     "_engine",
+    "_guarded",
     "_observer_group",
     "_optional",
     "_recording",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import inspect
 import subprocess
@@ -15,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from baxiflow import HandlerTypeError, WorkflowEvent, WorkflowManager, WorkflowObserver
+from baxiflow import (
+    HandlerTypeError,
+    HandlerWarning,
+    WorkflowEvent,
+    WorkflowManager,
+    WorkflowObserver,
+)
 from baxiflow.exceptions import EventNameError
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -1178,3 +1185,77 @@ async def test_a_handler_that_fights_its_timeout_still_cannot_hang_the_run(
     assert events[-1].data["reason"] in {"timeout", "handler_timeout"}
     current = asyncio.current_task()
     assert current is not None and current.cancelling() == 0
+
+
+class Stubborn:
+    """Handlers that swallow every cancellation until released; counts how often they wake."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self.wakeups = 0
+
+    async def in_body(self, event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await self.ignore_cancellation()
+        yield WorkflowEvent("late")
+
+    async def in_cleanup(self, event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            await asyncio.sleep(3600)
+            yield event
+        finally:
+            await self.ignore_cancellation()
+
+    async def ignore_cancellation(self) -> None:
+        while not self.released:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+            self.wakeups += 1
+
+
+@pytest.mark.parametrize("where", ["in_body", "in_cleanup"])
+@pytest.mark.parametrize("limit", [{"handler_timeout": 0.02}, {"timeout": 0.02}])
+async def test_a_handler_that_swallows_every_cancellation_is_left_behind_and_the_run_ends(
+    where: str, limit: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("baxiflow._deadline.GIVE_UP_AFTER", 0.2)
+    stubborn = Stubborn()
+    workflow = WorkflowManager(**limit).register("start", getattr(stubborn, where))
+
+    started = time.monotonic()
+    with pytest.warns(HandlerWarning, match="ignored its cancellation for 0.2 s") as caught:
+        events = await asyncio.wait_for(collect(workflow, WorkflowEvent("start")), timeout=5)
+
+    # The stream ended, with the guard's error, soon after the grace period.
+    assert names(events) == ["start", "error"]
+    assert events[-1].data is not None
+    assert events[-1].data["reason"] in {"timeout", "handler_timeout"}
+    assert time.monotonic() - started < 2
+    assert len(caught) == 1 and "goes on in a task of its own" in str(caught[0].message)
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+    # The handler goes on, in a task of its own, until it stops by itself.
+    before = stubborn.wakeups
+    await asyncio.sleep(0.05)
+    assert stubborn.wakeups > before
+    stubborn.released = True
+    await asyncio.sleep(0.05)
+
+
+async def test_a_guarded_handler_runs_in_the_task_and_context_of_whoever_iterates_the_run() -> None:
+    seen: list[object] = []
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+
+    async def look(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        seen.append(marker.get())
+        marker.set("set by the handler")
+        yield WorkflowEvent("looked")
+        seen.append(marker.get())
+
+    workflow = WorkflowManager(handler_timeout=5).register("start", look)
+    marker.set("set by the caller")
+    events = await collect(workflow, WorkflowEvent("start"))
+
+    assert names(events) == ["start", "looked"]
+    assert seen == [asyncio.current_task(), "set by the caller", "set by the handler"]
