@@ -18,6 +18,7 @@ from baxiflow.exceptions import (
     MissingDependencyError,
     ObserverWarning,
     RenderError,
+    StoreError,
     TraceFormatError,
 )
 from baxiflow.manager import WorkflowManager
@@ -46,6 +47,7 @@ __all__ = [
     "RenderError",
     "RunInfo",
     "RunResult",
+    "StoreError",
     "TerminalProgress",
     "Trace",
     "TraceFormatError",

@@ -27,6 +27,8 @@ dispatch, counters, lineage). Opened to the outside (:meth:`Engine.open_inbox`),
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import os
 import sys
@@ -107,6 +109,9 @@ class RunState:
         seq: ``seq`` of the last event emitted so far; -1 before the first.
         count: Non-progress events emitted so far (what ``max_events`` bounds).
         errors: Error events emitted so far.
+        initial_event: The event the run started from, as observers see it
+            (``RunInfo.initial_event``); by default the first of ``roots`` or ``pending``.
+            A state with nothing left to dispatch needs it: its run ends at once.
 
     The engine updates the counters as the run goes on.
 
@@ -114,7 +119,7 @@ class RunState:
     <RunState: 1 pending, 0 roots, seq 5, count 0, errors 0>
     """
 
-    __slots__ = ("count", "errors", "pending", "roots", "seq")
+    __slots__ = ("count", "errors", "initial_event", "pending", "roots", "seq")
 
     def __init__(
         self,
@@ -124,7 +129,9 @@ class RunState:
         seq: int = -1,
         count: int = 0,
         errors: int = 0,
+        initial_event: WorkflowEvent | None = None,
     ) -> None:
+        self.initial_event = initial_event
         self.pending = pending
         self.roots = roots
         self.seq = seq
@@ -159,6 +166,9 @@ class Engine:
         observers: Who watches the run, in the order they are told.
         run_id: The run's id; a new one by default.
         workflow_name: The name observers see in ``RunInfo.workflow_name``.
+        reruns: Calls of a resumed run that started and never ended, ``(trigger_seq,
+            position)``, with how many of their events the run already emitted: they run
+            again, and those first events are matched, not emitted a second time.
 
     Observers and guards are *hooks*: a run with neither calls none of the methods below
     :meth:`stream`, except on a failure or a stop.
@@ -176,6 +186,7 @@ class Engine:
     _guard: Watchdog | None = None  # the watchdog while a handler step runs
     _call: HandlerCall | None = None  # the handler call running, when tracked
     _clock_start = 0.0
+    _reruns: dict[tuple[int, int], int] = {}  # noqa: RUF012 - never changed in place
     _run_timeout: float | None = None
     _call_timeout: float | None = None
     _seq = -1  # counters of a new run; a saved state brings its own
@@ -192,6 +203,7 @@ class Engine:
         observers: Sequence[WorkflowObserver] = (),
         run_id: str | None = None,
         workflow_name: str | None = None,
+        reruns: dict[tuple[int, int], int] | None = None,
     ) -> None:
         self._route = route
         self._limit = sys.maxsize if max_events is None else max_events
@@ -201,13 +213,16 @@ class Engine:
         if start.__class__ is WorkflowEvent or isinstance(start, WorkflowEvent):
             self._roots: list[WorkflowEvent] = [start]
             self._first = start
-        elif start.roots or start.pending:
+        else:
+            first = start.initial_event or next(
+                (e for e in (*start.roots, *(p.event for p in start.pending))), None
+            )
+            if first is None:
+                raise ValueError("a run must start from an event: this state names none")
             self._queue.extend(filter(None, map(self._requeue, start.pending)))
             self._roots = list(start.roots)
-            self._first = start.roots[0] if start.roots else start.pending[0].event
+            self._first = first
             self._seq, self._count, self._errors = start.seq, start.count, start.errors
-        else:
-            raise ValueError("a run must start from an event: this state has none to dispatch")
         if run_id is not None:
             self._run_id = run_id
         if workflow_name is not None:
@@ -215,6 +230,8 @@ class Engine:
         if observers:
             self._group = group = ObserverGroup(observers)
             self._tracking = group.tracks_calls
+        if reruns:
+            self._reruns = dict(reruns)
 
     @property
     def run_id(self) -> str:
@@ -391,7 +408,7 @@ class Engine:
             on_event: EventHook = self._emitting
         else:
             on_event = self._counting
-        return on_event, guarded, guarded or self._tracking
+        return on_event, guarded, guarded or self._tracking or bool(self._reruns)
 
     def _step_started(
         self, registration: HandlerRegistration, trigger: WorkflowEvent, trigger_seq: int | None
@@ -408,12 +425,17 @@ class Engine:
             call.finished, call.status, call.emitted, call.error = None, "running", 0, None
             if self._group.hears_call_starts:
                 self._group.notify("handler_started", call)
+        handler = registration.handler
+        if self._reruns and trigger_seq is not None:
+            matched = self._reruns.pop((trigger_seq, registration.position), 0)
+            if matched:
+                handler = functools.partial(_matching, handler, matched)
         self._guard = guard = self._watchdog
         if guard is None:
-            return registration.handler
+            return handler
         if expired := guard.start():
             raise self._timeout_stop(expired, registration.name, trigger, started=False)
-        return guard_handler(registration.handler, guard, registration.name)
+        return guard_handler(handler, guard, registration.name)
 
     def _emitting(
         self,
@@ -589,6 +611,18 @@ _new_emitted = tuple.__new__
 _NOT_THE_HANDLERS = (Stop, ObserverWarning)
 """Exceptions out of a step that are no fault of the handler: a guard's stop, and an
 observer's warning turned into an error by the warnings filter."""
+
+
+async def _matching(
+    handler: EventHandler, matched: int, event: WorkflowEvent
+) -> AsyncGenerator[WorkflowEvent, None]:
+    """A call run again on resume: its first ``matched`` events are already the run's."""
+    async with contextlib.aclosing(handler(event)) as agen:  # type: ignore[type-var]
+        async for emitted in agen:
+            if matched:
+                matched -= 1
+            else:
+                yield emitted
 
 
 async def _each(events: list[WorkflowEvent]) -> AsyncGenerator[WorkflowEvent, None]:

@@ -68,6 +68,10 @@ class TraceFormatError(BaxiflowError, ValueError):
     """
 
 
+class StoreError(BaxiflowError, RuntimeError):
+    """A durable store could not be opened, read or written (see :mod:`baxiflow.store`)."""
+
+
 class BaxiflowWarning(UserWarning):
     """Base class of every warning baxiflow emits."""
 

@@ -17,10 +17,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
-from typing import Final, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeAlias, TypeVar
 
 from baxiflow._checks import check_limit
-from baxiflow._engine import Engine
+from baxiflow._durable import (
+    Durability,
+    LoggedEvent,
+    RunStore,
+    fingerprint,
+    fork_state,
+)
+from baxiflow._engine import Engine, new_run_id
 from baxiflow.event import WorkflowEvent
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
 from baxiflow.registry import EventHandler, HandlerRegistration, Registry, check_handled_name
@@ -53,6 +60,7 @@ class WorkflowManager:
         observers: Observers that see every run of this manager (see :mod:`baxiflow.observe`).
         name: The workflow's name, for observers and exporters (``RunInfo.workflow_name``);
             ``None`` to let them use the initial event's name.
+        store: Log every run durably there (see :mod:`baxiflow.store`); ``None`` for none.
 
     Each of ``max_events``, ``timeout`` and ``handler_timeout`` can be overridden for one
     run in :meth:`process`. A guard that trips ends the run with a final ``"error"`` event
@@ -61,7 +69,15 @@ class WorkflowManager:
     (with a :class:`~baxiflow.exceptions.HandlerWarning`), so the run still ends.
     """
 
-    __slots__ = ("_observers", "_registry", "handler_timeout", "max_events", "name", "timeout")
+    __slots__ = (
+        "_observers",
+        "_registry",
+        "handler_timeout",
+        "max_events",
+        "name",
+        "store",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -71,10 +87,12 @@ class WorkflowManager:
         handler_timeout: float | None = None,
         observers: Iterable[Observer] = (),
         name: str | None = None,
+        store: RunStore | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"name must be a non-empty str or None, got {name!r}")
         self.name = name
+        self.store = store
         self._registry = Registry()
         self.max_events: int | None = check_limit("max_events", max_events, integer=True)
         self.timeout: float | None = check_limit("timeout", timeout, integer=False)
@@ -178,6 +196,9 @@ class WorkflowManager:
         timeout: float | _Unset | None = _UNSET,
         handler_timeout: float | _Unset | None = _UNSET,
         observers: Iterable[Observer] = (),
+        store: RunStore | _Unset | None = _UNSET,
+        run_id: str | None = None,
+        durability: Durability = "batched",
     ) -> AsyncGenerator[WorkflowEvent, None]:
         """Run the workflow from ``initial_event``, yielding every event as it is emitted.
 
@@ -198,6 +219,12 @@ class WorkflowManager:
             timeout: Overrides the manager's ``timeout`` for this run.
             handler_timeout: Overrides the manager's ``handler_timeout`` for this run.
             observers: Extra observers for this run only, after the manager's own.
+            store: Log the run durably there (see :mod:`baxiflow.store`); overrides the
+                manager's ``store``; ``None`` for no log.
+            run_id: The id of the logged run; a new one by default.
+            durability: When the log is committed: ``"sync"`` (at every event, before the
+                caller gets it), ``"batched"`` (at least every 100 ms, and at the end) or
+                ``"exit"`` (at the end only: a crash loses the run).
 
         Returns:
             An async generator of every event of the run, in emission order. Nothing runs
@@ -212,31 +239,153 @@ class WorkflowManager:
             raise TypeError(
                 f"process() takes a WorkflowEvent to start from, got {type(initial_event).__name__}"
             )
-        limit = (
+        guards = self._guards(max_events, timeout, handler_timeout)
+        run_store = self.store if store is _UNSET else store
+        extra = [as_observer(o) for o in observers]
+        if run_store is None:
+            if run_id is not None:
+                raise ValueError("run_id= names a run in a store: pass store= as well")
+            everyone = [*self._observers, *extra] if extra else self._observers
+            # Positional: this runs once per run, and keyword arguments cost more to pass.
+            engine = Engine(self._registry.route, initial_event, *guards, everyone, None, self.name)
+            return engine.stream()
+        run_id = new_run_id() if run_id is None else run_id
+        log = run_store.open_run(run_id, self.fingerprint(), durability, workflow_name=self.name)
+        everyone = [log, *self._observers, *extra]
+        engine = Engine(self._registry.route, initial_event, *guards, everyone, run_id, self.name)
+        return engine.stream()
+
+    def resume(
+        self,
+        run_id: str,
+        store: RunStore,
+        *,
+        allow_changed: bool = False,
+        durability: Durability = "batched",
+        observers: Iterable[Observer] = (),
+        max_events: int | _Unset | None = _UNSET,
+        timeout: float | _Unset | None = _UNSET,
+        handler_timeout: float | _Unset | None = _UNSET,
+    ) -> AsyncGenerator[WorkflowEvent, None]:
+        """Go on with an unfinished logged run; an async generator like :meth:`process`.
+
+        Events already logged are not emitted again. A handler call that started and did
+        not finish runs again; the events it yields that the log already holds (its first
+        ones) are matched to the log, not logged or emitted twice. Every event is in the log
+        exactly once; a handler's side effects may happen twice if the process died during
+        that call (at least once).
+
+        Raises:
+            LookupError: The store has no such run.
+            ValueError: The run finished, the handlers changed since it was logged (pass
+                ``allow_changed=True`` to go on anyway), or another process is running it.
+        """
+        saved = store.resume_run(
+            run_id,
+            self.fingerprint(),
+            durability,
+            self._registry.route,
+            allow_changed=allow_changed,
+        )
+        guards = self._guards(max_events, timeout, handler_timeout)
+        everyone = [saved.log, *self._observers, *map(as_observer, observers)]
+        return Engine(
+            self._registry.route, saved.state, *guards, everyone, run_id, self.name, saved.reruns
+        ).stream()
+
+    def replay(
+        self,
+        source: ReplaySource,
+        *,
+        from_seq: int,
+        store: RunStore | None = None,
+        run_id: str | None = None,
+        durability: Durability = "batched",
+        observers: Iterable[Observer] = (),
+    ) -> AsyncGenerator[WorkflowEvent, None]:
+        """Fork a run from its event ``from_seq``, on the handlers registered now.
+
+        ``source`` is a :class:`~baxiflow.trace.Trace` of one run, or ``(store, run_id)``.
+        The fork starts where the source run stood just before event ``from_seq`` was
+        dispatched: the events before are reused as they were (not run again, not yielded);
+        from ``from_seq`` on, the handlers run. With ``store``, the fork is logged, the
+        reused events first (marked as reused), with its parent run and fork point.
+
+        Raises:
+            LookupError: The source has no event ``from_seq``.
+            ValueError: That event is never dispatched, or ``source`` holds several runs.
+        """
+        logged, parent_id = _replay_source(source)
+        state, reused = fork_state(logged, from_seq, self._registry.route)
+        everyone = [*self._observers, *map(as_observer, observers)]
+        fork_id = new_run_id() if run_id is None else run_id
+        if store is not None:
+            log = store.open_run(
+                fork_id,
+                self.fingerprint(),
+                durability,
+                workflow_name=self.name,
+                parent=(parent_id, from_seq),
+                reused=reused,
+            )
+            everyone.insert(0, log)
+        guards = self._guards(_UNSET, _UNSET, _UNSET)
+        return Engine(self._registry.route, state, *guards, everyone, fork_id, self.name).stream()
+
+    def fingerprint(self) -> str:
+        """A digest of the registry (event names, handler order and names), as logs keep it."""
+        return fingerprint(self._registry.all())
+
+    def _guards(
+        self,
+        max_events: int | _Unset | None,
+        timeout: float | _Unset | None,
+        handler_timeout: float | _Unset | None,
+    ) -> tuple[int | None, float | None, float | None]:
+        """The run's guards: the manager's, where the run does not set its own."""
+        return (
             self.max_events
             if max_events is _UNSET
-            else check_limit("max_events", max_events, integer=True)
-        )
-        run_timeout = (
-            self.timeout if timeout is _UNSET else check_limit("timeout", timeout, integer=False)
-        )
-        call_timeout = (
+            else check_limit("max_events", max_events, integer=True),
+            self.timeout if timeout is _UNSET else check_limit("timeout", timeout, integer=False),
             self.handler_timeout
             if handler_timeout is _UNSET
-            else check_limit("handler_timeout", handler_timeout, integer=False)
+            else check_limit("handler_timeout", handler_timeout, integer=False),
         )
-        all_observers = (
-            [*self._observers, *map(as_observer, observers)] if observers else self._observers
+
+
+ReplaySource: TypeAlias = "TraceLike | tuple[RunStore, str]"
+"""What :meth:`WorkflowManager.replay` forks: a trace of one run, or a run in a store."""
+
+
+class TraceLike(Protocol):
+    """A trace: its rows, as :attr:`baxiflow.trace.Trace.records` holds them."""
+
+    @property
+    def records(self) -> list[dict[str, Any]]: ...
+
+
+def _replay_source(source: object) -> tuple[list[LoggedEvent], str]:
+    """The events of the run ``source`` names, and its id."""
+    if isinstance(source, tuple) and len(source) == 2:
+        store, run_id = source
+        return store.logged(run_id), run_id
+    records = getattr(source, "records", None)
+    if not isinstance(records, list):
+        raise TypeError(
+            "replay() takes a Trace of one run (Trace.from_jsonl(path) reads a saved one) "
+            f"or a (store, run_id) pair, got {type(source).__name__}"
         )
-        # Positional: this runs once per run, and keyword arguments cost more to pass.
-        engine = Engine(
-            self._registry.route,
-            initial_event,
-            limit,
-            run_timeout,
-            call_timeout,
-            all_observers,
-            None,
-            self.name,
+    run_ids = list(dict.fromkeys(row["run_id"] for row in records))
+    if len(run_ids) != 1:
+        raise ValueError(f"the trace holds {len(run_ids)} runs; replay() forks one run")
+    return [
+        LoggedEvent(
+            row["seq"],
+            row["parent_seq"],
+            row["depth"],
+            WorkflowEvent(row["event"], row["data"], row["metadata"], row["error"]),
+            row["handler"],
         )
-        return engine.stream()
+        for row in records
+    ], run_ids[0]

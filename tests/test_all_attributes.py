@@ -13,7 +13,13 @@ import pytest
 
 import baxiflow
 
-WINGS = ("baxiflow.diagrams", "baxiflow.otel", "baxiflow.progress", "baxiflow.trace")
+WINGS = (
+    "baxiflow.diagrams",
+    "baxiflow.otel",
+    "baxiflow.progress",
+    "baxiflow.store",
+    "baxiflow.trace",
+)
 
 
 def modules() -> list[str]:

@@ -17,6 +17,7 @@ PACKAGE = Path(baxiflow.__file__).parent
 CORE = (
     "_checks",
     "_deadline",
+    "_durable",
     "_engine",
     "_guarded",
     "_observer_group",

@@ -1,0 +1,268 @@
+"""Durable runs in the core: what a store must offer, and a run's state read back from its log.
+
+A durable run's log is its event stream: every emitted event and every handler call's start
+and end, appended in order. The queue at any point follows from the log: the events emitted
+whose dispatch has not finished. :func:`state_from_log` derives it, for a run to go on with
+(``WorkflowManager.resume``) or for a fork of it from any event (``WorkflowManager.replay``).
+The stores themselves (SQLite, PostgreSQL) live in :mod:`baxiflow.store`; the core knows
+them only through :class:`RunStore`.
+
+>>> from baxiflow.event import WorkflowEvent
+>>> from baxiflow.registry import Registry
+>>> async def step(event):
+...     yield WorkflowEvent("done")
+>>> registry = Registry()
+>>> _ = registry.add("start", step)
+>>> log = [LoggedEvent(0, None, 0, WorkflowEvent("start"))]
+>>> state, reruns = state_from_log(log, [], registry.route)
+>>> [(p.event.name, p.seq) for p in state.pending], state.seq, reruns
+([('start', 0)], 0, {})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeAlias
+
+from baxiflow._engine import Pending, RunState
+from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
+from baxiflow.observe import WorkflowObserver
+from baxiflow.registry import HandlerRegistration, Route
+
+__all__ = [
+    "DURABILITIES",
+    "Durability",
+    "LoggedCall",
+    "LoggedEvent",
+    "RunStore",
+    "SavedRun",
+    "fingerprint",
+    "fork_state",
+    "state_from_log",
+]
+
+Durability: TypeAlias = Literal["sync", "batched", "exit"]
+"""When a durable run commits its log: at every event, at least every 100 ms and at the end
+(the default), or only when the run ends."""
+
+DURABILITIES: tuple[Durability, ...] = ("sync", "batched", "exit")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One event as a run's log holds it.
+
+    Attributes:
+        seq: Its number in the run.
+        parent_seq: The number of the event whose handler emitted it; ``None`` for a root.
+        depth: Its causal depth.
+        event: The event, read back.
+        handler: The handler that emitted it (or failed, for an error event it made).
+        position: That handler's place among the handlers of its trigger; ``None`` for a
+            root or an event a guard made.
+    """
+
+    seq: int
+    parent_seq: int | None
+    depth: int
+    event: WorkflowEvent
+    handler: str | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedCall:
+    """One handler call as a run's log holds it: started, and maybe ended.
+
+    Attributes:
+        trigger_seq: The event it handled.
+        position: The handler's place among that event's handlers.
+        handler: The handler's qualified name.
+        status: ``"running"`` if the log holds no end, else how it ended (a call that ended
+            ``"cancelled"`` was cut short and runs again on resume).
+    """
+
+    trigger_seq: int
+    position: int
+    handler: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SavedRun:
+    """A run read back from a store, ready to go on with.
+
+    Attributes:
+        run_id: Its id.
+        state: Where it stands (see :func:`state_from_log`).
+        reruns: For each call that started and never ended, ``(trigger_seq, position)``,
+            how many of its events the log already holds.
+        log: The observer that goes on appending to the run's log.
+    """
+
+    run_id: str
+    state: RunState
+    reruns: dict[tuple[int, int], int]
+    log: WorkflowObserver
+
+
+class RunStore(Protocol):
+    """What ``WorkflowManager`` needs of a store; :mod:`baxiflow.store` has the real ones."""
+
+    def open_run(
+        self,
+        run_id: str,
+        fingerprint: str,
+        durability: Durability,
+        *,
+        workflow_name: str | None = None,
+        parent: tuple[str, int] | None = None,
+        reused: Sequence[LoggedEvent] = (),
+    ) -> WorkflowObserver:
+        """Start the log of a new run; the observer that appends to it.
+
+        ``parent`` is ``(run_id, fork_seq)`` for a fork, whose ``reused`` events the log
+        holds first, marked as reused.
+        """
+        ...
+
+    def resume_run(
+        self,
+        run_id: str,
+        fingerprint: str,
+        durability: Durability,
+        route: Callable[[str], Route | None],
+        *,
+        allow_changed: bool = False,
+    ) -> SavedRun:
+        """Take over an unfinished run: its state, and the observer that goes on logging it.
+
+        Raises ``LookupError`` for an unknown run, ``ValueError`` for a finished one, a
+        changed registry (unless ``allow_changed``) or a run another process is running.
+        """
+        ...
+
+    def logged(self, run_id: str) -> list[LoggedEvent]:
+        """The events of a run's log, in order."""
+        ...
+
+
+def fingerprint(registrations: Iterable[HandlerRegistration]) -> str:
+    """A short digest of a registry: event names, handler order and qualified names.
+
+    >>> fingerprint([])
+    '4f53cda18c2baa0c'
+    """
+    shape = [[r.event_name, r.position, r.name] for r in registrations]
+    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
+
+
+def describe_registry(registrations: Iterable[HandlerRegistration]) -> list[str]:
+    """The registry as lines ``"event: handler, handler"``, to say what changed."""
+    by_event: dict[str, list[str]] = {}
+    for registration in registrations:
+        by_event.setdefault(registration.event_name, []).append(registration.name)
+    return [f"{event}: {', '.join(names)}" for event, names in by_event.items()]
+
+
+def _dispatched(event: LoggedEvent, by_seq: dict[int, LoggedEvent]) -> bool:
+    """Whether the run dispatches ``event`` at all: not progress, not an error from an error."""
+    name = event.event.name
+    if name == PROGRESS:
+        return False
+    parent = None if event.parent_seq is None else by_seq.get(event.parent_seq)
+    return not (name == ERROR and parent is not None and parent.event.name == ERROR)
+
+
+def _ancestry(event: LoggedEvent, by_seq: dict[int, LoggedEvent]) -> tuple[str, ...]:
+    names: list[str] = []
+    seq = event.parent_seq
+    while seq is not None and seq in by_seq and len(names) < 64:
+        names.append(by_seq[seq].event.name)
+        seq = by_seq[seq].parent_seq
+    return tuple(reversed(names))
+
+
+def _counters(events: Sequence[LoggedEvent]) -> dict[str, int]:
+    return {
+        "seq": max((e.seq for e in events), default=-1),
+        "count": sum(e.event.name != PROGRESS for e in events),
+        "errors": sum(e.event.name == ERROR for e in events),
+    }
+
+
+def state_from_log(
+    events: Sequence[LoggedEvent],
+    calls: Iterable[LoggedCall],
+    route: Callable[[str], Route | None],
+) -> tuple[RunState, dict[tuple[int, int], int]]:
+    """Where a logged run stands: the events whose dispatch has not finished, in order.
+
+    An event's dispatch has finished when each of its handlers' calls has ended. A call that
+    started and never ended runs again; the second value says, for each, how many of its
+    events the log already holds (they are matched, not emitted twice).
+    """
+    by_seq = {e.seq: e for e in events}
+    ended: dict[int, set[int]] = {}
+    running: set[tuple[int, int]] = set()
+    for call in calls:
+        # A call cut short (the run was stopped or died) has not done its work: it runs again.
+        if call.status in ("ok", "error"):
+            ended.setdefault(call.trigger_seq, set()).add(call.position)
+        else:
+            running.add((call.trigger_seq, call.position))
+    pending: list[Pending] = []
+    for logged in sorted(events, key=lambda e: e.seq):
+        found = route(logged.event.name)
+        if found is None or not _dispatched(logged, by_seq):
+            continue
+        left = tuple(
+            r.position
+            for r in (found if isinstance(found, tuple) else (found,))
+            if r.position not in ended.get(logged.seq, ())
+        )
+        if left:
+            ancestry = _ancestry(logged, by_seq)
+            pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, left))
+    reruns: dict[tuple[int, int], int] = {}
+    for trigger_seq, position in running:
+        reruns[(trigger_seq, position)] = sum(
+            1
+            for e in events
+            if e.parent_seq == trigger_seq and e.position == position and e.handler is not None
+        )
+    first = min(events, key=lambda e: e.seq).event if events else None
+    return RunState(pending, (), **_counters(events), initial_event=first), reruns
+
+
+def fork_state(
+    events: Sequence[LoggedEvent], from_seq: int, route: Callable[[str], Route | None]
+) -> tuple[RunState, list[LoggedEvent]]:
+    """A fork's state: the source run just before event ``from_seq`` was dispatched.
+
+    Returns the state and the events it reuses: those emitted before that dispatch began
+    (the roots, and the events whose parent came before ``from_seq``).
+
+    Raises:
+        LookupError: The log has no event ``from_seq``.
+        ValueError: The event is never dispatched (a progress event, one without handlers
+            now, or an error raised while handling an error).
+    """
+    by_seq = {e.seq: e for e in events}
+    start = by_seq.get(from_seq)
+    if start is None:
+        raise LookupError(f"the run has no event {from_seq}; its events are 0..{len(events) - 1}")
+    if route(start.event.name) is None or not _dispatched(start, by_seq):
+        raise ValueError(
+            f"event {from_seq} ({start.event.name!r}) is never dispatched; replay from an "
+            "event that has handlers"
+        )
+    reused = [e for e in events if e.parent_seq is None or e.parent_seq < from_seq]
+    reused.sort(key=lambda e: e.seq)
+    state, _ = state_from_log(reused, (), route)
+    # Everything before from_seq was dispatched: only the events from it on still wait.
+    state.pending = [p for p in state.pending if p.seq >= from_seq]
+    return state, reused

@@ -1,0 +1,84 @@
+"""The observer that appends a durable run to its store, committing as its durability says."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from baxiflow._durable import Durability
+from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
+
+if TYPE_CHECKING:
+    from baxiflow.store._sqlite import SQLStore
+
+__all__ = ["BATCH_SECONDS", "RunLog", "store_status"]
+
+BATCH_SECONDS = 0.1
+"""In ``"batched"`` durability, the longest a logged event waits for its commit."""
+
+
+def store_status(status: RunStatus) -> str:
+    """A run's status in the store, from how it ended.
+
+    ``finished`` when the stream ended by itself (error events included); ``failed`` when a
+    guard ended it; ``interrupted`` when the consumer stopped or the task was cancelled.
+    """
+    if status in ("ok", "error"):
+        return "finished"
+    if status in ("max_events", "timeout"):
+        return "failed"
+    return "interrupted"
+
+
+class RunLog(WorkflowObserver):
+    """Appends one run's events and handler calls to ``store``, in order.
+
+    Args:
+        store: Where the log goes.
+        run_id: The run's id (the engine runs under the same id).
+        durability: ``"sync"``, ``"batched"`` or ``"exit"``.
+        begin: Called once when the run starts, inside the first transaction (it creates or
+            takes over the run's row).
+    """
+
+    def __init__(
+        self,
+        store: SQLStore,
+        run_id: str,
+        durability: Durability,
+        begin: object,
+    ) -> None:
+        self._store = store
+        self.run_id = run_id
+        self._durability = durability
+        self._begin = begin
+        self._last_commit = 0.0
+
+    def run_started(self, run: RunInfo) -> None:
+        assert callable(self._begin)
+        self._begin()
+        # Committed with the first event, so a logged run always knows how it started.
+        self._last_commit = -BATCH_SECONDS
+
+    def event_emitted(self, emitted: EmittedEvent) -> None:
+        call = emitted.call
+        self._store.append_event(self.run_id, emitted, None if call is None else call.position)
+        self._maybe_commit()
+
+    def handler_started(self, call: HandlerCall) -> None:
+        self._store.start_call(self.run_id, call)
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        self._store.end_call(self.run_id, call)
+
+    def run_finished(self, run: RunInfo) -> None:
+        self._store.end_run(self.run_id, store_status(run.status))
+        self._store.commit()
+
+    def _maybe_commit(self) -> None:
+        if self._durability == "exit":
+            return
+        now = time.monotonic()
+        if self._durability == "sync" or now - self._last_commit >= BATCH_SECONDS:
+            self._store.commit(renew=self.run_id)
+            self._last_commit = now

@@ -1,0 +1,281 @@
+"""Durable runs in SQLite: the log, resume after a stop or a crash (SIGKILL), replay and fork."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow.exceptions import StoreError
+from baxiflow.store import SQLiteStore
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def load_chain() -> Any:
+    spec = importlib.util.spec_from_file_location("durable_chain", EXAMPLES / "durable_chain.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+chain = load_chain()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    opened = SQLiteStore(tmp_path / "runs.db")
+    yield opened
+    opened.close()
+
+
+def shape(events: list[WorkflowEvent]) -> list[tuple[str, Any]]:
+    return [(e.name, e.data) for e in events]
+
+
+async def collect(stream: AsyncIterator[WorkflowEvent]) -> list[WorkflowEvent]:
+    return [event async for event in stream]
+
+
+def counting_workflow(calls: list[str]) -> WorkflowManager:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def plan(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        calls.append("plan")
+        for i in range(3):
+            yield WorkflowEvent("task", {"i": i})
+
+    @workflow.on("task")
+    async def work(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        calls.append(f"work {event.data['i']}")
+        yield WorkflowEvent.progress("work", "doing", current=event.data["i"], total=3)
+        yield WorkflowEvent("done", {"i": event.data["i"], "pair": (1, 2)})
+
+    return workflow
+
+
+async def test_a_logged_run_holds_every_event_it_yielded_with_its_data(store: Any) -> None:
+    events = await collect(
+        counting_workflow([]).process(WorkflowEvent("start"), store=store, run_id="r1")
+    )
+
+    logged = store.logged("r1")
+    assert [(e.seq, e.event.name, e.event.data) for e in logged] == [
+        (i, e.name, e.data) for i, e in enumerate(events)
+    ]
+    assert logged[-1].event.data == {"i": 2, "pair": (1, 2)}  # a tuple comes back a tuple
+    assert [(row["run_id"], row["status"]) for row in store.runs()] == [("r1", "finished")]
+    trace = store.trace("r1")
+    assert len(trace.records) == len(events) and len(trace.spans) == 4
+
+
+async def test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything(
+    store: Any,
+) -> None:
+    calls: list[str] = []
+    workflow = counting_workflow(calls)
+    whole = await collect(counting_workflow([]).process(WorkflowEvent("start")))
+
+    first: list[WorkflowEvent] = []
+    stream = workflow.process(WorkflowEvent("start"), store=store, run_id="cut")
+    async for event in stream:
+        first.append(event)
+        if event.name == "progress":
+            break
+    await stream.aclose()
+    assert store.runs()[0]["status"] == "interrupted"
+
+    rest = await collect(workflow.resume("cut", store))
+
+    assert shape(first + rest) == shape(whole)
+    assert shape([e.event for e in store.logged("cut")]) == shape(whole)
+    # The call stopped at its progress event ran again; no other ran twice.
+    assert calls == ["plan", "work 0", "work 0", "work 1", "work 2"]
+    assert store.runs()[0]["status"] == "finished"
+
+
+async def test_resuming_is_refused_for_finished_unknown_and_changed_runs(store: Any) -> None:
+    workflow = counting_workflow([])
+    await collect(workflow.process(WorkflowEvent("start"), store=store, run_id="done"))
+    with pytest.raises(ValueError, match="'done' is finished"):
+        workflow.resume("done", store)
+    with pytest.raises(LookupError, match="no run 'missing'"):
+        workflow.resume("missing", store)
+
+    stream = workflow.process(WorkflowEvent("start"), store=store, run_id="open")
+    await anext(stream)
+    await stream.aclose()
+    changed = counting_workflow([])
+
+    @changed.on("done")
+    async def extra(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("extra")
+
+    with pytest.raises(ValueError, match="handlers changed since run 'open' was logged"):
+        changed.resume("open", store)
+    resumed = await collect(changed.resume("open", store, allow_changed=True))
+    assert [e.name for e in resumed].count("extra") == 3
+
+
+async def test_a_second_process_cannot_resume_a_run_that_is_being_run(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    workflow = counting_workflow([])
+    stream = workflow.process(WorkflowEvent("start"), store=first, run_id="busy")
+    await anext(stream)  # running, holding its lease
+    with pytest.raises(ValueError, match="being run by another process"):
+        workflow.resume("busy", second)
+    await stream.aclose()
+    first.close()
+    second.close()
+
+
+@pytest.mark.parametrize("durability", ["sync", "batched", "exit"])
+async def test_durability_decides_what_another_reader_sees_during_the_run(
+    tmp_path: Path, durability: Any
+) -> None:
+    path = tmp_path / "runs.db"
+    store = SQLiteStore(path)
+    seen: list[int] = []
+
+    def committed() -> int:
+        with sqlite3.connect(path) as reader:
+            return int(reader.execute("SELECT count(*) FROM baxiflow_events").fetchone()[0])
+
+    stream = counting_workflow([]).process(
+        WorkflowEvent("start"), store=store, run_id="d", durability=durability
+    )
+    async for event in stream:
+        seen.append(committed())
+        if event.name == "task":
+            await asyncio.sleep(0.12)  # past the batch interval
+    assert committed() == len(seen)
+    if durability == "sync":
+        assert seen == list(range(1, len(seen) + 1))  # committed before the caller gets it
+    elif durability == "exit":
+        assert set(seen) == {0}
+    else:
+        assert 0 < max(seen) < len(seen)
+    store.close()
+
+
+def test_a_file_that_is_not_a_baxiflow_store_is_refused_and_left_untouched(
+    tmp_path: Path,
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"\xff\xfenot a database")
+    with pytest.raises(StoreError, match="not a baxiflow store"):
+        SQLiteStore(text)
+    assert text.read_bytes() == b"\xff\xfenot a database"
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER)")
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match="holds other tables"):
+        SQLiteStore(other)
+    assert other.read_bytes() == before
+
+
+def test_a_store_from_a_newer_baxiflow_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE baxiflow_meta SET value = '99' WHERE key = 'version'")
+    with pytest.raises(StoreError, match="schema version 99, newer"):
+        SQLiteStore(path)
+
+
+async def test_replay_forks_a_run_from_an_event_with_a_changed_handler(store: Any) -> None:
+    calls: list[str] = []
+    source = counting_workflow(calls)
+    await collect(source.process(WorkflowEvent("start"), store=store, run_id="src"))
+    calls.clear()
+
+    fixed = WorkflowManager()
+    fixed.register("start", source.handlers_for("start")[0])
+
+    @fixed.on("task")
+    async def better(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        yield WorkflowEvent("done", {"i": event.data["i"], "better": True})
+
+    fork = await collect(fixed.replay((store, "src"), from_seq=2, store=store, run_id="fork"))
+
+    # Events 0..3 (start and the three tasks) are reused; task 0 (seq 1) was already handled.
+    assert shape(fork) == [("done", {"i": 1, "better": True}), ("done", {"i": 2, "better": True})]
+    assert calls == []  # the planning handler did not run again
+    rows = store.events("fork")
+    assert [(r["name"], r["reused"]) for r in rows][:6] == [
+        ("start", True), ("task", True), ("task", True), ("task", True),
+        ("progress", True), ("done", True),
+    ]  # fmt: skip
+    fork_row = next(row for row in store.runs() if row["run_id"] == "fork")
+    assert (fork_row["parent_run_id"], fork_row["fork_seq"]) == ("src", 2)
+
+
+async def test_replay_from_a_trace_file(tmp_path: Path) -> None:
+    from baxiflow.trace import Trace, record
+
+    trace = await record(counting_workflow([]), WorkflowEvent("start"))
+    trace.to_jsonl(tmp_path / "run.jsonl")
+    fork = await collect(
+        counting_workflow([]).replay(Trace.from_jsonl(tmp_path / "run.jsonl"), from_seq=3)
+    )
+    assert [e.name for e in fork] == ["progress", "done"]
+    with pytest.raises(ValueError, match="never dispatched"):
+        counting_workflow([]).replay(trace, from_seq=4)  # a progress event
+    with pytest.raises(LookupError, match="no event 99"):
+        counting_workflow([]).replay(trace, from_seq=99)
+
+
+def _kill_and_resume(path: Path, run_id: str, after: float) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "durable_chain.py"), str(path), run_id],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(after)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+
+async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_log(
+    tmp_path: Path,
+) -> None:
+    reference = shape(await collect(chain.build().process(WorkflowEvent("start"))))
+    path = tmp_path / "runs.db"
+    generator = random.Random(20261202)
+    kills = 50
+    for attempt in range(kills):
+        run_id = f"run-{attempt}"
+        _kill_and_resume(path, run_id, generator.uniform(0.0, 0.9))
+        store = SQLiteStore(path)
+        try:
+            if any(row["run_id"] == run_id for row in store.runs()):
+                status = next(r["status"] for r in store.runs() if r["run_id"] == run_id)
+                if status != "finished":
+                    await collect(chain.build().resume(run_id, store))
+            else:  # killed before its first commit: nothing of it was kept
+                await collect(chain.build().process(WorkflowEvent("start"), store=store, run_id=run_id))  # fmt: skip
+            logged = store.logged(run_id)
+            assert [e.seq for e in logged] == list(range(len(logged))), run_id  # no gap, no dup
+            assert shape([e.event for e in logged]) == reference, run_id
+        finally:
+            store.close()
+    os.remove(path)
