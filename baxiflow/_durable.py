@@ -149,6 +149,10 @@ class RunStore(Protocol):
         """The events of a run's log, in order."""
         ...
 
+    def check_event(self, event: WorkflowEvent) -> str | None:
+        """What in ``event`` the store could not give back exactly; ``None`` if all of it."""
+        ...
+
 
 def fingerprint(registrations: Iterable[HandlerRegistration]) -> str:
     """A short digest of a registry: event names, handler order and qualified names.

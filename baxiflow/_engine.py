@@ -98,6 +98,14 @@ class NotAnEvent(Exception):
         self.value = value
 
 
+class RefusedEvent(NotAnEvent):
+    """A handler yielded an event the run cannot take (``problem`` says why)."""
+
+    def __init__(self, value: object, problem: str) -> None:
+        super().__init__(value)
+        self.problem = problem
+
+
 class RunState:
     """Where a run stands: the events still to dispatch, in order, and its counters.
 
@@ -169,6 +177,9 @@ class Engine:
         reruns: Calls of a resumed run that started and never ended, ``(trigger_seq,
             position)``, with how many of their events the run already emitted: they run
             again, and those first events are matched, not emitted a second time.
+        check: Says what is wrong with an event a handler yields, or ``None``; an event it
+            finds fault with is the handler's failure (a durable run's log checks that its
+            data would come back exactly).
 
     Observers and guards are *hooks*: a run with neither calls none of the methods below
     :meth:`stream`, except on a failure or a stop.
@@ -186,6 +197,7 @@ class Engine:
     _guard: Watchdog | None = None  # the watchdog while a handler step runs
     _call: HandlerCall | None = None  # the handler call running, when tracked
     _clock_start = 0.0
+    _check: Callable[[WorkflowEvent], str | None] | None = None
     _reruns: dict[tuple[int, int], int] = {}  # noqa: RUF012 - never changed in place
     _run_timeout: float | None = None
     _call_timeout: float | None = None
@@ -204,6 +216,7 @@ class Engine:
         run_id: str | None = None,
         workflow_name: str | None = None,
         reruns: dict[tuple[int, int], int] | None = None,
+        check: Callable[[WorkflowEvent], str | None] | None = None,
     ) -> None:
         self._route = route
         self._limit = sys.maxsize if max_events is None else max_events
@@ -232,6 +245,8 @@ class Engine:
             self._tracking = group.tracks_calls
         if reruns:
             self._reruns = dict(reruns)
+        if check is not None:
+            self._check = check
 
     @property
     def run_id(self) -> str:
@@ -290,12 +305,13 @@ class Engine:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, seq, count = self._route, self._queue, self._limit, self._seq, self._count  # fmt: skip
         kind = WorkflowEvent
-        on_event, guarded, stepping = self._open()
+        on_event, guarded, stepping = self._hooks()
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         yielded = False  # True while the caller holds an event (back to False before a step ends)
         try:
+            self._open()
             while True:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
@@ -384,31 +400,32 @@ class Engine:
             return None
         return (pending.event, route, lineage_of(pending.ancestry), pending.seq, pending.depth)
 
-    def _open(self) -> tuple[EventHook | None, bool, bool]:
-        """Start the guards and tell the observers.
-
-        Returns what the loop calls for each event (``None`` when nothing watches the run),
-        whether a guard needs to hear when the caller hands control back, and whether
-        handler steps need to be started and ended (tracked calls or a guard).
-        """
+    def _hooks(self) -> tuple[EventHook | None, bool, bool]:
+        """What the loop calls for each event (``None`` when nothing watches the run), whether
+        a guard needs to hear when the caller hands control back, and whether handler steps
+        need to be started and ended (tracked calls, guards, calls to run again)."""
         guarded = self._run_timeout is not None or self._call_timeout is not None
-        if guarded:
-            loop = asyncio.get_running_loop()
-            deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
-            self._watchdog = Watchdog(loop, deadline, self._call_timeout)
-        elif self._group is None:
+        if not guarded and self._group is None and self._check is None:
             return None, False, False
-        self._clock_start = time.perf_counter()
-        group = self._group
-        if group is not None:
-            self._info = RunInfo(self.run_id, self._first, time.time(), self._workflow_name)
-            self._info.events, self._info.errors = self._seq + 1, self._errors
-            group.notify("run_started", self._info)
-        if guarded or self._tracking or (group is not None and group.hears_events):
+        if guarded or self._tracking or self._check or (self._group and self._group.hears_events):
             on_event: EventHook = self._emitting
         else:
             on_event = self._counting
         return on_event, guarded, guarded or self._tracking or bool(self._reruns)
+
+    def _open(self) -> None:
+        """Start the guards and tell the observers that the run starts."""
+        if self._run_timeout is not None or self._call_timeout is not None:
+            loop = asyncio.get_running_loop()
+            deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
+            self._watchdog = Watchdog(loop, deadline, self._call_timeout)
+        elif self._group is None:
+            return
+        self._clock_start = time.perf_counter()
+        if self._group is not None:
+            self._info = RunInfo(self.run_id, self._first, time.time(), self._workflow_name)
+            self._info.events, self._info.errors = self._seq + 1, self._errors
+            self._group.notify("run_started", self._info)
 
     def _step_started(
         self, registration: HandlerRegistration, trigger: WorkflowEvent, trigger_seq: int | None
@@ -449,6 +466,8 @@ class Engine:
         """``event`` is about to be yielded: stop the handler's clock, tell the observers."""
         if self._guard is not None and (expired := self._guard.pause()):
             raise self._timeout_stop(expired, handler_name, trigger)
+        if self._check is not None and handler_name is not None and (found := self._check(event)):
+            raise RefusedEvent(event, f"handler {handler_name!r} yielded {event.name!r}: {found}")
         info = self._info
         if info is None:
             return
@@ -549,6 +568,8 @@ class Engine:
             if guard is not None and guard.expired is not None:
                 # Its cleanup ran out of time.
                 raise self._timeout_stop(guard.expired, name, trigger) from None
+            if isinstance(exc, RefusedEvent):
+                return handler_error(ValueError(exc.problem), "refused_event", name, trigger)
             return invalid_event_error(exc.value, name, trigger)
         timed_out = guard is not None and guard.expired is not None
         await close(source, guard)
@@ -609,8 +630,8 @@ _new_emitted = tuple.__new__
 ``__new__`` of a named tuple; ``tests/test_engine.py`` checks that every field is set."""
 
 _NOT_THE_HANDLERS = (Stop, ObserverWarning)
-"""Exceptions out of a step that are no fault of the handler: a guard's stop, and an
-observer's warning turned into an error by the warnings filter."""
+"""Exceptions out of a step that are no fault of the handler: a guard's stop (or a failed
+log's), and an observer's warning turned into an error by the warnings filter."""
 
 
 async def _matching(

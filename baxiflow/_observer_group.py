@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
 from baxiflow._recording import Recorder
-from baxiflow.exceptions import ObserverWarning, warn_from_caller
+from baxiflow._routing import Stop, log_error
+from baxiflow.exceptions import ObserverWarning, StoreError, warn_from_caller
 from baxiflow.observe import WorkflowObserver, _CallableObserver
 
 __all__ = ["ObserverGroup"]
@@ -121,7 +122,13 @@ class ObserverGroup:
                 self.report(observer, hook, exc)
 
     def report(self, observer: WorkflowObserver, method: str, exc: Exception) -> None:
-        """Warn, once per observer and run, that ``observer`` raised ``exc`` in ``method``."""
+        """Warn, once per observer and run, that ``observer`` raised ``exc`` in ``method``.
+
+        A durable log that fails (:class:`~baxiflow.exceptions.StoreError`) is not warned
+        about: it stops the run, with a final error event, as a guard does.
+        """
+        if isinstance(exc, StoreError):
+            raise Stop(log_error(exc), "log_failed") from exc
         if id(observer) in self._warned:
             return
         self._warned.add(id(observer))

@@ -41,6 +41,7 @@ __all__ = [
     "handler_error",
     "invalid_event_error",
     "lineage_of",
+    "log_error",
     "max_events_error",
     "name_cycle",
     "names_of",
@@ -119,9 +120,11 @@ def name_cycle(names: tuple[str, ...]) -> list[str]:
 
 
 class Stop(Exception):
-    """A guard ended the run; carries the final error event."""
+    """A guard ended the run, or its durable log failed; carries the final error event."""
 
-    def __init__(self, event: WorkflowEvent, status: Literal["max_events", "timeout"]) -> None:
+    def __init__(
+        self, event: WorkflowEvent, status: Literal["max_events", "timeout", "log_failed"]
+    ) -> None:
         super().__init__(event.error)
         self.event = event
         self.status = status
@@ -181,6 +184,13 @@ def max_events_error(
     }
     message = f"max_events ({limit}) exceeded; {chain}"
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
+
+
+def log_error(problem: Exception) -> WorkflowEvent:
+    """The final error event of a durable run whose log could not be written."""
+    message = f"the run's log could not be written, so the run stopped: {problem}"
+    data = {"reason": "log_failed", "type": type(problem).__name__}
+    return WorkflowEvent(ERROR, data, None, message)
 
 
 def timeout_error(

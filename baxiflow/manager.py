@@ -249,11 +249,15 @@ class WorkflowManager:
             # Positional: this runs once per run, and keyword arguments cost more to pass.
             engine = Engine(self._registry.route, initial_event, *guards, everyone, None, self.name)
             return engine.stream()
+        if problem := run_store.check_event(initial_event):
+            raise ValueError(f"the initial event cannot be logged: {problem}")
         run_id = new_run_id() if run_id is None else run_id
         log = run_store.open_run(run_id, self.fingerprint(), durability, workflow_name=self.name)
         everyone = [log, *self._observers, *extra]
-        engine = Engine(self._registry.route, initial_event, *guards, everyone, run_id, self.name)
-        return engine.stream()
+        return Engine(
+            self._registry.route, initial_event, *guards, everyone, run_id, self.name,
+            check=run_store.check_event,
+        ).stream()  # fmt: skip
 
     def resume(
         self,
@@ -290,8 +294,9 @@ class WorkflowManager:
         guards = self._guards(max_events, timeout, handler_timeout)
         everyone = [saved.log, *self._observers, *map(as_observer, observers)]
         return Engine(
-            self._registry.route, saved.state, *guards, everyone, run_id, self.name, saved.reruns
-        ).stream()
+            self._registry.route, saved.state, *guards, everyone, run_id, self.name, saved.reruns,
+            check=store.check_event,
+        ).stream()  # fmt: skip
 
     def replay(
         self,
@@ -330,7 +335,10 @@ class WorkflowManager:
             )
             everyone.insert(0, log)
         guards = self._guards(_UNSET, _UNSET, _UNSET)
-        return Engine(self._registry.route, state, *guards, everyone, fork_id, self.name).stream()
+        check = None if store is None else store.check_event
+        return Engine(
+            self._registry.route, state, *guards, everyone, fork_id, self.name, check=check
+        ).stream()
 
     def fingerprint(self) -> str:
         """A digest of the registry (event names, handler order and names), as logs keep it."""

@@ -38,12 +38,13 @@ __all__ = [
 ]
 
 RunStatus: TypeAlias = Literal[
-    "running", "ok", "error", "max_events", "timeout", "stopped", "cancelled"
+    "running", "ok", "error", "max_events", "timeout", "log_failed", "stopped", "cancelled"
 ]
 """How a run ended.
 
 ``ok``: no error event; ``error``: it ended on its own with error events along the way;
 ``max_events`` / ``timeout``: a guard ended it (its final event says why);
+``log_failed``: its durable log could not be written (see :mod:`baxiflow.store`);
 ``stopped``: the caller stopped iterating early; ``cancelled``: the task was cancelled
 or interrupted.
 """

@@ -279,3 +279,48 @@ async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_
         finally:
             store.close()
     os.remove(path)
+
+
+async def test_data_the_log_cannot_give_back_fails_at_emit_time_naming_handler_and_key(
+    store: Any,
+) -> None:
+    workflow = WorkflowManager()
+    closed: list[bool] = []
+
+    @workflow.on("start")
+    async def remember(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        try:
+            yield WorkflowEvent("fine", {"pair": (1, 2), 3: "non-string keys come back too"})
+            yield WorkflowEvent("kept", {"seen": {"a", "b"}})
+        finally:
+            closed.append(True)
+
+    events = await collect(workflow.process(WorkflowEvent("start"), store=store, run_id="r"))
+
+    assert [e.name for e in events] == ["start", "fine", "error"]
+    assert events[-1].data is not None and events[-1].data["handler"] == remember.__qualname__
+    assert "data['seen'] is a set" in str(events[-1].error)
+    assert closed == [True]
+    assert [e.event.name for e in store.logged("r")] == ["start", "fine", "error"]
+    with pytest.raises(ValueError, match=r"initial event cannot be logged: metadata\['at'\]"):
+        workflow.process(WorkflowEvent("start", metadata={"at": object()}), store=store)
+
+
+async def test_a_log_that_fails_mid_run_ends_the_run_with_an_error_and_never_marks_it_finished(
+    store: Any,
+) -> None:
+    workflow = counting_workflow([])
+    events: list[WorkflowEvent] = []
+    stream = workflow.process(WorkflowEvent("start"), store=store, run_id="broken")
+    async for event in stream:
+        events.append(event)
+        if event.name == "task":
+            store._connection.close()  # the database goes away
+
+    assert events[-1].name == "error"
+    assert events[-1].data is not None and events[-1].data["reason"] == "log_failed"
+    assert "could not be written" in str(events[-1].error)
+    reopened = SQLiteStore(store.path)
+    assert [row["status"] for row in reopened.runs()] == ["running"]
+    reopened.close()
+    store._connection = sqlite3.connect(store.path)  # for the fixture's close

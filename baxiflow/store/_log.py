@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from baxiflow._durable import Durability
+from baxiflow.exceptions import StoreError
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
 
 if TYPE_CHECKING:
@@ -33,6 +35,10 @@ def store_status(status: RunStatus) -> str:
 class RunLog(WorkflowObserver):
     """Appends one run's events and handler calls to ``store``, in order.
 
+    The first write that fails raises :class:`~baxiflow.exceptions.StoreError`, which
+    stops the run with a final error event; the log writes nothing after that, so the run
+    is never marked finished with events missing.
+
     Args:
         store: Where the log goes.
         run_id: The run's id (the engine runs under the same id).
@@ -53,27 +59,43 @@ class RunLog(WorkflowObserver):
         self._durability = durability
         self._begin = begin
         self._last_commit = 0.0
+        self.failed = False
+        """True once a write failed: nothing more is written."""
 
     def run_started(self, run: RunInfo) -> None:
         assert callable(self._begin)
-        self._begin()
-        # Committed with the first event, so a logged run always knows how it started.
-        self._last_commit = -BATCH_SECONDS
+        self._write(self._begin)
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
-        call = emitted.call
-        self._store.append_event(self.run_id, emitted, None if call is None else call.position)
-        self._maybe_commit()
+        self._write(self._store.append_event, self.run_id, emitted, emitted.call)
+        if not self.failed:
+            self._write(self._maybe_commit)
 
     def handler_started(self, call: HandlerCall) -> None:
-        self._store.start_call(self.run_id, call)
+        self._write(self._store.start_call, self.run_id, call)
 
     def handler_finished(self, call: HandlerCall) -> None:
-        self._store.end_call(self.run_id, call)
+        self._write(self._store.end_call, self.run_id, call)
 
     def run_finished(self, run: RunInfo) -> None:
-        self._store.end_run(self.run_id, store_status(run.status))
-        self._store.commit()
+        if self.failed:
+            return
+        try:
+            self._store.end_run(self.run_id, store_status(run.status))
+            self._store.commit()
+        except StoreError as exc:
+            # The run has ended: its last commit failing can only be reported.
+            raise RuntimeError(f"the run's end was not logged: {exc}") from exc
+
+    def _write(self, write: Callable[..., object], *arguments: object) -> None:
+        """Write unless a write failed before; mark the log failed when this one does."""
+        if self.failed:
+            return
+        try:
+            write(*arguments)
+        except StoreError:
+            self.failed = True
+            raise
 
     def _maybe_commit(self) -> None:
         if self._durability == "exit":

@@ -81,6 +81,45 @@ def _decode(text: str | None) -> Any:
     return None if text is None else from_jsonable(json.loads(text))
 
 
+def unloggable(event: WorkflowEvent) -> str | None:
+    """What in ``event`` the log could not give back exactly, or ``None``.
+
+    The trace's codec decides: what it keeps only as a ``repr`` cannot come back.
+
+    >>> unloggable(WorkflowEvent("ok", {"when": (2026, 12), 3: float("nan")}))
+    >>> unloggable(WorkflowEvent("bad", {"when": {1, 2}}))
+    "data['when'] is a set, which the log could keep only as its repr"
+    """
+    for part in ("data", "metadata"):
+        found = _first_unloggable(getattr(event, part), part)
+        if found is not None:
+            return found
+    return None
+
+
+def _first_unloggable(value: object, path: str) -> str | None:
+    if isinstance(value, list | tuple):
+        pairs: Any = enumerate(value)
+    elif isinstance(value, dict):
+        for key in value:
+            if _kept_as_repr(key):
+                return f"a key of {path} is a {type(key).__name__}, which the log could keep only as its repr"
+        pairs = value.items()
+    elif _kept_as_repr(value):
+        return f"{path} is a {type(value).__name__}, which the log could keep only as its repr"
+    else:
+        return None
+    for key, item in pairs:
+        if (found := _first_unloggable(item, f"{path}[{key!r}]")) is not None:
+            return found
+    return None
+
+
+def _kept_as_repr(value: object) -> bool:
+    encoded = to_jsonable(value)
+    return isinstance(encoded, dict) and len(encoded) == 1 and "__repr__" in encoded
+
+
 def _process_alive(owner: str) -> bool:
     """Whether the process named in a lease still runs (only knowable on this host)."""
     host, _, rest = owner.partition(":")
@@ -184,6 +223,10 @@ class SQLStore:
 
     # Writing a run ---------------------------------------------------------------------
 
+    def check_event(self, event: WorkflowEvent) -> str | None:
+        """What in ``event`` this store could not give back exactly; ``None`` if all of it."""
+        return unloggable(event)
+
     def open_run(
         self,
         run_id: str,
@@ -278,8 +321,9 @@ class SQLStore:
             (self.owner, time.time() + LEASE_SECONDS, run_id),
         )
 
-    def append_event(self, run_id: str, emitted: EmittedEvent, position: int | None) -> None:
+    def append_event(self, run_id: str, emitted: EmittedEvent, call: HandlerCall | None) -> None:
         event = emitted.event
+        position = None if call is None else call.position
         self._execute(
             "INSERT INTO baxiflow_events (run_id, seq, parent_seq, depth, name, handler, position,"
             " error, elapsed, data, metadata, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
