@@ -205,20 +205,24 @@ def state_from_log(
 ) -> tuple[RunState, dict[tuple[int, int], int]]:
     """Where a logged run stands: the events whose dispatch has not finished, in order.
 
-    An event's dispatch has finished when each of its handlers' calls has ended. A call that
-    started and never ended runs again; the second value says, for each, how many of its
-    events the log already holds (they are matched, not emitted twice).
+    An event's dispatch has finished when each of its handlers' calls has ended (the log
+    holds a call's row once it ended ``ok`` or ``error``). A call that did not end runs
+    again; the second value says, for each that had emitted events, how many the log
+    already holds (they are matched, not emitted twice).
     """
     by_seq = {e.seq: e for e in events}
     ended: dict[int, set[int]] = {}
-    running: set[tuple[int, int]] = set()
     for call in calls:
         # A call cut short (the run was stopped or died) has not done its work: it runs again.
         if call.status in ("ok", "error"):
             ended.setdefault(call.trigger_seq, set()).add(call.position)
-        else:
-            running.add((call.trigger_seq, call.position))
+    emitted_by: dict[tuple[int, int], int] = {}
+    for e in events:
+        if e.parent_seq is not None and e.position is not None:
+            key = (e.parent_seq, e.position)
+            emitted_by[key] = emitted_by.get(key, 0) + 1
     pending: list[Pending] = []
+    reruns: dict[tuple[int, int], int] = {}
     for logged in sorted(events, key=lambda e: e.seq):
         found = route(logged.event.name)
         if found is None or not _dispatched(logged, by_seq):
@@ -231,13 +235,9 @@ def state_from_log(
         if left:
             ancestry = _ancestry(logged, by_seq)
             pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, left))
-    reruns: dict[tuple[int, int], int] = {}
-    for trigger_seq, position in running:
-        reruns[(trigger_seq, position)] = sum(
-            1
-            for e in events
-            if e.parent_seq == trigger_seq and e.position == position and e.handler is not None
-        )
+            for position in left:
+                if emitted := emitted_by.get((logged.seq, position), 0):
+                    reruns[(logged.seq, position)] = emitted
     first = min(events, key=lambda e: e.seq).event if events else None
     return RunState(pending, (), **_counters(events), initial_event=first), reruns
 

@@ -137,7 +137,9 @@ async def test_a_second_process_cannot_resume_a_run_that_is_being_run(tmp_path: 
     first, second = SQLiteStore(path), SQLiteStore(path)
     workflow = counting_workflow([])
     stream = workflow.process(WorkflowEvent("start"), store=first, run_id="busy")
-    await anext(stream)  # running, holding its lease
+    await anext(stream)
+    await asyncio.sleep(0.15)
+    await anext(stream)  # committed (past the batch interval): running, holding its lease
     with pytest.raises(ValueError, match="being run by another process"):
         workflow.resume("busy", second)
     await stream.aclose()
@@ -311,7 +313,11 @@ async def test_a_log_that_fails_mid_run_ends_the_run_with_an_error_and_never_mar
 ) -> None:
     workflow = counting_workflow([])
     events: list[WorkflowEvent] = []
-    stream = workflow.process(WorkflowEvent("start"), store=store, run_id="broken")
+    # In "sync" durability the very next commit finds the failure (in "batched", the next
+    # one, at most 100 ms later, or at the end, where it can only be warned about).
+    stream = workflow.process(
+        WorkflowEvent("start"), store=store, run_id="broken", durability="sync"
+    )
     async for event in stream:
         events.append(event)
         if event.name == "task":

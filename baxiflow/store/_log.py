@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from baxiflow._durable import Durability
 from baxiflow.exceptions import StoreError
@@ -59,33 +59,45 @@ class RunLog(WorkflowObserver):
         self._durability = durability
         self._begin = begin
         self._last_commit = 0.0
+        self._events: list[tuple[Any, ...]] = []
+        self._calls: list[tuple[Any, ...]] = []
         self.failed = False
         """True once a write failed: nothing more is written."""
 
     def run_started(self, run: RunInfo) -> None:
         assert callable(self._begin)
         self._write(self._begin)
+        # Committed with the first events ("sync": the first one), so a logged run always
+        # holds the event it started from; a crash before that loses the run as a whole.
+        self._last_commit = time.monotonic()
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
-        self._write(self._store.append_event, self.run_id, emitted, emitted.call)
-        if not self.failed:
-            self._write(self._maybe_commit)
-
-    def handler_started(self, call: HandlerCall) -> None:
-        self._write(self._store.start_call, self.run_id, call)
+        self._events.append(self._store.event_row(self.run_id, emitted))
+        if self._durability == "exit":
+            return
+        now = time.monotonic()
+        if self._durability == "sync" or now - self._last_commit >= BATCH_SECONDS:
+            self._last_commit = now
+            self._flush()
 
     def handler_finished(self, call: HandlerCall) -> None:
-        self._write(self._store.end_call, self.run_id, call)
+        self._calls.append(self._store.call_row(self.run_id, call))
 
     def run_finished(self, run: RunInfo) -> None:
         if self.failed:
             return
         try:
             self._store.end_run(self.run_id, store_status(run.status))
-            self._store.commit()
+            self._flush()
         except StoreError as exc:
             # The run has ended: its last commit failing can only be reported.
             raise RuntimeError(f"the run's end was not logged: {exc}") from exc
+
+    def _flush(self) -> None:
+        """Write and commit what the run appended since the last commit."""
+        events, calls = self._events, self._calls
+        self._events, self._calls = [], []
+        self._write(lambda: self._store.write(events, calls, renew=self.run_id))
 
     def _write(self, write: Callable[..., object], *arguments: object) -> None:
         """Write unless a write failed before; mark the log failed when this one does."""
@@ -96,11 +108,3 @@ class RunLog(WorkflowObserver):
         except StoreError:
             self.failed = True
             raise
-
-    def _maybe_commit(self) -> None:
-        if self._durability == "exit":
-            return
-        now = time.monotonic()
-        if self._durability == "sync" or now - self._last_commit >= BATCH_SECONDS:
-            self._store.commit(renew=self.run_id)
-            self._last_commit = now

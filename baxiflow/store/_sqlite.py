@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -34,7 +35,7 @@ from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.registry import Route
 from baxiflow.store._log import RunLog
 from baxiflow.trace import Trace
-from baxiflow.trace._jsonable import from_jsonable, to_jsonable
+from baxiflow.trace._jsonable import MARKERS, from_jsonable, to_jsonable
 
 __all__ = ["LEASE_SECONDS", "SCHEMA_VERSION", "SQLStore", "SQLiteStore"]
 
@@ -73,8 +74,49 @@ _TABLES = (
 )
 
 
+_REPR_MARKER = '"__repr__"'
+"""In encoded data, the mark of a value the codec could keep only as its repr."""
+
+
+_INSERT_EVENT = (
+    "INSERT INTO baxiflow_events (run_id, seq, parent_seq, depth, name, handler, position,"
+    " error, elapsed, data, metadata, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+_UPSERT_CALL = (
+    "INSERT INTO baxiflow_calls (run_id, trigger_seq, position, handler, started, finished,"
+    " status, error, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (run_id, trigger_seq, position) DO UPDATE SET handler = excluded.handler,"
+    " started = excluded.started, finished = excluded.finished, status = excluded.status,"
+    " error = excluded.error, emitted = excluded.emitted"
+)
+"""A call run again on resume takes the place of the one cut short."""
+
+
 def _encode(value: object) -> str | None:
-    return None if value is None else json.dumps(to_jsonable(value))
+    if value is None:
+        return None
+    if value.__class__ is dict and _plain(value):
+        return json.dumps(value)  # the common case, which the codec would give back unchanged
+    return json.dumps(to_jsonable(value))
+
+
+def _plain(mapping: dict[Any, Any]) -> bool:
+    """Whether JSON holds ``mapping`` exactly as it is: string keys (none a codec marker),
+    and values that are strings, booleans, ``None``, small integers or finite floats."""
+    if len(mapping) == 1 and next(iter(mapping)) in MARKERS:
+        return False
+    for key, item in mapping.items():
+        if key.__class__ is not str:
+            return False
+        kind = item.__class__
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if item.bit_length() > 64:
+                return False
+        elif kind is not float or not math.isfinite(item):
+            return False
+    return True
 
 
 def _decode(text: str | None) -> Any:
@@ -147,6 +189,7 @@ class SQLStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._encoded: tuple[WorkflowEvent | None, str | None, str | None] = (None, None, None)
         self._connection = self._connect()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
@@ -224,8 +267,17 @@ class SQLStore:
     # Writing a run ---------------------------------------------------------------------
 
     def check_event(self, event: WorkflowEvent) -> str | None:
-        """What in ``event`` this store could not give back exactly; ``None`` if all of it."""
-        return unloggable(event)
+        """What in ``event`` this store could not give back exactly; ``None`` if all of it.
+
+        The encoded data is kept for :meth:`event_row`, which logs the same event next.
+        """
+        data, metadata = _encode(event.data), _encode(event.metadata)
+        if _REPR_MARKER in (data or "") or _REPR_MARKER in (metadata or ""):
+            problem = unloggable(event)
+            if problem is not None:
+                return problem
+        self._encoded = (event, data, metadata)
+        return None
 
     def open_run(
         self,
@@ -321,16 +373,40 @@ class SQLStore:
             (self.owner, time.time() + LEASE_SECONDS, run_id),
         )
 
-    def append_event(self, run_id: str, emitted: EmittedEvent, call: HandlerCall | None) -> None:
-        event = emitted.event
-        position = None if call is None else call.position
-        self._execute(
-            "INSERT INTO baxiflow_events (run_id, seq, parent_seq, depth, name, handler, position,"
-            " error, elapsed, data, metadata, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            (run_id, emitted.seq, emitted.parent_seq, emitted.depth, event.name,
-             emitted.handler_name, position, event.error, emitted.elapsed,
-             _encode(event.data), _encode(event.metadata)),
-        )  # fmt: skip
+    def event_row(self, run_id: str, emitted: EmittedEvent) -> tuple[Any, ...]:
+        """The log's row for ``emitted`` (its data encoded once, by :meth:`check_event`)."""
+        event, call = emitted.event, emitted.call
+        checked, data, metadata = self._encoded
+        if checked is not event:
+            data, metadata = _encode(event.data), _encode(event.metadata)
+        return (run_id, emitted.seq, emitted.parent_seq, emitted.depth, event.name,
+                emitted.handler_name, None if call is None else call.position, event.error,
+                emitted.elapsed, data, metadata)  # fmt: skip
+
+    @staticmethod
+    def call_row(run_id: str, call: HandlerCall) -> tuple[Any, ...]:
+        """The log's row for the ended ``call``."""
+        return (run_id, call.trigger_seq, call.position, call.handler_name, call.started,
+                call.finished, call.status, call.error, call.emitted)  # fmt: skip
+
+    def write(
+        self,
+        events: list[tuple[Any, ...]],
+        calls: list[tuple[Any, ...]],
+        *,
+        renew: str | None = None,
+    ) -> None:
+        """Append ``events`` and ``calls`` rows and commit them, renewing the lease on ``renew``."""
+        with self._lock:
+            try:
+                cursor = self._connection.cursor()
+                if events:
+                    cursor.executemany(self._sql(_INSERT_EVENT), events)
+                if calls:
+                    cursor.executemany(self._sql(_UPSERT_CALL), calls)
+            except Exception as exc:
+                raise StoreError(f"the store at {self.where} failed: {exc}") from exc
+            self.commit(renew=renew)
 
     def _insert_event(
         self, run_id: str, logged: LoggedEvent, *, elapsed: float, reused: bool
@@ -342,25 +418,6 @@ class SQLStore:
             (run_id, logged.seq, logged.parent_seq, logged.depth, event.name, logged.handler,
              logged.position, event.error, elapsed, _encode(event.data),
              _encode(event.metadata), int(reused)),
-        )  # fmt: skip
-
-    def start_call(self, run_id: str, call: HandlerCall) -> None:
-        self._execute(
-            "DELETE FROM baxiflow_calls WHERE run_id = ? AND trigger_seq = ? AND position = ?",
-            (run_id, call.trigger_seq, call.position),
-        )
-        self._execute(
-            "INSERT INTO baxiflow_calls (run_id, trigger_seq, position, handler, started, status)"
-            " VALUES (?, ?, ?, ?, ?, 'running')",
-            (run_id, call.trigger_seq, call.position, call.handler_name, call.started),
-        )
-
-    def end_call(self, run_id: str, call: HandlerCall) -> None:
-        self._execute(
-            "UPDATE baxiflow_calls SET finished = ?, status = ?, error = ?, emitted = ?"
-            " WHERE run_id = ? AND trigger_seq = ? AND position = ?",
-            (call.finished, call.status, call.error, call.emitted, run_id, call.trigger_seq,
-             call.position),
         )  # fmt: skip
 
     def end_run(self, run_id: str, status: str) -> None:
