@@ -13,7 +13,13 @@ import pytest
 
 import baxiflow
 
-WINGS = ("baxiflow.diagrams", "baxiflow.otel", "baxiflow.progress", "baxiflow.trace")
+WINGS = (
+    "baxiflow.batch",
+    "baxiflow.diagrams",
+    "baxiflow.otel",
+    "baxiflow.progress",
+    "baxiflow.trace",
+)
 
 
 def modules() -> list[str]:

@@ -33,6 +33,7 @@ CORE = (
 """Every top-level module but ``__init__`` and ``runner``."""
 
 TOOLKIT = (
+    "baxiflow.batch",
     "baxiflow.diagrams",
     "baxiflow.otel",
     "baxiflow.progress",
