@@ -6,6 +6,7 @@ import asyncio
 import io
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -243,3 +244,16 @@ def test_client_without_distributed_names_the_dask_extra(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(MissingDependencyError, match=r"baxiflow\[dask\]"):
         run_many_sync(make_workflow(), starts(1), client=object(), view=False)
+
+
+async def test_the_batch_trace_goes_to_jsonl_and_back_with_its_input_index(
+    tmp_path: Path,
+) -> None:
+    from baxiflow.trace import Trace
+
+    batch = await run_many(make_workflow(), starts(3), view=False)
+    path = tmp_path / "batch.jsonl"
+    batch.trace.to_jsonl(path)
+    again = Trace.from_jsonl(path)
+    assert again.runs == batch.trace.runs
+    assert sorted(row["input_index"] for row in again.runs) == [0, 1, 2]
