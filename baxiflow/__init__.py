@@ -7,6 +7,7 @@ Traceback (most recent call last):
 baxiflow.exceptions.HandlerTypeError: handler '<lambda>' is a callable that is not an async generator function; expected an async generator function (an `async def` that uses `yield`)
 """
 
+from baxiflow.batch import BatchResult, run_many, run_many_sync
 from baxiflow.diagrams import Diagram, Finding, ValidationReport, diagram, validate
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import (
@@ -29,6 +30,7 @@ from baxiflow.runner import RunResult, run, run_sync
 from baxiflow.trace import Trace, record
 
 __all__ = [
+    "BatchResult",
     "BaxiflowError",
     "BaxiflowWarning",
     "Diagram",
@@ -59,6 +61,8 @@ __all__ = [
     "progress_view",
     "record",
     "run",
+    "run_many",
+    "run_many_sync",
     "run_sync",
     "validate",
 ]

@@ -14,6 +14,7 @@ import pytest
 import baxiflow
 
 WINGS = (
+    "baxiflow.batch",
     "baxiflow.diagrams",
     "baxiflow.otel",
     "baxiflow.progress",

@@ -34,10 +34,12 @@ CORE = (
 """Every top-level module but ``__init__`` and ``runner``."""
 
 TOOLKIT = (
+    "baxiflow.batch",
     "baxiflow.diagrams",
     "baxiflow.otel",
     "baxiflow.progress",
     "baxiflow.runner",
+    "baxiflow.store",
     "baxiflow.trace",
 )
 

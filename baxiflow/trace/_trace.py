@@ -594,6 +594,8 @@ class Trace(Recorder):
         ((section, raw),) = parsed.items()
         row = from_jsonable(raw)
         columns = _SECTIONS[section]
+        if section == "run" and isinstance(row, dict) and tuple(row)[-1:] == (_BATCH_COLUMN,):
+            columns = (*columns, _BATCH_COLUMN)
         if not isinstance(row, dict) or tuple(row) != columns:
             got = list(row) if isinstance(row, dict) else row
             raise ValueError(
@@ -631,6 +633,9 @@ _TRACE_ATTRIBUTES: Final = frozenset({"max_records", "_records", "_spans", "_run
 """The attributes ``Trace.__init__`` sets; pickling keeps them in its own form."""
 
 _NESTED: Final = ("data", "metadata")
+
+_BATCH_COLUMN: Final = "input_index"
+"""A run row's last column when the run was one input of a batch (``baxiflow.run_many``)."""
 
 
 def flatten_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,176 @@
+"""run_many on a real two-process Dask cluster: shipping, streaming, a worker that dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+cloudpickle = pytest.importorskip("cloudpickle")
+distributed = pytest.importorskip("distributed")
+
+from baxiflow import WorkflowEvent, WorkflowManager, run_many  # noqa: E402
+from baxiflow.batch import _dask  # noqa: E402
+
+# The workers import baxiflow, not this test module: ship its handlers by value, as
+# cloudpickle does on its own for a notebook's or a script's.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+def make_workflow(delay: float) -> WorkflowManager:
+    workflow = WorkflowManager(name="batch")
+
+    @workflow.on("start")
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("fetch", "fetching")
+        await asyncio.sleep(delay)
+        if event.data["n"] % 7 == 3:
+            raise ValueError(f"no answer for {event.data['n']}")
+        yield WorkflowEvent("done", {"value": event.data["n"] ** 2})
+
+    return workflow
+
+
+def starts(count: int) -> list[WorkflowEvent]:
+    return [WorkflowEvent("start", {"n": n}) for n in range(count)]
+
+
+def events_of(batch: Any) -> list[list[tuple[str, Any]]]:
+    return [[(e.name, e.data) for e in r.events] for r in batch.results]
+
+
+async def test_a_batch_on_the_cluster_equals_the_local_batch_and_streams_progress(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[float] = []
+    apply = _dask._Stream.apply
+
+    def timed_apply(stream: Any, message: dict[str, Any]) -> None:
+        seen.append(time.perf_counter())
+        apply(stream, message)
+
+    monkeypatch.setattr(_dask._Stream, "apply", timed_apply)
+    workflow = make_workflow(delay=0.02)
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        batch = await run_many(workflow, starts(120), client=client, chunk_size=10, view=False)
+    ended = time.perf_counter()
+    local = await run_many(workflow, starts(120), view=False)
+    assert events_of(batch) == events_of(local)
+    assert [r["status"] for r in batch.records] == [r["status"] for r in local.records]
+    assert [index for index, _ in batch.failed] == [n for n in range(120) if n % 7 == 3]
+    assert sorted(row["input_index"] for row in batch.trace.runs) == list(range(120))
+    assert len(batch.trace.records) == len(local.trace.records)
+    assert seen and seen[0] < ended - 0.1, "no progress reached the client while the batch ran"
+
+
+def test_handlers_and_closures_from_main_run_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json
+            from distributed import Client
+            from baxiflow import WorkflowEvent, WorkflowManager, run_many_sync
+
+            def build(offset):
+                workflow = WorkflowManager()
+
+                @workflow.on("start")
+                async def add(event):
+                    yield WorkflowEvent("done", {{"value": event.data["n"] + offset}})
+
+                return workflow
+
+            if __name__ == "__main__":
+                with Client({cluster.scheduler_address!r}) as client:
+                    batch = run_many_sync(
+                        build(100), [WorkflowEvent("start", {{"n": n}}) for n in range(30)],
+                        client=client, view=False, keep="summary",
+                    )
+                print(json.dumps([r.final.data["value"] for r in batch.results]))
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [n + 100 for n in range(30)]
+
+
+async def test_every_input_is_accounted_for_when_a_worker_dies_mid_batch(cluster: Any) -> None:
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        await client.wait_for_workers(2)
+        pids = await client.run(os.getpid)
+        victim = next(iter(pids.values()))
+        task = asyncio.create_task(
+            run_many(
+                make_workflow(delay=0.05),
+                starts(160),
+                client=client,
+                chunk_size=8,
+                concurrency=2,
+                view=False,
+            )
+        )
+        await asyncio.sleep(0.7)  # the batch takes about 2 s
+        assert not task.done()
+        os.kill(victim, signal.SIGKILL)
+        batch = await task
+        assert [row["index"] for row in batch.records] == list(range(160))
+        for index, result in enumerate(batch.results):
+            if index % 7 == 3:
+                assert result.status == "error"
+            elif result.status != "ok":  # lost for good: the reason is given
+                assert "Dask task" in (result.errors[-1].error or "")
+        await client.wait_for_workers(2)
+
+
+class Unloadable:
+    """An observer that cannot be unpickled on a worker: every chunk fails there."""
+
+    def __reduce__(self) -> Any:
+        return (_refuse, ())
+
+    def __call__(self, emitted: Any) -> None:
+        pass
+
+
+def _refuse() -> None:
+    raise RuntimeError("this observer refuses to be unpickled")
+
+
+async def test_a_chunk_that_fails_for_good_reports_its_inputs_failed_with_the_reason(
+    cluster: Any,
+) -> None:
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        batch = await run_many(
+            make_workflow(delay=0),
+            starts(6),
+            client=client,
+            chunk_size=3,
+            observers=[Unloadable()],
+            view=False,
+        )
+    assert len(batch.results) == 6 and len(batch.failed) == 6
+    reason = batch.records[0]["error"]
+    assert "the Dask task running inputs 0..2 failed" in reason
+    assert "refuses to be unpickled" in reason
