@@ -19,6 +19,7 @@ from baxiflow.exceptions import (
     ObserverWarning,
     RenderError,
     TraceFormatError,
+    WorkflowError,
 )
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
@@ -50,6 +51,7 @@ __all__ = [
     "Trace",
     "TraceFormatError",
     "ValidationReport",
+    "WorkflowError",
     "WorkflowEvent",
     "WorkflowManager",
     "WorkflowObserver",
