@@ -21,6 +21,7 @@ from baxiflow.exceptions import (
     RenderError,
     StoreError,
     TraceFormatError,
+    WorkflowError,
 )
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
@@ -54,6 +55,7 @@ __all__ = [
     "Trace",
     "TraceFormatError",
     "ValidationReport",
+    "WorkflowError",
     "WorkflowEvent",
     "WorkflowManager",
     "WorkflowObserver",

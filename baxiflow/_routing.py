@@ -26,7 +26,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Literal, TypeAlias
 
 from baxiflow._deadline import Expiry, Watchdog
-from baxiflow.event import ERROR, WorkflowEvent
+from baxiflow.event import ERROR, TracebackText, WorkflowEvent
 from baxiflow.registry import Route
 
 __all__ = [
@@ -133,8 +133,19 @@ class Stop(Exception):
 def handler_error(
     exc: BaseException, reason: str, name: str, trigger: WorkflowEvent
 ) -> WorkflowEvent:
-    """The error event for handler ``name`` failing with ``exc`` while handling ``trigger``."""
-    data = {"reason": reason, "type": type(exc).__name__, "handler": name, "event": trigger.name}
+    """The error event for handler ``name`` failing with ``exc`` while handling ``trigger``.
+
+    ``data["traceback"]`` is the traceback from the handler's frame down, as text that
+    holds ``exc`` itself while the run is in memory (a :class:`~baxiflow.event.TracebackText`;
+    copies and saved traces keep only the text).
+    """
+    data = {
+        "reason": reason,
+        "type": type(exc).__name__,
+        "handler": name,
+        "event": trigger.name,
+        "traceback": TracebackText.of(exc),
+    }
     message = str(exc) or type(exc).__name__
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
 

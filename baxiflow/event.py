@@ -10,12 +10,15 @@ WorkflowEvent(name='start', data={'name': 'Alice'}, metadata=None, error=None)
 from __future__ import annotations
 
 import math
+import os
+import traceback
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from baxiflow.exceptions import EventNameError
 
-__all__ = ["ERROR", "PROGRESS", "WorkflowEvent", "check_event_name"]
+__all__ = ["ERROR", "PROGRESS", "TracebackText", "WorkflowEvent", "check_event_name"]
 
 PROGRESS = "progress"
 """Name of progress events: yielded to the caller, never dispatched to handlers."""
@@ -37,6 +40,53 @@ def check_event_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise EventNameError(f"event name must be a non-empty string, got {name!r}")
     return name
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class TracebackText(str):
+    """A failed handler's traceback as Python prints it, holding the live exception too.
+
+    It is the ``str`` in an error event's ``data["traceback"]``. While the run is in
+    memory, :attr:`exception` is the exception itself (with its frames, for ``%debug``);
+    copying, pickling or saving the text keeps only the text.
+
+    >>> import copy
+    >>> try:
+    ...     int("x")
+    ... except ValueError as error:
+    ...     text = TracebackText.of(error)
+    >>> print(text.splitlines()[-1])
+    ValueError: invalid literal for int() with base 10: 'x'
+    >>> type(text.exception).__name__, type(copy.copy(text)) is str
+    ('ValueError', True)
+    """
+
+    exception: BaseException | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> TracebackText:
+        """The traceback of ``exc`` from the first frame outside baxiflow, keeping ``exc``.
+
+        The run loop's frames that called a failing handler come first in the traceback;
+        they are cut, so the text starts at the handler's own line. An exception that was
+        never raised gives its last line only (``"TypeError: ..."``).
+        """
+        tb: TracebackType | None = exc.__traceback__
+        while (
+            tb is not None
+            and tb.tb_next is not None
+            and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        ):
+            tb = tb.tb_next
+        text = cls("".join(traceback.format_exception(type(exc), exc, tb)))
+        text.exception = exc
+        return text
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        # Copies, pickles and saved traces carry the text alone, never the live frames.
+        return (str, (str(self),))
 
 
 def _check_text(field: str, value: object) -> None:
@@ -150,12 +200,29 @@ class WorkflowEvent:
     def from_exception(
         cls, exc: BaseException, *, metadata: dict[str, Any] | None = None
     ) -> WorkflowEvent:
-        """Make an ``"error"`` event from an exception: its message and its type's name.
+        """Make an ``"error"`` event from an exception: its message, type and traceback.
 
-        >>> WorkflowEvent.from_exception(ValueError("bad query")).data
-        {'type': 'ValueError'}
+        ``data["traceback"]`` is a :class:`TracebackText`, which keeps ``exc`` while the
+        event is in memory (see :attr:`exception`).
+
+        >>> event = WorkflowEvent.from_exception(ValueError("bad query"))
+        >>> event.data
+        {'type': 'ValueError', 'traceback': 'ValueError: bad query\\n'}
+        >>> type(event.exception).__name__
+        'ValueError'
         """
-        return cls(ERROR, {"type": type(exc).__name__}, metadata, str(exc) or type(exc).__name__)
+        data = {"type": type(exc).__name__, "traceback": TracebackText.of(exc)}
+        return cls(ERROR, data, metadata, str(exc) or type(exc).__name__)
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception behind an error event, while the run that made it is in memory.
+
+        It lives in ``data["traceback"]`` (a :class:`TracebackText`); an event read back
+        from a saved trace, copied or built by hand has none.
+        """
+        text = self.data.get("traceback") if type(self.data) is dict else None
+        return text.exception if isinstance(text, TracebackText) else None
 
     @property
     def is_progress(self) -> bool:

@@ -13,6 +13,10 @@ import os
 import sys
 import warnings
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from baxiflow.event import WorkflowEvent
 
 __all__ = [
     "BaxiflowError",
@@ -23,6 +27,7 @@ __all__ = [
     "ObserverWarning",
     "RenderError",
     "TraceFormatError",
+    "WorkflowError",
 ]
 
 
@@ -70,6 +75,19 @@ class TraceFormatError(BaxiflowError, ValueError):
 
 class StoreError(BaxiflowError, RuntimeError):
     """A durable store could not be opened, read or written (see :mod:`baxiflow.store`)."""
+
+
+class WorkflowError(BaxiflowError, RuntimeError):
+    """A run ended with an error event that no exception stands behind.
+
+    :meth:`RunResult.raise_for_error <baxiflow.RunResult.raise_for_error>` raises it for a
+    timeout, ``max_events`` or an error event a handler yielded; a handler that raised is
+    re-raised as its own exception instead. ``event`` is the error event.
+    """
+
+    def __init__(self, event: WorkflowEvent) -> None:
+        super().__init__(event.error or "error event without a message")
+        self.event = event
 
 
 class BaxiflowWarning(UserWarning):

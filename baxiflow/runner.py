@@ -8,7 +8,7 @@
 ...     yield WorkflowEvent("completed", data={"text": f"Hello, {event.data['name']}!"})
 >>> result = run_sync(workflow, WorkflowEvent("start", {"name": "Ada"}), view=False)
 >>> result
-<RunResult ok: 2 events, 1 progress, final 'completed'>
+<RunResult ok: 2 events, 1 progress, 0 errors, final 'completed'>
 >>> result.final.data["text"], len(result.trace.records)
 ('Hello, Ada!', 3)
 
@@ -53,17 +53,19 @@ import concurrent.futures
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
+from baxiflow._text import run_counts
 from baxiflow.event import PROGRESS, WorkflowEvent
+from baxiflow.exceptions import WorkflowError
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import Observer, RunInfo, RunStatus, WorkflowObserver
 from baxiflow.progress import progress_view
 from baxiflow.trace import Trace
 
-__all__ = ["RunResult", "run", "run_sync"]
+__all__ = ["PendingRun", "RunResult", "run", "run_sync"]
 
 T = TypeVar("T")
 
@@ -108,10 +110,61 @@ class RunResult:
         """The error events of the run, in order."""
         return [event for event in self.events if event.is_error]
 
+    def raise_for_error(self) -> None:
+        """Raise the run's first error, if it had one; do nothing for a run without errors.
+
+        A handler that raised is re-raised as its own exception, with its traceback, so
+        ``%debug`` in the next cell opens the failing line. An error event with no
+        exception behind it (a timeout, ``max_events``, an error a handler yielded) raises
+        :class:`~baxiflow.exceptions.WorkflowError`.
+
+        Raises:
+            BaseException: The exception of the first failed handler.
+            WorkflowError: The first error event had no exception behind it (or the run
+                was read back from a saved trace).
+        """
+        for event in self.events:
+            if event.is_error:
+                exception = event.exception
+                if exception is not None:
+                    raise exception
+                raise WorkflowError(event)
+
     def __repr__(self) -> str:
         progress = self.info.events - len(self.events)
         final = f"final {self.events[-1].name!r}" if self.events else "no final event"
-        return f"<RunResult {self.status}: {len(self.events)} events, {progress} progress, {final}>"
+        counts = run_counts(len(self.events), progress, len(self.errors))
+        return f"<RunResult {self.status}: {counts}, {final}>"
+
+
+class PendingRun:
+    """What :func:`run` returns: ``await`` it for the :class:`RunResult`.
+
+    Reading a result's attribute from it explains what went wrong instead of failing
+    with ``'coroutine' object has no attribute``.
+    """
+
+    __slots__ = ("_coroutine",)
+
+    def __init__(self, coroutine: Coroutine[Any, Any, RunResult]) -> None:
+        self._coroutine = coroutine
+
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        return self._coroutine.__await__()
+
+    def close(self) -> None:
+        """Drop the run without starting it (as ``coroutine.close()`` does)."""
+        self._coroutine.close()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise AttributeError(
+            f"baxiflow.run(...) was not awaited, so there is no result to read {name!r} "
+            "from yet: write `result = await baxiflow.run(...)` in a notebook cell or an "
+            "async function, or `result = baxiflow.run_sync(...)` in code that cannot await"
+        )
+
+    def __repr__(self) -> str:
+        return "<baxiflow.run(...) not awaited: write `result = await baxiflow.run(...)`>"
 
 
 class _RunCapture(WorkflowObserver):
@@ -124,16 +177,17 @@ class _RunCapture(WorkflowObserver):
         self.info = run
 
 
-async def run(
+def run(
     workflow: WorkflowManager,
     initial_event: WorkflowEvent,
     *,
     view: bool | WorkflowObserver = True,
     observers: Iterable[Observer] = (),
     trace: Trace | None = None,
+    title: str | None = None,
     **limits: Any,
-) -> RunResult:
-    """Run ``workflow`` to the end with a live progress view; return its trace and events.
+) -> PendingRun:
+    """Run ``workflow`` to the end with a live progress view; ``await`` it for the result.
 
     Args:
         workflow: The manager to run.
@@ -144,20 +198,34 @@ async def run(
         observers: More observers for this run.
         trace: A :class:`~baxiflow.trace.Trace` to add this run to (so several runs share
             one); a new one if ``None``.
+        title: The progress panel's label (``view=True`` only); by default the run's
+            number and its initial event.
         **limits: ``max_events``, ``timeout`` or ``handler_timeout`` for this run, as
             in :meth:`WorkflowManager.process`.
 
     Returns:
-        A :class:`RunResult`.
+        A :class:`PendingRun`: ``await`` it for the :class:`RunResult`.
 
     Raises:
         MissingDependencyError: ``view=True`` and neither ipywidgets nor tqdm is installed.
     """
+    return PendingRun(_run(workflow, initial_event, view, observers, trace, title, limits))
+
+
+async def _run(
+    workflow: WorkflowManager,
+    initial_event: WorkflowEvent,
+    view: bool | WorkflowObserver,
+    observers: Iterable[Observer],
+    trace: Trace | None,
+    title: str | None,
+    limits: dict[str, Any],
+) -> RunResult:
     trace = Trace() if trace is None else trace
     capture = _RunCapture()
     extra: list[Observer] = [*observers, trace, capture]
     if view is True:
-        extra.append(progress_view())
+        extra.append(progress_view(title=title))
     elif view is not False:
         extra.append(view)
     events: list[WorkflowEvent] = []
@@ -177,6 +245,7 @@ def run_sync(
     view: bool | WorkflowObserver = True,
     observers: Iterable[Observer] = (),
     trace: Trace | None = None,
+    title: str | None = None,
     **limits: Any,
 ) -> RunResult:
     """:func:`run` for code that cannot ``await``; works inside a running notebook loop.
@@ -191,7 +260,7 @@ def run_sync(
     """
 
     def start() -> Coroutine[Any, Any, RunResult]:
-        return run(workflow, initial_event, view=view, observers=observers, trace=trace, **limits)
+        return _run(workflow, initial_event, view, observers, trace, title, limits)
 
     try:
         asyncio.get_running_loop()

@@ -437,4 +437,4 @@ def test_notebook_runs_all_cells_in_jupyterlab_and_renders_its_views(
             if WIDGET_MIMETYPE in output.get("data", {})
         ]
         assert views
-        assert not [view for view in views if view.startswith("workflow running")]
+        assert not [view for view in views if " running: " in view.splitlines()[0]]

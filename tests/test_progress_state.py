@@ -308,7 +308,7 @@ async def test_text_is_the_same_for_identical_runs_once_the_elapsed_time_is_mask
     assert all(ELAPSED.search(text) for text in texts)
     masked = {ELAPSED.sub("elapsed=<t>", text) for text in texts}
     assert masked == {
-        "workflow error: 5 events, 1 errors, elapsed=<t>\n"
+        "start error: 2 events, 3 progress, 1 error, elapsed=<t>\n"
         "  greet: done - Saying hello\n"
         "  download: failed 3/10 (30%) - 3 of 10 files\n"
         "  count: done 2.5 - counted\n"
@@ -357,6 +357,7 @@ class EagerProgress(RunProgress):
     def event(self, emitted: EmittedEvent) -> None:
         self.elapsed = emitted.elapsed
         if emitted.event.name == "progress":
+            self.progress += 1
             self._progress(emitted.event, emitted)
         elif emitted.event.name == "error":
             self._error(emitted.event, emitted.handler_name)
@@ -457,7 +458,7 @@ async def test_observer_draws_when_due_and_always_draws_the_final_state() -> Non
     await drain(workflow, recorder)
     [panel] = recorder.drawn
     assert len(panel) == 2  # the initial event, then the end
-    assert panel[-1].startswith("workflow ok: 1001 events")
+    assert panel[-1].startswith("start ok: ")
     assert "busy: done 1000/1000 (100%) - 1000 done" in panel[-1]
 
 
@@ -475,7 +476,7 @@ async def test_observer_draws_pending_changes_while_the_run_waits() -> None:
     await drain(workflow, recorder)
     [panel] = recorder.drawn
     assert any(
-        text.startswith("workflow running") and "wait: active - second" in text for text in panel
+        text.startswith("start running") and "wait: active - second" in text for text in panel
     )
 
 
@@ -501,7 +502,7 @@ async def test_observer_that_cannot_draw_warns_once_and_the_run_goes_on() -> Non
     assert len(caught) == 1
     assert names == ["start", *["progress"] * 5, "done"]
     assert broken.states[0].status == "ok"
-    assert repr(broken).startswith("workflow ok: 7 events")
+    assert repr(broken).startswith("start ok: 2 events, 5 progress")
 
 
 def test_observer_rejects_a_negative_interval() -> None:

@@ -17,6 +17,13 @@ from baxiflow.progress._terminal import TerminalProgress, _bar_class
 CURSOR_MOVES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+class Terminal(io.StringIO):
+    """A text stream that says it is a terminal, so the view draws live bars into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def shown(out: io.StringIO) -> list[str]:
     """Roughly what a terminal keeps: each line's text after its last carriage return."""
     lines = CURSOR_MOVES.sub("", out.getvalue()).split("\n")
@@ -52,12 +59,12 @@ async def test_terminal_view_writes_each_ended_step_once_then_the_run_summary() 
         "  greet: done - Saying hello",
         "  download: done 4/4 (100%) - 4 of 4 files",
     ]
-    assert lines[2].startswith("workflow error: 8 events, 1 errors, elapsed=")
+    assert lines[2].startswith("start error: 3 events, 5 progress, 1 error, elapsed=")
     assert lines[3:] == ["  last error: disk full"]
 
 
 async def test_terminal_view_shows_the_live_step_with_its_fraction() -> None:
-    out = io.StringIO()
+    out = Terminal()
     workflow = WorkflowManager()
     snapshots: list[str] = []
 
@@ -77,7 +84,7 @@ async def test_terminal_view_shows_the_live_step_with_its_fraction() -> None:
 async def test_concurrent_runs_each_get_their_own_terminal_bar() -> None:
     workflow = WorkflowManager()
     live_bars: list[int] = []
-    out = io.StringIO()
+    out = Terminal()
     view = TerminalProgress(interval=0, file=out)
 
     @workflow.on("start")
@@ -95,7 +102,7 @@ async def test_concurrent_runs_each_get_their_own_terminal_bar() -> None:
     assert [list(state.steps) for state in view.states] == [["left"], ["right"]]
     lines = shown(out)
     assert {"  left: done 2/2 (100%) - 2", "  right: done 2/2 (100%) - 2"} <= set(lines)
-    assert sum(line.startswith("workflow ok: 3 events") for line in lines) == 2
+    assert sum(bool(re.match(r"start \{'name': '\w+'\} ok: ", line)) for line in lines) == 2
 
 
 @pytest.fixture
@@ -117,3 +124,29 @@ def test_terminal_view_without_tqdm_says_what_to_install(
     monkeypatch.setitem(sys.modules, "tqdm.std", None)
     with pytest.raises(MissingDependencyError, match=r"TerminalProgress needs the 'tqdm' package"):
         TerminalProgress()
+
+
+async def test_terminal_view_writes_plain_lines_without_carriage_returns_when_not_a_terminal() -> (
+    None
+):
+    out = io.StringIO()
+    await drain(pipeline(), TerminalProgress(interval=0, file=out))
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+    assert out.getvalue().splitlines()[0] == "  greet: done - Saying hello"
+
+
+async def test_terminal_view_prints_the_failing_line_and_traceback_at_the_end() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def book(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("book", "calling the calendar")
+        raise ConnectionError("calendar unreachable")
+
+    out = io.StringIO()
+    await drain(workflow, TerminalProgress(interval=0, file=out))
+    text = out.getvalue()
+    line = book.__code__.co_firstlineno + 3
+    assert f"last error: calendar unreachable (at {__file__}, line {line}, in book)" in text
+    assert f'    File "{__file__}", line {line}, in book' in text
+    assert text.rstrip().endswith("ConnectionError: calendar unreachable")

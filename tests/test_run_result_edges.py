@@ -10,7 +10,7 @@ from baxiflow import WorkflowEvent, WorkflowManager
 
 def test_a_run_of_one_progress_event_has_a_repr_without_a_final_event() -> None:
     result = baxiflow.run_sync(WorkflowManager(), WorkflowEvent.progress("s", "d"), view=False)
-    assert repr(result) == "<RunResult ok: 0 events, 1 progress, no final event>"
+    assert repr(result) == "<RunResult ok: 0 events, 1 progress, 0 errors, no final event>"
     assert result.events == []
     with pytest.raises(IndexError, match="progress events only"):
         _ = result.final
@@ -18,4 +18,4 @@ def test_a_run_of_one_progress_event_has_a_repr_without_a_final_event() -> None:
 
 async def test_the_repr_names_the_final_event_when_there_is_one() -> None:
     result = await baxiflow.run(WorkflowManager(), WorkflowEvent("start"), view=False)
-    assert repr(result) == "<RunResult ok: 1 events, 0 progress, final 'start'>"
+    assert repr(result) == "<RunResult ok: 1 event, 0 progress, 0 errors, final 'start'>"

@@ -440,6 +440,13 @@ async def test_handler_exception_keeps_earlier_events_and_run_goes_on() -> None:
     assert names(events) == ["start", "risky", "safe", "progress", "error", "completed"]
     error = events[4]
     assert error.error == "bad input"
+    exception = error.exception
+    tb = error.data.pop("traceback")
+    # The traceback starts at the handler's frame and names the failing line.
+    assert tb.startswith("Traceback (most recent call last):\n")
+    assert f'File "{__file__}", line {risky.__code__.co_firstlineno + 3}, in risky' in tb
+    assert tb.endswith("ValueError: bad input\n") and "baxiflow" not in tb
+    assert isinstance(exception, ValueError) and exception is tb.exception
     assert error.data == {
         "reason": "handler_error",
         "type": "ValueError",
@@ -1123,6 +1130,8 @@ async def test_a_non_event_yield_keeps_earlier_events_closes_the_handler_and_nam
     events = await collect(workflow, WorkflowEvent("start", metadata={"session_id": "s"}))
 
     assert names(events) == ["start", "first", "error"]
+    # Nothing was raised, so the traceback is the message line alone.
+    assert events[-1].data.pop("traceback") == f"TypeError: {events[-1].error}\n"
     assert events[-1].data == {
         "reason": "invalid_event",
         "type": "TypeError",

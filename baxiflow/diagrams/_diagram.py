@@ -122,6 +122,27 @@ class Diagram:
             f"{plural(edges, 'edge')}{traced}>"
         )
 
+    def __str__(self) -> str:
+        """The flow as text, for ``print(diagram)`` in a terminal: one line per edge.
+
+        Events read ``(name)``, handlers ``[name]``; an edge's label (its order, or the
+        trace's counts) follows in brackets.
+        """
+        shown = {
+            node.id: (f"({first})" if node.style in ("event", "terminal") else f"[{first}]")
+            for node in self.spec.nodes
+            for first in [node.label.splitlines()[0] if node.label else node.id]
+        }
+        lines = [repr(self)]
+        for edge in self.spec.edges:
+            if edge.tail not in shown or edge.head not in shown:
+                continue  # the legend's sample edges
+            label = " ".join(edge.label.split())
+            lines.append(
+                f"  {shown[edge.tail]} -> {shown[edge.head]}" + (f"  [{label}]" if label else "")
+            )
+        return "\n".join(lines)
+
     @property
     def source(self) -> str:
         """The DOT source, including any change made through :attr:`digraph`."""

@@ -22,7 +22,7 @@ subclass (ipywidgets in :mod:`baxiflow.progress`, tqdm in :mod:`baxiflow.progres
 ...         pass
 >>> asyncio.run(main())
 >>> print(recorder.states[0].text())  # doctest: +ELLIPSIS
-workflow ok: 5 events, 0 errors, elapsed=...s
+start ok: 2 events, 3 progress, 0 errors, elapsed=...s
   fetch: done 3/3 (100%) - page 3
 """
 
@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
-from baxiflow._text import format_duration
+from baxiflow._text import format_duration, run_counts, traceback_location
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import ObserverWarning, warn_from_caller
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
@@ -45,6 +45,7 @@ __all__ = [
     "RunProgress",
     "StepState",
     "StepStatus",
+    "run_label",
 ]
 
 StepStatus: TypeAlias = Literal["active", "done", "failed", "stopped"]
@@ -74,6 +75,9 @@ _RUN_STYLES: Final[dict[RunStatus, BarStyle]] = {
 
 _NO_STEP: Final = "progress"
 """Step name for progress events whose data names no step."""
+
+_LABEL_WIDTH: Final = 40
+"""Characters of the initial event a default label shows."""
 
 _NOT_WAITING: Final = object()
 """Stands for "no step": equal to no step name a progress event can give."""
@@ -213,6 +217,7 @@ class RunProgress:
 
     Args:
         run: The run, whose counters the header shows; taken from the first event when not given.
+        label: What the header calls the run (:func:`run_label` makes the usual one).
     """
 
     __slots__ = (
@@ -225,17 +230,25 @@ class RunProgress:
         "_run",
         "_steps",
         "elapsed",
+        "label",
         "last_error",
+        "last_error_at",
+        "last_traceback",
+        "progress",
         "status",
         "style",
     )
 
-    def __init__(self, run: RunInfo | None = None) -> None:
+    def __init__(self, run: RunInfo | None = None, *, label: str = "workflow") -> None:
         self._run = run
+        self.label = label
         self.status: RunStatus = "running"
         self.style: BarStyle = "info"
         self.elapsed = 0.0
+        self.progress = 0
         self.last_error: str | None = None
+        self.last_error_at: str | None = None
+        self.last_traceback: str | None = None
         self._steps: dict[str, StepState] = {}
         self._active: dict[str, StepState] = {}
         self._changed: dict[str, StepState] = {}
@@ -257,6 +270,7 @@ class RunProgress:
         self.elapsed = emitted.elapsed
         name = event.name
         if name == PROGRESS:
+            self.progress += 1
             data = event.data
             # Exactly a str: an equal str subclass (an enum member) names another step.
             if (
@@ -318,8 +332,11 @@ class RunProgress:
 
     @property
     def events(self) -> int:
-        """Events of the run so far, the initial one and progress events included."""
-        return 0 if self._run is None else self._run.events
+        """Events of the run so far that are not progress events, the initial one included.
+
+        The count :class:`~baxiflow.RunResult` shows; :attr:`progress` counts the others.
+        """
+        return 0 if self._run is None else max(0, self._run.events - self.progress)
 
     @property
     def errors(self) -> int:
@@ -341,8 +358,19 @@ class RunProgress:
         return changed
 
     def header_text(self) -> str:
-        """``"workflow ok: 7 events, 0 errors"``: the header without the elapsed time."""
-        return f"workflow {self.status}: {self.events} events, {self.errors} errors"
+        """``"start ok: 4 events, 3 progress, 0 errors"``: the header without the time."""
+        return f"{self.label} {self.status}: {self.counts_text()}"
+
+    def counts_text(self) -> str:
+        """``"4 events, 3 progress, 1 error"``, counted as :class:`~baxiflow.RunResult` counts."""
+        return run_counts(self.events, self.progress, self.errors)
+
+    def error_text(self) -> str | None:
+        """The last error and where it happened, on one line; ``None`` before any error."""
+        if self.last_error is None:
+            return None
+        where = f" (at {self.last_error_at})" if self.last_error_at else ""
+        return f"last error: {self.last_error}{where}"
 
     def text(self) -> str:
         """The whole display as deterministic text, one line per step in order of appearance.
@@ -352,8 +380,9 @@ class RunProgress:
         """
         lines = [f"{self.header_text()}, elapsed={format_duration(self.elapsed)}"]
         lines.extend(f"  {step.text()}" for step in self.steps.values())
-        if self.last_error is not None:
-            lines.append(f"  last error: {self.last_error}")
+        error = self.error_text()
+        if error is not None:
+            lines.append(f"  {error}")
         return "\n".join(lines)
 
     # Transitions --------------------------------------------------------------
@@ -408,6 +437,9 @@ class RunProgress:
 
     def _error(self, event: WorkflowEvent, handler: str | None) -> None:
         self.last_error = event.error or "error"
+        text = event.data.get("traceback") if type(event.data) is dict else None
+        self.last_traceback = str(text) if isinstance(text, str) else None
+        self.last_error_at = traceback_location(text)
         self._raise_style("danger")
         for step in list(self._active.values()):
             if handler is None or step.handler == handler:
@@ -426,6 +458,19 @@ class RunProgress:
     def _raise_style(self, style: BarStyle) -> None:
         if self.style != "danger":
             self.style = style
+
+
+def run_label(run: RunInfo) -> str:
+    """``"start {'name': 'Ada'}"``: the initial event, cut to about 40 characters.
+
+    The widget panel puts a run number in front, which the text form leaves out so that
+    identical runs keep identical text.
+    """
+    first = run.initial_event
+    shown = first.name if not first.data else f"{first.name} {first.data!r}"
+    if len(shown) > _LABEL_WIDTH:
+        shown = shown[: _LABEL_WIDTH - 1] + "…"
+    return shown
 
 
 P = TypeVar("P")
@@ -459,10 +504,12 @@ class ProgressObserver(WorkflowObserver, Generic[P]):
 
     Args:
         interval: Least seconds between two redraws of one run.
+        title: The label of every run's panel; by default :func:`run_label`.
     """
 
-    def __init__(self, *, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, *, interval: float = DEFAULT_INTERVAL, title: str | None = None) -> None:
         self.interval = check_interval(interval)
+        self.title = title
         self._runs: dict[str, _Tracked[P]] = {}
 
     def __repr__(self) -> str:
@@ -488,7 +535,8 @@ class ProgressObserver(WorkflowObserver, Generic[P]):
     # Observer callbacks -------------------------------------------------------
 
     def run_started(self, run: RunInfo) -> None:
-        tracked: _Tracked[P] = _Tracked(RunProgress(run), Throttle(self.interval))
+        label = run_label(run) if self.title is None else self.title
+        tracked: _Tracked[P] = _Tracked(RunProgress(run, label=label), Throttle(self.interval))
         self._runs[run.run_id] = tracked
         try:
             tracked.panel = self._open(tracked.state)

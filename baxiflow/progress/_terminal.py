@@ -1,8 +1,10 @@
 """Progress of workflow runs in a terminal: one live tqdm bar per run, a log line per step.
 
 The live bar shows the step reporting now (its fraction when it has one); each step that
-ends is written once as a line, and the run's summary line closes the run. The lines are
-those of :meth:`RunProgress.text <baxiflow.progress.RunProgress.text>`.
+ends is written once as a line, and the run's summary line closes the run, followed by
+the last error's traceback when there was one. The lines are those of
+:meth:`RunProgress.text <baxiflow.progress.RunProgress.text>`. When the output is not a
+terminal (a log file, a pipe, a ``StringIO``), there is no live bar: only the plain lines.
 
 >>> import asyncio, io
 >>> from baxiflow import WorkflowEvent, WorkflowManager
@@ -16,10 +18,9 @@ those of :meth:`RunProgress.text <baxiflow.progress.RunProgress.text>`.
 ...     async for _ in workflow.process(WorkflowEvent("start"), observers=[TerminalProgress(file=out)]):
 ...         pass
 >>> asyncio.run(main())
->>> shown = [line.rsplit("\\r", 1)[-1] for line in out.getvalue().split("\\n")]  # what a terminal keeps
->>> print("\\n".join(shown).strip())  # doctest: +ELLIPSIS
-greet: done - Saying hello
-workflow ok: 3 events, 0 errors, elapsed=...s
+>>> print(out.getvalue(), end="")  # doctest: +ELLIPSIS
+  greet: done - Saying hello
+start ok: 2 events, 1 progress, 0 errors, elapsed=...s
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class _TerminalPanel:
     __slots__ = ("bar", "file", "written")
 
     def __init__(self, bar: Any, file: TextIO) -> None:
+        # bar is None when the output is not a terminal: plain lines then, no \r frames.
         self.bar = bar
         self.file = file
         self.written: dict[str, tuple[StepStatus, int]] = {}
@@ -73,13 +75,21 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
     Args:
         interval: Least seconds between two redraws of one run.
         file: Where to write; ``sys.stderr`` (looked up when a run starts) by default.
+            A live bar only when it is a terminal (``isatty()``); plain lines otherwise.
+        title: The label of every run; by default the run's number and initial event.
 
     Raises:
         MissingDependencyError: tqdm is not installed.
     """
 
-    def __init__(self, *, interval: float = DEFAULT_INTERVAL, file: TextIO | None = None) -> None:
-        super().__init__(interval=interval)
+    def __init__(
+        self,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        file: TextIO | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(interval=interval, title=title)
         if file is not None and not callable(getattr(file, "write", None)):
             raise TypeError(f"file must be a text stream with a write() method, got {file!r}")
         self._bar = _bar_class()
@@ -87,6 +97,8 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
 
     def _open(self, state: RunProgress) -> _TerminalPanel:
         file = self.file if self.file is not None else sys.stderr
+        if not _is_terminal(file):
+            return _TerminalPanel(None, file)
         bar = self._bar(
             total=None,
             desc=state.header_text(),
@@ -103,7 +115,9 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
             mark = (step.status, step.updates)
             if step.status != "active" and panel.written.get(step.name) != mark:
                 panel.written[step.name] = mark
-                bar.write(f"  {step.text()}", file=panel.file)
+                _write(panel, f"  {step.text()}")
+        if bar is None:
+            return
         live = state.current
         if live is None:
             bar.bar_format = _WITHOUT_FRACTION
@@ -122,9 +136,29 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
         bar.refresh()
 
     def _close(self, panel: _TerminalPanel, state: RunProgress) -> None:
-        bar = panel.bar
-        bar.close()
-        summary = f"{state.header_text()}, elapsed={format_duration(state.elapsed)}"
-        if state.last_error is not None:
-            summary += f"\n  last error: {state.last_error}"
-        bar.write(summary, file=panel.file)
+        if panel.bar is not None:
+            panel.bar.close()
+        lines = [f"{state.header_text()}, elapsed={format_duration(state.elapsed)}"]
+        error = state.error_text()
+        if error is not None:
+            lines.append(f"  {error}")
+        if state.last_traceback:
+            lines.extend(f"    {line}" for line in state.last_traceback.rstrip("\n").splitlines())
+        _write(panel, "\n".join(lines))
+
+
+def _is_terminal(file: Any) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _write(panel: _TerminalPanel, text: str) -> None:
+    if panel.bar is not None:
+        panel.bar.write(text, file=panel.file)
+    else:
+        panel.file.write(text + "\n")
+        flush = getattr(panel.file, "flush", None)
+        if callable(flush):
+            flush()

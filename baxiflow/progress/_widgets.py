@@ -21,12 +21,14 @@ the terminal display (:class:`TerminalProgress`) instead.
 >>> panel.rows["download"].bar.value, panel.rows["download"].bar.bar_style
 (1.0, 'success')
 >>> print(panel)  # doctest: +ELLIPSIS
-workflow ok: 12 events, 0 errors, elapsed=...s
+start ok: 2 events, 10 progress, 0 errors, elapsed=...s
   download: done 10/10 (100%) - 10 of 10 files
 """
 
 from __future__ import annotations
 
+import html
+import itertools
 import sys
 from types import ModuleType
 from typing import Any
@@ -44,7 +46,13 @@ from baxiflow.progress._throttle import DEFAULT_INTERVAL
 __all__ = ["ProgressView", "RunPanel", "StepRow", "in_notebook", "progress_view"]
 
 _WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
-_NAME_WIDTH = "12em"
+_RUN_NUMBERS = itertools.count(1)
+"""Numbers the panels shown in this process, so stacked panels of one start event differ."""
+_NAME_WIDTH = "14em"
+_BAR_WIDTH = "16em"
+# Every row is name | bar | text: the name and the bar never shrink, so all bars share one
+# left edge; the text takes the rest and ends in an ellipsis, its full form in a tooltip.
+_TEXT_STYLE = {"flex": "1 1 0%", "min_width": "0", "overflow": "hidden"}
 
 
 def in_notebook() -> bool:
@@ -61,7 +69,7 @@ def in_notebook() -> bool:
 
 
 def progress_view(
-    *, interval: float = DEFAULT_INTERVAL, display: bool = True
+    *, interval: float = DEFAULT_INTERVAL, display: bool = True, title: str | None = None
 ) -> ProgressObserver[Any]:
     """The progress display that fits here: widgets in a notebook, tqdm bars elsewhere.
 
@@ -70,6 +78,7 @@ def progress_view(
     Args:
         interval: Least seconds between two redraws of one run.
         display: Show each run's panel when it starts (widgets only).
+        title: Label of each run's panel; by default the run's number and initial event.
 
     Raises:
         MissingDependencyError: Neither display can be made (tqdm is missing too).
@@ -79,12 +88,12 @@ def progress_view(
     """
     if in_notebook():
         try:
-            return ProgressView(interval=interval, display=display)
+            return ProgressView(interval=interval, display=display, title=title)
         except MissingDependencyError:
             pass
     from baxiflow.progress._terminal import TerminalProgress
 
-    return TerminalProgress(interval=interval)
+    return TerminalProgress(interval=interval, title=title)
 
 
 class StepRow:
@@ -100,11 +109,9 @@ class StepRow:
     __slots__ = ("bar", "box", "description", "name")
 
     def __init__(self, widgets: ModuleType, step: StepState) -> None:
-        self.name = widgets.Label(step.name, layout=widgets.Layout(width=_NAME_WIDTH))
-        self.bar = widgets.FloatProgress(
-            value=step.bar_value, min=0.0, max=1.0, bar_style=step.bar_style
-        )
-        self.description = widgets.Label(_row_text(step))
+        self.name = _name_label(widgets, step.name)
+        self.bar = _bar(widgets, step.bar_value, step.bar_style)
+        self.description = _text_label(widgets, _row_text(step))
         self.box = widgets.HBox([self.name, self.bar, self.description])
 
     def update(self, step: StepState) -> None:
@@ -113,7 +120,7 @@ class StepRow:
         with bar.hold_sync():
             bar.value = step.bar_value
             bar.bar_style = step.bar_style
-        self.description.value = _row_text(step)
+        _set_text(self.description, _row_text(step))
 
 
 class RunPanel:
@@ -121,7 +128,7 @@ class RunPanel:
 
     Displaying a panel shows the live widgets; the ``text/plain`` part of the display is
     :meth:`RunProgress.text`, never cut short. :class:`ProgressView` displays the panel
-    when the run starts (``"workflow running: 0 events, 0 errors, elapsed=0.00 µs"``, what
+    when the run starts (``"start running: 0 events, 0 progress, 0 errors, elapsed=0.00 µs"``, what
     nbval compares, since it ignores display updates) and updates that display with the
     final text when the run ends (what a saved notebook keeps).
 
@@ -130,24 +137,24 @@ class RunPanel:
         widget: The ``VBox`` of the whole panel.
         run_bar: Full ``FloatProgress`` whose ``bar_style`` is the run's: ``info`` while
             running, ``success``, ``danger`` or ``warning`` at the end.
-        summary: ``Label``: status, events, errors, elapsed time and the last error.
+        title: ``Label`` with a number counting the panels of this process and the run's
+            label (``title=``, else its initial event).
+        summary: ``Label``: status, events, progress events, errors and elapsed time.
+        error: ``HTML``, empty until an error: the last error, where it happened, and its
+            traceback folded under a ``<details>`` element.
         rows: One :class:`StepRow` per step, by step name, in order of appearance.
     """
 
     def __init__(self, widgets: ModuleType, state: RunProgress) -> None:
         self._widgets = widgets
         self.state = state
-        self.run_bar = widgets.FloatProgress(value=1.0, min=0.0, max=1.0, bar_style=state.style)
-        self.summary = widgets.Label(_summary_text(state))
-        header = widgets.HBox(
-            [
-                widgets.Label("workflow", layout=widgets.Layout(width=_NAME_WIDTH)),
-                self.run_bar,
-                self.summary,
-            ]
-        )
+        self.title = _name_label(widgets, f"#{next(_RUN_NUMBERS)} {state.label}")
+        self.run_bar = _bar(widgets, 1.0, state.style)
+        self.summary = _text_label(widgets, _summary_text(state))
+        header = widgets.HBox([self.title, self.run_bar, self.summary])
+        self.error = widgets.HTML("", layout=widgets.Layout(max_width="100%"))
         self.rows: dict[str, StepRow] = {}
-        self.widget = widgets.VBox([header])
+        self.widget = widgets.VBox([header, self.error], _dom_classes=("baxiflow-panel",))
         self.display_handle: Any = None
 
     def __repr__(self) -> str:
@@ -170,7 +177,10 @@ class RunPanel:
         """Send the header and the changed steps; new steps get a row at the end."""
         state = self.state
         self.run_bar.bar_style = state.style
-        self.summary.value = _summary_text(state)
+        _set_text(self.summary, _summary_text(state))
+        error = _error_html(state)
+        if self.error.value != error:
+            self.error.value = error
         added = []
         for step in changed:
             row = self.rows.get(step.name)
@@ -180,7 +190,9 @@ class RunPanel:
             else:
                 row.update(step)
         if added:
-            self.widget.children = (*self.widget.children, *added)
+            # The error box stays last, under the step rows.
+            *shown, error_box = self.widget.children
+            self.widget.children = (*shown, *added, error_box)
 
 
 class ProgressView(ProgressObserver[RunPanel]):
@@ -196,13 +208,16 @@ class ProgressView(ProgressObserver[RunPanel]):
     Args:
         interval: Least seconds between two redraws of one run.
         display: Show each run's panel (``IPython.display.display``) when it starts.
+        title: Label of every run's panel; by default the run's number and initial event.
 
     Raises:
         MissingDependencyError: ipywidgets is not installed.
     """
 
-    def __init__(self, *, interval: float = DEFAULT_INTERVAL, display: bool = True) -> None:
-        super().__init__(interval=interval)
+    def __init__(
+        self, *, interval: float = DEFAULT_INTERVAL, display: bool = True, title: str | None = None
+    ) -> None:
+        super().__init__(interval=interval, title=title)
         self._widgets = import_optional("ipywidgets", feature="ProgressView")
         self.display = display
 
@@ -227,6 +242,42 @@ class ProgressView(ProgressObserver[RunPanel]):
             panel.display_handle.update(panel)
 
 
+def _name_label(widgets: ModuleType, text: str) -> Any:
+    layout = widgets.Layout(width=_NAME_WIDTH, flex="0 0 auto", overflow="hidden")
+    return widgets.Label(text, tooltip=text, layout=layout)
+
+
+def _bar(widgets: ModuleType, value: float, style: str) -> Any:
+    layout = widgets.Layout(width=_BAR_WIDTH, flex="0 0 auto")
+    return widgets.FloatProgress(value=value, min=0.0, max=1.0, bar_style=style, layout=layout)
+
+
+def _text_label(widgets: ModuleType, text: str) -> Any:
+    return widgets.Label(text, tooltip=text, layout=widgets.Layout(**_TEXT_STYLE))
+
+
+def _set_text(label: Any, text: str) -> None:
+    if label.value != text:
+        with label.hold_sync():
+            label.value = text
+            label.tooltip = text
+
+
+def _error_html(state: RunProgress) -> str:
+    """The last error, where it happened, and its traceback folded; ``""`` before any."""
+    line = state.error_text()
+    if line is None:
+        return ""
+    shown = f'<div class="baxiflow-error" title="{html.escape(line)}">{html.escape(line)}</div>'
+    if state.last_traceback:
+        shown += (
+            '<details class="baxiflow-traceback"><summary>traceback</summary>'
+            f'<pre style="white-space: pre-wrap">{html.escape(state.last_traceback)}</pre>'
+            "</details>"
+        )
+    return shown
+
+
 def _row_text(step: StepState) -> str:
     count = step.count_text()
     if count and step.description:
@@ -235,7 +286,4 @@ def _row_text(step: StepState) -> str:
 
 
 def _summary_text(state: RunProgress) -> str:
-    text = f"{state.status} · {state.events} events · {state.errors} errors · {format_duration(state.elapsed)}"
-    if state.last_error is not None:
-        text += f" · last error: {state.last_error}"
-    return text
+    return f"{state.status} · {state.counts_text()} · {format_duration(state.elapsed)}"

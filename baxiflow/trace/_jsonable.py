@@ -24,6 +24,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from baxiflow.event import TracebackText
+
 __all__ = ["MARKERS", "ReprValue", "from_jsonable", "to_jsonable"]
 
 _TUPLE: Final = "__tuple__"
@@ -147,6 +149,8 @@ def _encode(value: object, active: set[int]) -> tuple[Any, _Frame | None]:
         return (value if math.isfinite(value) else {_FLOAT: repr(value)}), None
     if type(value) is ReprValue:
         return {_REPR: str(value)}, None
+    if type(value) is TracebackText:
+        return str(value), None  # the text alone: the live exception is never saved
     if type(value) is _Pair:
         return None, ([], _items(value), None, 0)
     if type(value) is not list and type(value) is not tuple and type(value) is not dict:

@@ -32,6 +32,8 @@ current       float | None     progress events: ``data["current"]``
 total         float | None     progress events: ``data["total"]``
 error         str | None       the event's ``error`` message
 error_type    str | None       error events: ``data["type"]``, the exception's type name
+traceback     str | None       error events of a failed handler: ``data["traceback"]``, the
+                               traceback text down to the failing line
 elapsed       float            seconds since the run started (monotonic clock)
 timestamp     float            wall-clock time, seconds since the epoch
 data          dict | None      the event's ``data`` (the same object, not a copy)
@@ -104,6 +106,7 @@ RECORD_COLUMNS: Final = (
     "total",
     "error",
     "error_type",
+    "traceback",
     "elapsed",
     "timestamp",
     "data",
@@ -130,7 +133,10 @@ RUN_COLUMNS: Final = ("run_id", "event", "started_at", "status", "events", "erro
 """Columns of :attr:`Trace.runs`, in order."""
 
 _FORMAT: Final = "baxiflow-trace"
-_VERSION: Final = 1
+_VERSION: Final = 2
+_READS: Final = (1, 2)
+"""Versions :meth:`Trace.from_jsonl` reads: version 1 had no ``traceback`` column."""
+_V1_RECORD_COLUMNS: Final = tuple(c for c in RECORD_COLUMNS if c != "traceback")
 _SECTIONS: Final = {"run": RUN_COLUMNS, "record": RECORD_COLUMNS, "span": SPAN_COLUMNS}
 
 
@@ -148,7 +154,7 @@ def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
     run_id, seq, parent_seq, depth, name, handler, error, elapsed, started_at, data, metadata = (
         fields
     )
-    step = description = current = total = error_type = None
+    step = description = current = total = error_type = traceback = None
     if name == PROGRESS:
         kind = "progress"
         if isinstance(data, dict):
@@ -160,6 +166,8 @@ def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
         kind = "error"
         if isinstance(data, dict):
             error_type = data.get("type")
+            text = data.get("traceback")
+            traceback = text if text is None or type(text) is str else str(text)
     else:
         kind = "event"
     return (
@@ -176,6 +184,7 @@ def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
         total,
         error,
         error_type,
+        traceback,
         elapsed,
         started_at + elapsed,
         data,
@@ -492,7 +501,7 @@ class Trace(Recorder):
         >>> trace = Trace()
         >>> trace.to_jsonl(buffer := io.StringIO())
         >>> buffer.getvalue()
-        '{"format": "baxiflow-trace", "version": 1, "max_records": null, "dropped_records": 0, "dropped_spans": 0}\\n'
+        '{"format": "baxiflow-trace", "version": 2, "max_records": null, "dropped_records": 0, "dropped_spans": 0}\\n'
         """
         # Every line is made before the file is opened: a row that cannot be written
         # leaves an existing file as it was.
@@ -573,10 +582,10 @@ class Trace(Recorder):
     def _from_header(cls, header: object) -> Trace:
         if not isinstance(header, dict) or header.get("format") != _FORMAT:
             raise ValueError(f"not a baxiflow trace header: {header!r:.120}")
-        if header.get("version") != _VERSION:
+        if header.get("version") not in _READS:
             raise ValueError(
                 f"trace format version {header.get('version')!r} is not supported "
-                f"(this baxiflow reads version {_VERSION})"
+                f"(this baxiflow reads versions {', '.join(map(str, _READS))})"
             )
         trace = cls(max_records=header.get("max_records"))
         dropped = header.get("dropped_records", 0), header.get("dropped_spans", 0)
@@ -596,6 +605,8 @@ class Trace(Recorder):
         columns = _SECTIONS[section]
         if section == "run" and isinstance(row, dict) and tuple(row)[-1:] == (_BATCH_COLUMN,):
             columns = (*columns, _BATCH_COLUMN)
+        if section == "record" and isinstance(row, dict) and tuple(row) == _V1_RECORD_COLUMNS:
+            row = {column: row.get(column) for column in columns}
         if not isinstance(row, dict) or tuple(row) != columns:
             got = list(row) if isinstance(row, dict) else row
             raise ValueError(
