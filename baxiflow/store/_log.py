@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from baxiflow._durable import Durability
+from baxiflow.exceptions import StoreError
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
 
 if TYPE_CHECKING:
@@ -39,6 +41,11 @@ class RunLog(WorkflowObserver):
         durability: ``"sync"``, ``"batched"`` or ``"exit"``.
         begin: Called once when the run starts, inside the first transaction (it creates or
             takes over the run's row).
+
+    Once a write or a commit fails (the database went away, the disk is full), the log
+    writes nothing more for this run and never marks it ended: what was committed before
+    stays a gap-free beginning of the run, which ``resume`` can go on from. The failure
+    reaches the caller as an :class:`~baxiflow.exceptions.ObserverWarning`.
     """
 
     def __init__(
@@ -53,26 +60,53 @@ class RunLog(WorkflowObserver):
         self._durability = durability
         self._begin = begin
         self._last_commit = 0.0
+        self._failed = False
+        self._dirty = False
+        self._rollbacks = store.rollbacks
+
+    def _write(self, write: Callable[..., None], *arguments: object) -> None:
+        if self._failed:
+            return
+        try:
+            if self._store.rollbacks != self._rollbacks:
+                # Another run's failed write took this run's uncommitted ones with it.
+                self._rollbacks = self._store.rollbacks
+                if self._dirty:
+                    raise StoreError(
+                        f"the store at {self._store.where} dropped run {self.run_id!r}'s "
+                        "uncommitted events after an error; the run is left to be resumed"
+                    )
+            self._dirty = True
+            write(*arguments)
+        except BaseException:
+            self._failed = True
+            raise
 
     def run_started(self, run: RunInfo) -> None:
         assert callable(self._begin)
-        self._begin()
+        self._write(self._begin)
         # Committed with the first event, so a logged run always knows how it started.
         self._last_commit = -BATCH_SECONDS
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
+        self._write(self._append, emitted)
+
+    def handler_started(self, call: HandlerCall) -> None:
+        self._write(self._store.start_call, self.run_id, call)
+
+    def handler_finished(self, call: HandlerCall) -> None:
+        self._write(self._store.end_call, self.run_id, call)
+
+    def run_finished(self, run: RunInfo) -> None:
+        self._write(self._end, store_status(run.status))
+
+    def _append(self, emitted: EmittedEvent) -> None:
         call = emitted.call
         self._store.append_event(self.run_id, emitted, None if call is None else call.position)
         self._maybe_commit()
 
-    def handler_started(self, call: HandlerCall) -> None:
-        self._store.start_call(self.run_id, call)
-
-    def handler_finished(self, call: HandlerCall) -> None:
-        self._store.end_call(self.run_id, call)
-
-    def run_finished(self, run: RunInfo) -> None:
-        self._store.end_run(self.run_id, store_status(run.status))
+    def _end(self, status: str) -> None:
+        self._store.end_run(self.run_id, status)
         self._store.commit()
 
     def _maybe_commit(self) -> None:
@@ -82,3 +116,4 @@ class RunLog(WorkflowObserver):
         if self._durability == "sync" or now - self._last_commit >= BATCH_SECONDS:
             self._store.commit(renew=self.run_id)
             self._last_commit = now
+            self._dirty = False
