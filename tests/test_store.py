@@ -262,27 +262,42 @@ async def test_replay_from_a_trace_file(tmp_path: Path) -> None:
         counting_workflow([]).replay(trace, from_seq=99)
 
 
-def _kill_and_resume(target: str, run_id: str, after: float) -> None:
+def _kill_and_resume(
+    target: str, run_id: str, after: float, begun: Callable[[str], bool] | None = None
+) -> None:
     worker = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "durable_chain.py"), target, run_id],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 30
+    while begun is not None and not begun(run_id) and worker.poll() is None:
+        assert time.monotonic() < deadline, f"{run_id} never began"
+        time.sleep(0.005)
     time.sleep(after)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
 
 async def kill_at_random_points_and_resume(
-    target: str, open_store: Callable[[], Any], kills: int
+    target: str,
+    open_store: Callable[[], Any],
+    kills: int,
+    *,
+    span: float = 0.9,
+    begun: Callable[[str], bool] | None = None,
 ) -> None:
     """Runs the chain in a subprocess logging to ``target`` (a path or a DSN), kills it
-    ``kills`` times at random points, resumes each run here and checks its whole log."""
+    ``kills`` times at random points, resumes each run here and checks its whole log.
+
+    A kill comes up to ``span`` seconds after the start, or after ``begun(run_id)`` says
+    the run has committed its first events (so that few kills are spent before it begins).
+    """
     reference = shape(await collect(chain.build().process(WorkflowEvent("start"))))
     generator = random.Random(20261202)
     for attempt in range(kills):
         run_id = f"run-{attempt}"
-        _kill_and_resume(target, run_id, generator.uniform(0.0, 0.9))
+        _kill_and_resume(target, run_id, generator.uniform(0.0, span), begun)
         store = open_store()
         try:
             if any(row["run_id"] == run_id for row in store.runs()):
