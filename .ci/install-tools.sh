@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install, from Debian's packages and only when missing, the programs the browser and Mermaid
-# tests drive: Chromium (never downloaded any other way: no `playwright install`) and
-# Node.js with npm. Idempotent.
+# Install, from Debian's packages and only when missing, the programs the browser, Mermaid
+# and PostgreSQL store tests drive: Chromium (never downloaded any other way: no
+# `playwright install`), Node.js with npm, and PostgreSQL's server (.ci/postgres.sh starts a
+# throwaway one). Idempotent.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,11 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     echo "install-tools: node $(node --version) and npm $(npm --version) already installed"
 else
     missing+=(nodejs npm)
+fi
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "install-tools: PostgreSQL already installed: $(ls -d /usr/lib/postgresql/*/ | sort -V | tail -1)"
+else
+    missing+=(postgresql)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

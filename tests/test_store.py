@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,38 @@ def load_chain() -> Any:
 chain = load_chain()
 
 
+# The tests that take `store`, `open_store` and `committed` only are run again on PostgreSQL
+# by test_store_postgres.py, with its own fixtures of those names.
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    opened = SQLiteStore(tmp_path / "runs.db")
-    yield opened
-    opened.close()
+def open_store(tmp_path: Path) -> Any:
+    """Opens another store object on the same database (as another process would)."""
+    opened: list[SQLiteStore] = []
+
+    def open_one() -> SQLiteStore:
+        opened.append(SQLiteStore(tmp_path / "runs.db"))
+        return opened[-1]
+
+    yield open_one
+    for one in opened:
+        one.close()
+
+
+@pytest.fixture
+def store(open_store: Any) -> Any:
+    return open_store()
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Any:
+    """How many events the store's log holds committed, as another connection sees it."""
+
+    def count() -> int:
+        with sqlite3.connect(tmp_path / "runs.db") as reader:
+            return int(reader.execute("SELECT count(*) FROM baxiflow_events").fetchone()[0])
+
+    return count
 
 
 def shape(events: list[WorkflowEvent]) -> list[tuple[str, Any]]:
@@ -132,9 +159,8 @@ async def test_resuming_is_refused_for_finished_unknown_and_changed_runs(store: 
     assert [e.name for e in resumed].count("extra") == 3
 
 
-async def test_a_second_process_cannot_resume_a_run_that_is_being_run(tmp_path: Path) -> None:
-    path = tmp_path / "runs.db"
-    first, second = SQLiteStore(path), SQLiteStore(path)
+async def test_a_second_process_cannot_resume_a_run_that_is_being_run(open_store: Any) -> None:
+    first, second = open_store(), open_store()
     workflow = counting_workflow([])
     stream = workflow.process(WorkflowEvent("start"), store=first, run_id="busy")
     await anext(stream)
@@ -143,22 +169,15 @@ async def test_a_second_process_cannot_resume_a_run_that_is_being_run(tmp_path: 
     with pytest.raises(ValueError, match="being run by another process"):
         workflow.resume("busy", second)
     await stream.aclose()
-    first.close()
-    second.close()
+    rest = await collect(workflow.resume("busy", second))  # stopped: the lease is free
+    assert [e.name for e in rest].count("done") == 3
 
 
 @pytest.mark.parametrize("durability", ["sync", "batched", "exit"])
 async def test_durability_decides_what_another_reader_sees_during_the_run(
-    tmp_path: Path, durability: Any
+    store: Any, committed: Any, durability: Any
 ) -> None:
-    path = tmp_path / "runs.db"
-    store = SQLiteStore(path)
     seen: list[int] = []
-
-    def committed() -> int:
-        with sqlite3.connect(path) as reader:
-            return int(reader.execute("SELECT count(*) FROM baxiflow_events").fetchone()[0])
-
     stream = counting_workflow([]).process(
         WorkflowEvent("start"), store=store, run_id="d", durability=durability
     )
@@ -173,7 +192,6 @@ async def test_durability_decides_what_another_reader_sees_during_the_run(
         assert set(seen) == {0}
     else:
         assert 0 < max(seen) < len(seen)
-    store.close()
 
 
 def test_a_file_that_is_not_a_baxiflow_store_is_refused_and_left_untouched(
@@ -246,28 +264,43 @@ async def test_replay_from_a_trace_file(tmp_path: Path) -> None:
         counting_workflow([]).replay(trace, from_seq=99)
 
 
-def _kill_and_resume(path: Path, run_id: str, after: float) -> None:
+def _kill_and_resume(
+    target: str, run_id: str, after: float, begun: Callable[[str], bool] | None = None
+) -> None:
     worker = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "durable_chain.py"), str(path), run_id],
+        [sys.executable, str(EXAMPLES / "durable_chain.py"), target, run_id],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 30
+    while begun is not None and not begun(run_id) and worker.poll() is None:
+        assert time.monotonic() < deadline, f"{run_id} never began"
+        time.sleep(0.005)
     time.sleep(after)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
 
-async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_log(
-    tmp_path: Path,
+async def kill_at_random_points_and_resume(
+    target: str,
+    open_store: Callable[[], Any],
+    kills: int,
+    *,
+    span: float = 0.9,
+    begun: Callable[[str], bool] | None = None,
 ) -> None:
+    """Runs the chain in a subprocess logging to ``target`` (a path or a DSN), kills it
+    ``kills`` times at random points, resumes each run here and checks its whole log.
+
+    A kill comes up to ``span`` seconds after the start, or after ``begun(run_id)`` says
+    the run has committed its first events (so that few kills are spent before it begins).
+    """
     reference = shape(await collect(chain.build().process(WorkflowEvent("start"))))
-    path = tmp_path / "runs.db"
     generator = random.Random(20261202)
-    kills = 50
     for attempt in range(kills):
         run_id = f"run-{attempt}"
-        _kill_and_resume(path, run_id, generator.uniform(0.0, 0.9))
-        store = SQLiteStore(path)
+        _kill_and_resume(target, run_id, generator.uniform(0.0, span), begun)
+        store = open_store()
         try:
             if any(row["run_id"] == run_id for row in store.runs()):
                 status = next(r["status"] for r in store.runs() if r["run_id"] == run_id)
@@ -280,6 +313,13 @@ async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_
             assert shape([e.event for e in logged]) == reference, run_id
         finally:
             store.close()
+
+
+async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_log(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+    await kill_at_random_points_and_resume(str(path), lambda: SQLiteStore(path), kills=50)
     os.remove(path)
 
 

@@ -1,5 +1,8 @@
 """Durable runs: an append-only event log in SQLite (the default) or PostgreSQL.
 
+``SQLiteStore(path)`` keeps the log in one file; ``PostgresStore(dsn)`` (the ``postgres``
+extra) in a PostgreSQL database that several processes or machines share.
+
 Pass a store to ``process`` (or to ``WorkflowManager(store=...)``) and every event and
 handler call of the run is appended to its log as it happens. A run that did not finish
 (the consumer stopped, or the process died) goes on with ``workflow.resume(run_id, store)``;
@@ -26,6 +29,7 @@ registered now.
 >>> store.close()
 """
 
+from baxiflow.store._postgres import PostgresStore
 from baxiflow.store._sqlite import SQLiteStore, SQLStore
 
-__all__ = ["SQLStore", "SQLiteStore"]
+__all__ = ["PostgresStore", "SQLStore", "SQLiteStore"]

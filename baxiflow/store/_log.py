@@ -33,18 +33,20 @@ def store_status(status: RunStatus) -> str:
 
 
 class RunLog(WorkflowObserver):
-    """Appends one run's events and handler calls to ``store``, in order.
+    """Appends one run's events and ended handler calls to ``store``, in order.
 
-    The first write that fails raises :class:`~baxiflow.exceptions.StoreError`, which
-    stops the run with a final error event; the log writes nothing after that, so the run
-    is never marked finished with events missing.
+    Rows wait in memory and are written and committed together, as the durability says
+    (a commit is the unit a crash keeps or loses). The first write that fails raises
+    :class:`~baxiflow.exceptions.StoreError`, which stops the run with a final error event;
+    the log writes nothing after that, so the run is never marked finished with events
+    missing. The same holds when another run's failed write on a shared store dropped this
+    run's uncommitted writes.
 
     Args:
         store: Where the log goes.
         run_id: The run's id (the engine runs under the same id).
         durability: ``"sync"``, ``"batched"`` or ``"exit"``.
-        begin: Called once when the run starts, inside the first transaction (it creates or
-            takes over the run's row).
+        begin: Called once when the run starts (it creates or takes over the run's row).
     """
 
     def __init__(
@@ -52,7 +54,7 @@ class RunLog(WorkflowObserver):
         store: SQLStore,
         run_id: str,
         durability: Durability,
-        begin: object,
+        begin: Callable[[], None],
     ) -> None:
         self._store = store
         self.run_id = run_id
@@ -61,12 +63,14 @@ class RunLog(WorkflowObserver):
         self._last_commit = 0.0
         self._events: list[tuple[Any, ...]] = []
         self._calls: list[tuple[Any, ...]] = []
+        self._rollbacks = store.rollbacks
+        self._uncommitted = False  # the run's row, written at its start, not committed yet
         self.failed = False
         """True once a write failed: nothing more is written."""
 
     def run_started(self, run: RunInfo) -> None:
-        assert callable(self._begin)
         self._write(self._begin)
+        self._uncommitted = True
         # Committed with the first events ("sync": the first one), so a logged run always
         # holds the event it started from; a crash before that loses the run as a whole.
         self._last_commit = time.monotonic()
@@ -87,7 +91,7 @@ class RunLog(WorkflowObserver):
         if self.failed:
             return
         try:
-            self._store.end_run(self.run_id, store_status(run.status))
+            self._write(self._store.end_run, self.run_id, store_status(run.status))
             self._flush()
         except StoreError as exc:
             # The run has ended: its last commit failing can only be reported.
@@ -98,12 +102,22 @@ class RunLog(WorkflowObserver):
         events, calls = self._events, self._calls
         self._events, self._calls = [], []
         self._write(lambda: self._store.write(events, calls, renew=self.run_id))
+        self._uncommitted = False
 
     def _write(self, write: Callable[..., object], *arguments: object) -> None:
         """Write unless a write failed before; mark the log failed when this one does."""
         if self.failed:
             return
         try:
+            if self._store.rollbacks != self._rollbacks:
+                self._rollbacks = self._store.rollbacks
+                if not self._uncommitted:
+                    write(*arguments)
+                    return
+                raise StoreError(
+                    f"the store at {self._store.where} dropped run {self.run_id!r}'s "
+                    "uncommitted writes after another run's error; the run is left to be resumed"
+                )
             write(*arguments)
         except StoreError:
             self.failed = True

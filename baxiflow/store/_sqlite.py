@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -37,7 +38,7 @@ from baxiflow.store._log import RunLog
 from baxiflow.trace import Trace
 from baxiflow.trace._jsonable import MARKERS, from_jsonable, to_jsonable
 
-__all__ = ["LEASE_SECONDS", "SCHEMA_VERSION", "SQLStore", "SQLiteStore"]
+__all__ = ["LEASE_SECONDS", "SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
 
 SCHEMA_VERSION = 1
 """Version of the tables' layout; a store written by a newer baxiflow is refused."""
@@ -90,6 +91,20 @@ _UPSERT_CALL = (
     " error = excluded.error, emitted = excluded.emitted"
 )
 """A call run again on resume takes the place of the one cut short."""
+
+
+def table_columns() -> dict[str, set[str]]:
+    """Each table's columns, as baxiflow creates them.
+
+    >>> sorted(table_columns()["baxiflow_meta"])
+    ['key', 'value']
+    """
+    tables = {}
+    for statement in _TABLES:
+        name, _, body = statement.removeprefix("CREATE TABLE IF NOT EXISTS ").partition(" (")
+        # A column is a name followed by its type; "PRIMARY KEY (a, b)" names no new one.
+        tables[name] = set(re.findall(r"(?:^|,)\s*(\w+) (?:TEXT|\{real\}|\{int\})", body))
+    return tables
 
 
 def _encode(value: object) -> str | None:
@@ -190,6 +205,8 @@ class SQLStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._encoded: tuple[WorkflowEvent | None, str | None, str | None] = (None, None, None)
+        self.rollbacks = 0
+        """How many times the store dropped its uncommitted writes after an error."""
         self._connection = self._connect()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
@@ -367,11 +384,16 @@ class SQLStore:
                     f"run {run_id!r} is being run by another process ({owner}); "
                     "two processes cannot go on with one run"
                 )
-        self._execute(
+        # Only if nobody took the lease since it was read: of two processes, one wins.
+        taken = self._execute(
             "UPDATE baxiflow_runs SET lease_owner = ?, lease_until = ?, status = 'running'"
-            " WHERE run_id = ?",
-            (self.owner, time.time() + LEASE_SECONDS, run_id),
+            " WHERE run_id = ? AND COALESCE(lease_owner, '') = ?",
+            (self.owner, time.time() + LEASE_SECONDS, run_id, owner or ""),
         )
+        if taken.rowcount != 1:
+            raise ValueError(
+                f"run {run_id!r} was taken over by another process while this one resumed it"
+            )
 
     def event_row(self, run_id: str, emitted: EmittedEvent) -> tuple[Any, ...]:
         """The log's row for ``emitted`` (its data encoded once, by :meth:`check_event`)."""

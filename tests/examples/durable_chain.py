@@ -1,6 +1,7 @@
 """A long workflow for the crash tests: run it logged, be killed anywhere, be resumed.
 
-``python durable_chain.py STORE RUN_ID`` runs it from the start with a SQLite store.
+``python durable_chain.py STORE RUN_ID`` runs it from the start with a SQLite store, or with
+a PostgreSQL store when STORE is a ``postgresql://`` DSN.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def build() -> WorkflowManager:
 
 
 async def main(path: str, run_id: str) -> None:
-    from baxiflow.store import SQLiteStore
+    from baxiflow.store import PostgresStore, SQLiteStore
 
-    store = SQLiteStore(path)
+    store = PostgresStore(path) if path.startswith("postgresql://") else SQLiteStore(path)
     async for _ in build().process(WorkflowEvent("start"), store=store, run_id=run_id):
         pass
 
