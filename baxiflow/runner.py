@@ -200,8 +200,8 @@ def run(
             one); a new one if ``None``.
         title: The progress panel's label (``view=True`` only); by default the run's
             number and its initial event.
-        **limits: ``max_events``, ``timeout`` or ``handler_timeout`` for this run, as
-            in :meth:`WorkflowManager.process`.
+        **limits: ``max_events``, ``timeout``, ``handler_timeout``, or ``store``, ``run_id``
+            and ``durability`` for a durable run, as in :meth:`WorkflowManager.process`.
 
     Returns:
         A :class:`PendingRun`: ``await`` it for the :class:`RunResult`.

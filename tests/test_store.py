@@ -370,3 +370,20 @@ async def test_a_log_that_fails_mid_run_ends_the_run_with_an_error_and_never_mar
     assert [row["status"] for row in reopened.runs()] == ["running"]
     reopened.close()
     store._connection = sqlite3.connect(store.path)  # for the fixture's close
+
+
+async def test_run_and_run_many_pass_the_store_on(store: Any) -> None:
+    import baxiflow
+
+    result = await baxiflow.run(
+        counting_workflow([]), WorkflowEvent("start"), view=False, store=store, run_id="one"
+    )
+    batch = await baxiflow.run_many(
+        counting_workflow([]), [WorkflowEvent("start")] * 3, view=False, store=store
+    )
+    assert result.status == "ok" and batch.ok
+    rows = store.runs()
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"finished"}
+    assert [e.event.name for e in store.logged("one")][-1] == "done"
+    with pytest.raises(ValueError, match="local batch"):
+        await baxiflow.run_many(counting_workflow([]), [], view=False, store=store, client=object())

@@ -340,6 +340,8 @@ async def run_many(
     max_events: int | _Default | None = _DEFAULT,
     timeout: float | _Default | None = _DEFAULT,
     handler_timeout: float | _Default | None = _DEFAULT,
+    store: Any = None,
+    durability: str = "batched",
 ) -> BatchResult:
     """Run ``workflow`` once per input event, ``concurrency`` runs at a time, with one live view.
 
@@ -370,6 +372,9 @@ async def run_many(
         max_events: As in :meth:`WorkflowManager.process`, for every run.
         timeout: As in :meth:`WorkflowManager.process`, for every run.
         handler_timeout: As in :meth:`WorkflowManager.process`, for every run.
+        store: Log every run durably there (see :mod:`baxiflow.store`), each under its own
+            run id (``RunResult.info.run_id``); local batches only for now.
+        durability: As in :meth:`WorkflowManager.process`, with ``store``.
 
     Returns:
         A :class:`BatchResult`, its results in input order.
@@ -381,9 +386,6 @@ async def run_many(
             bad limit (before anything runs).
         MissingDependencyError: ``client=`` is given and ``distributed`` is not installed
             (install the ``dask`` extra), or ``view=True`` and neither ipywidgets nor tqdm is.
-
-    Durable runs (a ``store=`` to record and resume each run) are not passed through
-    yet: that waits for the durable-runs store (issue 13).
     """
     if not isinstance(workflow, WorkflowManager):
         raise TypeError(f"run_many() takes a WorkflowManager, got {type(workflow).__name__}")
@@ -394,6 +396,13 @@ async def run_many(
         limits={"max_events": max_events, "timeout": timeout, "handler_timeout": handler_timeout},
     )
     check_limit("chunk_size", chunk_size, integer=True)
+    if store is not None:
+        if client is not None:
+            raise ValueError(
+                "store= logs the runs of a local batch; on Dask each worker would need its "
+                "own connection to the store, which run_many does not open yet"
+            )
+        settings.limits.update(store=store, durability=durability)
     watchers = [as_observer(observer) for observer in observers]
     if client is not None:
         from baxiflow.batch._dask import check_client
