@@ -21,6 +21,7 @@ started r-1
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
@@ -44,20 +45,42 @@ Listener: TypeAlias = tuple[WorkflowObserver, Callable[[Any], object], bool]
 
 
 def _overrides(
-    observer: WorkflowObserver, hook: str, base: type[WorkflowObserver] = WorkflowObserver
+    kind: type[WorkflowObserver], hook: str, base: type[WorkflowObserver] = WorkflowObserver
 ) -> bool:
     # Looked up on the class, so an observer answering every attribute overrides nothing.
-    return getattr(type(observer), hook) is not getattr(base, hook)
+    return getattr(kind, hook) is not getattr(base, hook)
 
 
-def _listener(observer: WorkflowObserver, hook: str) -> Listener | None:
-    """How ``observer`` hears ``hook``: through its sink, its method, or not at all."""
-    sinkable = hook in ("event_emitted", "handler_finished")
-    if sinkable and isinstance(observer, Recorder) and not _overrides(observer, hook, Recorder):
-        sink = observer.recording_sinks()[hook == "handler_finished"]
-        return None if sink is None else (observer, sink, True)
-    if not _overrides(observer, hook):
-        return None
+_HEARD: weakref.WeakKeyDictionary[type[WorkflowObserver], tuple[tuple[str, bool], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _heard(kind: type[WorkflowObserver]) -> tuple[tuple[str, bool], ...]:
+    """The hooks an observer class hears, each with whether through a recorder's sink.
+
+    Worked out once per class (a group is made for every run), kept while the class lives.
+    """
+    known = _HEARD.get(kind)
+    if known is not None:
+        return known
+    heard = []
+    for hook in HOOKS:
+        sinkable = hook in ("event_emitted", "handler_finished")
+        if sinkable and issubclass(kind, Recorder) and not _overrides(kind, hook, Recorder):
+            heard.append((hook, True))
+        elif _overrides(kind, hook):
+            heard.append((hook, False))
+    _HEARD[kind] = result = tuple(heard)
+    return result
+
+
+def _listener(observer: WorkflowObserver, hook: str, sink: bool) -> Listener | None:
+    """How ``observer`` hears ``hook``: through its sink, or its method."""
+    if sink:
+        assert isinstance(observer, Recorder)
+        found = observer.recording_sinks()[hook == "handler_finished"]
+        return None if found is None else (observer, found, True)
     if hook == "event_emitted" and isinstance(observer, _CallableObserver):
         return (observer, observer.callback, False)  # without its wrapper's frame
     return (observer, getattr(observer, hook), False)
@@ -98,10 +121,12 @@ class ObserverGroup:
     def __init__(self, observers: Iterable[WorkflowObserver]) -> None:
         self.observers = tuple(observers)
         self._warned: set[int] = set()
-        self._hooks: dict[str, tuple[Listener, ...]] = {
-            hook: tuple(filter(None, (_listener(o, hook) for o in self.observers)))
-            for hook in HOOKS
-        }
+        found: dict[str, list[Listener]] = {hook: [] for hook in HOOKS}
+        for observer in self.observers:
+            for hook, sink in _heard(type(observer)):
+                if (listener := _listener(observer, hook, sink)) is not None:
+                    found[hook].append(listener)
+        self._hooks = {hook: tuple(listeners) for hook, listeners in found.items()}
         self.event_listeners = events = self._hooks["event_emitted"]
         self.call_listeners = calls = self._hooks["handler_finished"]
         self.event_fields_wanted = any(fields for _, _, fields in events)
