@@ -241,7 +241,7 @@ class WorkflowManager:
             )
         guards = self._guards(max_events, timeout, handler_timeout)
         run_store = self.store if store is _UNSET else store
-        extra = [as_observer(o) for o in observers]
+        extra = [as_observer(o) for o in observers] if observers else ()
         if run_store is None:
             if run_id is not None:
                 raise ValueError("run_id= names a run in a store: pass store= as well")
@@ -351,6 +351,8 @@ class WorkflowManager:
         handler_timeout: float | _Unset | None,
     ) -> tuple[int | None, float | None, float | None]:
         """The run's guards: the manager's, where the run does not set its own."""
+        if max_events is _UNSET and timeout is _UNSET and handler_timeout is _UNSET:
+            return self.max_events, self.timeout, self.handler_timeout  # the common case
         return (
             self.max_events
             if max_events is _UNSET
