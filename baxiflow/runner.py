@@ -137,11 +137,12 @@ class RunResult:
         return f"<RunResult {self.status}: {counts}, {final}>"
 
 
-class PendingRun:
-    """What :func:`run` returns: ``await`` it for the :class:`RunResult`.
+class PendingRun(Coroutine[Any, Any, "RunResult"]):
+    """What :func:`run` returns: a coroutine; ``await`` it for the :class:`RunResult`.
 
-    Reading a result's attribute from it explains what went wrong instead of failing
-    with ``'coroutine' object has no attribute``.
+    It is a coroutine like any other (``asyncio.run(baxiflow.run(...))``, tasks and
+    ``gather`` take it), except that reading a result's attribute from it explains what
+    went wrong instead of failing with ``'coroutine' object has no attribute``.
     """
 
     __slots__ = ("_coroutine",)
@@ -151,6 +152,12 @@ class PendingRun:
 
     def __await__(self) -> Generator[Any, None, RunResult]:
         return self._coroutine.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._coroutine.send(value)
+
+    def throw(self, *error: Any) -> Any:
+        return self._coroutine.throw(*error)
 
     def close(self) -> None:
         """Drop the run without starting it (as ``coroutine.close()`` does)."""

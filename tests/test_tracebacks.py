@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import pickle
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -88,3 +90,25 @@ async def test_reading_a_result_from_a_run_that_was_not_awaited_says_to_await_it
     assert "await" in repr(pending)
     result = await pending
     assert result.final.name == "start"
+
+
+def test_run_is_still_a_coroutine_that_asyncio_run_and_gather_take() -> None:
+    import baxiflow
+
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def done(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("done")
+
+    assert (
+        asyncio.run(baxiflow.run(workflow, WorkflowEvent("start"), view=False)).final.name == "done"
+    )
+
+    async def both() -> list[Any]:
+        return await asyncio.gather(
+            baxiflow.run(workflow, WorkflowEvent("start"), view=False),
+            baxiflow.run(workflow, WorkflowEvent("start"), view=False),
+        )
+
+    assert [result.final.name for result in asyncio.run(both())] == ["done", "done"]
