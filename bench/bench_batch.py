@@ -24,10 +24,10 @@ import io
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import comm
-from comm.base_comm import BaseComm
+from counting_comm import CountingComm
 
 import baxiflow
 from baxiflow import WorkflowEvent, WorkflowManager, run_many
@@ -182,24 +182,6 @@ def scale_out(count: int) -> None:
         f"{local / wall:.2f}x the local throughput (target >= 1.6x)"
     )
     print(f"  first streamed progress after {first[0] - start:.2f} s (target <= 2 s)")
-
-
-class CountingComm(BaseComm):
-    """Stands in for the kernel's comm: counts messages instead of sending them."""
-
-    sent: ClassVar[Counter[str]] = Counter()
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: Any = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        if msg_type == "comm_msg" and isinstance(data, dict):
-            msg_type = data.get("method", msg_type)
-        CountingComm.sent[msg_type] += 1
 
 
 def view_cost(count: int) -> None:

@@ -22,32 +22,14 @@ import io
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, ClassVar
+from typing import Any
 
 import comm
-from comm.base_comm import BaseComm
+from counting_comm import CountingComm
 
 from baxiflow import WorkflowEvent, WorkflowManager, WorkflowObserver
 from baxiflow.progress import ProgressView, TerminalProgress
 from baxiflow.runner import run
-
-
-class CountingComm(BaseComm):
-    """Stands in for the kernel's comm: counts messages instead of sending them."""
-
-    sent: ClassVar[Counter[str]] = Counter()
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: Any = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        if msg_type == "comm_msg" and isinstance(data, dict):
-            msg_type = data.get("method", msg_type)
-        CountingComm.sent[msg_type] += 1
 
 
 def busy_workflow(count: int) -> WorkflowManager:
