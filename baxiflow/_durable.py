@@ -21,7 +21,6 @@ them only through :class:`RunStore`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ __all__ = [
     "SavedRun",
     "fingerprint",
     "fork_state",
+    "registry_changes",
     "state_from_log",
 ]
 
@@ -155,21 +155,34 @@ class RunStore(Protocol):
 
 
 def fingerprint(registrations: Iterable[HandlerRegistration]) -> str:
-    """A short digest of a registry: event names, handler order and qualified names.
+    """The registry as a log keeps it: each event with its handlers' qualified names, in order.
 
-    >>> fingerprint([])
-    '4f53cda18c2baa0c'
+    JSON text, so that a store can say what changed (see :func:`registry_changes`).
+
+    >>> async def greet(event):
+    ...     yield event
+    >>> from baxiflow.registry import Registry
+    >>> registry = Registry()
+    >>> _ = registry.add("start", greet)
+    >>> fingerprint(registry.all())
+    '["start: greet"]'
     """
-    shape = [[r.event_name, r.position, r.name] for r in registrations]
-    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
-
-
-def describe_registry(registrations: Iterable[HandlerRegistration]) -> list[str]:
-    """The registry as lines ``"event: handler, handler"``, to say what changed."""
     by_event: dict[str, list[str]] = {}
     for registration in registrations:
         by_event.setdefault(registration.event_name, []).append(registration.name)
-    return [f"{event}: {', '.join(names)}" for event, names in by_event.items()]
+    return json.dumps([f"{event}: {', '.join(names)}" for event, names in by_event.items()])
+
+
+def registry_changes(then: str, now: str) -> str:
+    """What differs between two :func:`fingerprint` s, in words.
+
+    >>> registry_changes('["start: a", "done: b"]', '["start: a, c"]')
+    'now start: a, c; before start: a; done: b'
+    """
+    before, after = json.loads(then), json.loads(now)
+    added = [line for line in after if line not in before] or ["nothing new"]
+    gone = [line for line in before if line not in after] or ["nothing else"]
+    return f"now {'; '.join(added)}; before {'; '.join(gone)}"
 
 
 def _dispatched(event: LoggedEvent, by_seq: dict[int, LoggedEvent]) -> bool:

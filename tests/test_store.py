@@ -153,7 +153,9 @@ async def test_resuming_is_refused_for_finished_unknown_and_changed_runs(store: 
     async def extra(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
         yield WorkflowEvent("extra")
 
-    with pytest.raises(ValueError, match="handlers changed since run 'open' was logged"):
+    with pytest.raises(
+        ValueError, match=r"handlers changed since run 'open' was logged \(now done: .*extra"
+    ):
         changed.resume("open", store)
     resumed = await collect(changed.resume("open", store, allow_changed=True))
     assert [e.name for e in resumed].count("extra") == 3

@@ -28,6 +28,7 @@ from baxiflow._durable import (
     LoggedCall,
     LoggedEvent,
     SavedRun,
+    registry_changes,
     state_from_log,
 )
 from baxiflow.event import WorkflowEvent
@@ -334,7 +335,6 @@ class SQLStore:
         route: Callable[[str], Route | None],
         *,
         allow_changed: bool = False,
-        describe: Callable[[], list[str]] | None = None,
     ) -> SavedRun:
         """Take over an unfinished run; see :class:`baxiflow._durable.RunStore`."""
         _check_durability(durability)
@@ -374,7 +374,7 @@ class SQLStore:
         if logged_fingerprint != fingerprint and not allow_changed:
             raise ValueError(
                 f"the workflow's handlers changed since run {run_id!r} was logged "
-                f"(fingerprint {logged_fingerprint} then, {fingerprint} now); resume with "
+                f"({registry_changes(logged_fingerprint, fingerprint)}); resume with "
                 "allow_changed=True to run it on the handlers registered now"
             )
         if owner is not None and owner != self.owner:
