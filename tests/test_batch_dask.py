@@ -88,6 +88,17 @@ async def test_a_batch_on_the_cluster_equals_the_local_batch_and_streams_progres
     assert seen and seen[0] < ended - 0.1, "no progress reached the client while the batch ran"
 
 
+async def test_the_same_workflow_runs_batch_after_batch_on_one_client(cluster: Any) -> None:
+    # Each batch ships the workflow under a key of its own: the first one, ending, must not
+    # take the second one's copy with it.
+    workflow = make_workflow(delay=0.0)
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        for _ in range(3):
+            batch = await run_many(workflow, starts(30), client=client, chunk_size=5, view=False)
+            assert len(batch.results) == 30
+            assert [index for index, _ in batch.failed] == [n for n in range(30) if n % 7 == 3]
+
+
 def test_handlers_and_closures_from_main_run_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(

@@ -271,7 +271,9 @@ class _DaskBatch:
         loop = asyncio.get_running_loop()
         apply = self.stream.apply
         client.subscribe_topic(self.topic, lambda event: loop.call_soon_threadsafe(apply, event[1]))
-        shipped = await _call(client, client.scatter, payload)
+        # A key of its own (hash=False): the same workflow shipped again by a later batch must
+        # not share a key that this batch releases when it ends.
+        shipped = await _call(client, client.scatter, payload, hash=False)
         threads = sum((await _call(client, client.nthreads)).values())
         most_in_flight = max(2, 2 * threads)
         self.cap = (
