@@ -309,7 +309,7 @@ class Engine:
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
-        yielded = False  # True while the caller holds an event (back to False before a step ends)
+        held = False  # True while the caller holds an event (back to False before a step ends)
         try:
             self._open()
             while True:
@@ -331,13 +331,13 @@ class Engine:
                     registration = targets  # type: ignore[assignment]
                 elif self._roots:
                     trigger, source = self._roots[0], self._take_roots()
-                    registration, item, lineage, trigger_seq, depth = None, None, None, None, 0
-                    name, dispatch = None, route
-                elif self._inbox is not None:
+                    registration, item, lineage, trigger_seq, depth, name, dispatch = None, None, None, None, 0, None, route  # fmt: skip
+                else:
+                    self._idle(seq)
+                    if self._inbox is None:
+                        break
                     await self._arrivals(seq, count)
                     continue
-                else:
-                    break
                 if registration is not None:
                     name, handler = registration.name, registration.handler
                     if stepping:
@@ -358,17 +358,15 @@ class Engine:
                                 count += 1
                                 if (found := dispatch(emitted)) is not None:
                                     queue.append((event, found, lineage, seq, depth))
-                            yielded = True
+                            held = True
                             yield event
-                            yielded = False
+                            held = False
                             if count > limit:
                                 raise self._max_events_stop(item, event, name)
                             if guarded:
                                 self._resumed(name, trigger)
                     except BaseException as exc:
-                        source = self._failed(
-                            await self._interrupted(exc, source, yielded, name, trigger)
-                        )
+                        source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
                 if stepping:
@@ -385,6 +383,13 @@ class Engine:
                 self._close_run(status)
 
     # What the loop does rarely, or only for observers and guards --------------------
+
+    def _idle(self, seq: int) -> None:
+        """The queue is empty: the run ends now, or waits for events from outside."""
+        if self._group is not None and self._group.hears_idle:
+            assert self._info is not None
+            self._info.events = seq + 1
+            self._group.notify("run_idle", self._info, self._inbox is None)
 
     def _route_after_error(self, name: str) -> Route | None:
         """Routing for events emitted while handling an error: errors are not dispatched."""
@@ -542,7 +547,7 @@ class Engine:
         self._guard = None
         return _each([failure])
 
-    async def _interrupted(
+    async def _caught(
         self,
         exc: BaseException,
         source: AsyncGenerator[WorkflowEvent, None],

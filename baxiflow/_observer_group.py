@@ -37,6 +37,7 @@ HOOKS: Final = (
     "event_emitted",
     "handler_started",
     "handler_finished",
+    "run_idle",
     "run_finished",
 )
 
@@ -93,6 +94,7 @@ class ObserverGroup:
         observers: The observers, in the order they are told.
         hears_events: Whether anyone hears of events (``event_emitted``).
         hears_call_starts: Whether anyone hears of handler calls starting.
+        hears_idle: Whether anyone hears that the run's queue is empty.
         event_listeners: Who hears of events, in order: ``(observer, callable, takes_fields)``;
             a recorder's sink takes :data:`~baxiflow._recording.EventFields`, any other
             listener an :class:`EmittedEvent`.
@@ -114,6 +116,7 @@ class ObserverGroup:
         "event_objects_wanted",
         "hears_call_starts",
         "hears_events",
+        "hears_idle",
         "observers",
         "tracks_calls",
     )
@@ -134,15 +137,16 @@ class ObserverGroup:
         self.call_fields_wanted = any(fields for _, _, fields in calls)
         self.hears_events = bool(self._hooks["event_emitted"])
         self.hears_call_starts = bool(self._hooks["handler_started"])
+        self.hears_idle = bool(self._hooks["run_idle"])
         self.tracks_calls = self.hears_events or any(
             self._hooks[hook] for hook in ("handler_started", "handler_finished")
         )
 
-    def notify(self, hook: str, argument: object) -> None:
+    def notify(self, hook: str, *arguments: object) -> None:
         """Tell every observer that overrides ``hook``, in order."""
         for observer, method, _ in self._hooks[hook]:
             try:
-                method(argument)
+                method(*arguments)
             except Exception as exc:
                 self.report(observer, hook, exc)
 

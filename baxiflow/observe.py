@@ -169,6 +169,11 @@ class WorkflowObserver:
     def handler_finished(self, call: HandlerCall) -> None:
         """Called when a handler has ended, however it ended."""
 
+    def run_idle(self, run: RunInfo, ending: bool) -> None:
+        """Called when the run's queue is empty: it ends now (``ending``), or it waits for
+        events from outside. An exporter or a durable log can commit here, while the run
+        can still report a failure with its final event."""
+
     def run_finished(self, run: RunInfo) -> None:
         """Called once when the run ends, however it ended; ``run.status`` says how."""
 

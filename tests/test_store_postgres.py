@@ -31,7 +31,7 @@ from test_store import (  # noqa: F401
 )
 
 from baxiflow import WorkflowEvent
-from baxiflow.exceptions import MissingDependencyError, ObserverWarning, StoreError
+from baxiflow.exceptions import MissingDependencyError, StoreError
 from baxiflow.store import PostgresStore
 
 SERVER_VARIABLE = "BAXIFLOW_TEST_POSTGRES"
@@ -210,10 +210,10 @@ async def test_a_failed_write_of_one_run_leaves_another_run_on_the_same_store_un
     await anext(calm)  # "calm" has written since its last commit
     with pytest.raises(StoreError):
         store._execute("INSERT INTO baxiflow_meta (key, value) VALUES ('version', 'x')")
-    # "calm" commits next at its end (batched): the loss is found there, when the run has
-    # already ended, so it can only be warned about.
-    with pytest.warns(ObserverWarning, match="dropped run 'calm'"):
-        await collect(calm)
+    # "calm" commits next when its queue runs dry (batched), before it ends: it stops there.
+    rest = await collect(calm)
+    assert rest[-1].data is not None and rest[-1].data["reason"] == "log_failed"
+    assert "dropped run 'calm'" in str(rest[-1].error)
     # Its row was not committed yet: the rollback took it; never is it marked finished.
     assert all(row["status"] != "finished" for row in store.runs())
 

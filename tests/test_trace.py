@@ -175,7 +175,11 @@ async def test_records_hold_exactly_what_observers_were_told_about_each_event() 
 
 
 def held_by(trace: Trace) -> list[object]:
-    """Every object reachable from ``trace``, not looking into classes and modules."""
+    """Every object reachable from ``trace``, not looking into classes and modules.
+
+    Nor into functions: a function's globals are its module's, whose state (what other
+    code keeps there) is not the trace's.
+    """
     seen: dict[int, object] = {}
     todo: list[object] = [trace]
     while todo:
@@ -183,7 +187,8 @@ def held_by(trace: Trace) -> list[object]:
         if id(obj) in seen or isinstance(obj, type | types.ModuleType):
             continue
         seen[id(obj)] = obj
-        todo.extend(gc.get_referents(obj))
+        if not isinstance(obj, types.FunctionType):
+            todo.extend(gc.get_referents(obj))
     return list(seen.values())
 
 

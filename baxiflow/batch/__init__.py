@@ -1,5 +1,15 @@
 """Run one workflow over many inputs, with one live view for the batch, here or on Dask.
 
+``events`` is read lazily, one input when a run can start, so a generator of a million
+inputs is never held in memory: memory is bounded by ``concurrency`` plus what ``keep``
+keeps. A failing run never stops the batch; an input that is not a :class:`WorkflowEvent`
+becomes a failed run that says so. Cancelling the batch (interrupting the cell, cancelling
+its task) cancels every running run, closes their handlers and returns only when they are
+done. With ``client=`` a ``distributed.Client`` (synchronous or asynchronous), the inputs go
+to the Dask workers in chunks sized so a task lasts about 100 ms; the workflow is shipped
+once (cloudpickle, so handlers from a notebook work), each worker runs its chunk on an event
+loop of its own, and progress and outcome rows stream back while the batch runs.
+
 >>> from baxiflow import WorkflowEvent, WorkflowManager
 >>> from baxiflow.batch import run_many_sync
 >>> workflow = WorkflowManager()

@@ -345,16 +345,9 @@ async def run_many(
 ) -> BatchResult:
     """Run ``workflow`` once per input event, ``concurrency`` runs at a time, with one live view.
 
-    ``events`` is read lazily, one input when a run can start, so a generator of a
-    million inputs is never held in memory: memory is bounded by ``concurrency`` plus
-    what ``keep`` keeps. A failing run never stops the batch; an input that is not a
-    :class:`WorkflowEvent` becomes a failed run that says so.
-
-    Cancelling the batch (interrupting the cell, cancelling its task) cancels every
-    running run, closes their handlers and returns only when they are done.
-
-    With ``client=`` a ``distributed.Client`` (synchronous or asynchronous), the inputs
-    go to the Dask workers in chunks; see :mod:`baxiflow.batch` for how.
+    ``events`` is read lazily (memory is bounded by ``concurrency`` plus what ``keep``
+    keeps); a failing run never stops the batch; cancelling the batch cancels every
+    running run and closes its handlers. See :mod:`baxiflow.batch`, for Dask too.
 
     Args:
         workflow: The manager to run.
@@ -387,27 +380,11 @@ async def run_many(
         MissingDependencyError: ``client=`` is given and ``distributed`` is not installed
             (install the ``dask`` extra), or ``view=True`` and neither ipywidgets nor tqdm is.
     """
-    if not isinstance(workflow, WorkflowManager):
-        raise TypeError(f"run_many() takes a WorkflowManager, got {type(workflow).__name__}")
-    settings = check_settings(
-        concurrency=concurrency,
-        keep=keep,
-        max_failures=max_failures,
-        limits={"max_events": max_events, "timeout": timeout, "handler_timeout": handler_timeout},
-    )
-    check_limit("chunk_size", chunk_size, integer=True)
-    if store is not None:
-        if client is not None:
-            raise ValueError(
-                "store= logs the runs of a local batch; on Dask each worker would need its "
-                "own connection to the store, which run_many does not open yet"
-            )
-        settings.limits.update(store=store, durability=durability)
+    settings = _checked(
+        workflow, concurrency, keep, max_failures, chunk_size, client, store, durability,
+        {"max_events": max_events, "timeout": timeout, "handler_timeout": handler_timeout},
+    )  # fmt: skip
     watchers = [as_observer(observer) for observer in observers]
-    if client is not None:
-        from baxiflow.batch._dask import check_client
-
-        check_client(client)
     inputs = Inputs(events)
     state = BatchState(inputs.total)
     display = batch_view(state) if view else None
@@ -430,6 +407,38 @@ async def run_many(
         state.finish(stopped)
         if display is not None:
             display.close()
+
+
+def _checked(
+    workflow: object,
+    concurrency: object,
+    keep: object,
+    max_failures: object,
+    chunk_size: object,
+    client: Any,
+    store: Any,
+    durability: str,
+    limits: dict[str, object],
+) -> Settings:
+    """The batch's settings, each checked before anything runs (see :func:`run_many`)."""
+    if not isinstance(workflow, WorkflowManager):
+        raise TypeError(f"run_many() takes a WorkflowManager, got {type(workflow).__name__}")
+    settings = check_settings(
+        concurrency=concurrency, keep=keep, max_failures=max_failures, limits=limits
+    )
+    check_limit("chunk_size", chunk_size, integer=True)
+    if store is not None:
+        if client is not None:
+            raise ValueError(
+                "store= logs the runs of a local batch; on Dask each worker would need its "
+                "own connection to the store, which run_many does not open yet"
+            )
+        settings.limits.update(store=store, durability=durability)
+    if client is not None:
+        from baxiflow.batch._dask import check_client
+
+        check_client(client)
+    return settings
 
 
 def run_many_sync(

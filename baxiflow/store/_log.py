@@ -65,6 +65,7 @@ class RunLog(WorkflowObserver):
         self._calls: list[tuple[Any, ...]] = []
         self._rollbacks = store.rollbacks
         self._uncommitted = False  # the run's row, written at its start, not committed yet
+        self._ended = False  # the run's end is written (when its queue ran dry)
         self.failed = False
         """True once a write failed: nothing more is written."""
 
@@ -87,8 +88,17 @@ class RunLog(WorkflowObserver):
     def handler_finished(self, call: HandlerCall) -> None:
         self._calls.append(self._store.call_row(self.run_id, call))
 
+    def run_idle(self, run: RunInfo, ending: bool) -> None:
+        # Commit while the run can still report a failure with its final event: when it
+        # ends (its end written too), or when it waits ("whenever the queue is empty").
+        if ending:
+            self._write(self._store.end_run, self.run_id, "finished")
+            self._ended = True
+        if self._durability != "exit" or ending:
+            self._flush()
+
     def run_finished(self, run: RunInfo) -> None:
-        if self.failed:
+        if self.failed or (self._ended and store_status(run.status) == "finished"):
             return
         try:
             self._write(self._store.end_run, self.run_id, store_status(run.status))
