@@ -209,7 +209,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Lab
         f"--IdentityProvider.token={token}",
         f"--LabApp.user_settings_dir={settings}",
         f"--LabApp.workspaces_dir={base / 'workspaces'}",
-        "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
         # Lets the test see when the kernel is really connected: the status indicator says
@@ -438,3 +437,70 @@ def test_notebook_runs_all_cells_in_jupyterlab_and_renders_its_views(
         ]
         assert views
         assert not [view for view in views if " running: " in view.splitlines()[0]]
+
+
+# A registry of 24 handlers, each on an event of its own with a long name, and a loop back to
+# the entry: before diagrams kept their natural size, JupyterLab showed its labels 6 px high.
+LARGE_REGISTRY = """\
+from baxiflow import WorkflowEvent, WorkflowManager, diagram
+
+workflow = WorkflowManager()
+for index in range(24):
+    async def handler(event):
+        yield WorkflowEvent("done")
+    handler.__qualname__ = f"a_handler_with_a_rather_long_name_{index}"
+    nexts = [f"stage_{index + 1}", "done"] if index < 23 else ["start"]
+    workflow.register("start" if index == 0 else f"stage_{index}", handler, emits=nexts)
+    if index % 6 == 0:
+        workflow.register("start" if index == 0 else f"stage_{index}", handler)
+diagram(workflow)
+"""
+
+
+def test_a_24_handler_diagram_shows_its_labels_at_least_10_px_high(lab: Lab, browser: Any) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(LARGE_REGISTRY)]
+    notebook.metadata["kernelspec"] = {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+    name = "large_diagram.ipynb"
+    nbformat.write(notebook, lab.root / name)
+    page = browser.new_page()
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    try:
+        page.goto(lab.notebook_url(name), timeout=60_000)
+        wait_for_kernel(page, name)
+        run_all_cells(page)
+        wait_until_all_cells_ran(page, 1)
+        assert_diagrams_rendered(page, panel)
+        # The smallest text, in the drawing's own units, times the pixels one unit takes on
+        # the page: how high the browser drew the smallest label.
+        sizes = panel.locator(".jp-RenderedSVG img").evaluate_all(
+            """(images) => images.map((img) => {
+                const svg = new DOMParser().parseFromString(
+                    decodeURIComponent(img.src.slice(img.src.indexOf(',') + 1)),
+                    'image/svg+xml');
+                const fonts = [...svg.querySelectorAll('text')]
+                    .map((t) => parseFloat(t.getAttribute('font-size')));
+                const box = svg.documentElement.getAttribute('viewBox').split(/[ ,]+/);
+                return {
+                    labels: fonts.length,
+                    smallest: Math.min(...fonts) * img.getBoundingClientRect().width
+                        / parseFloat(box[2]),
+                    width: img.getBoundingClientRect().width,
+                    area: img.closest('.jp-OutputArea-output').clientWidth,
+                };
+            })"""
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "large-diagram.png"))
+    finally:
+        page.close()
+        lab.shut_down_kernels()
+    assert len(sizes) == 1, sizes
+    assert sizes[0]["labels"] >= 48, sizes
+    assert sizes[0]["smallest"] >= 10, sizes
+    # Wider than the output area, which scrolls rather than shrinking it.
+    assert sizes[0]["width"] > sizes[0]["area"], sizes

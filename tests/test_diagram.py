@@ -70,6 +70,7 @@ FIXED_DOT = dot(
     |graph [fontname="Helvetica" fontsize="10" rankdir="TB"]
     |node [fontname="Helvetica" fontsize="11"]
     |edge [arrowsize="0.7" fontname="Helvetica" fontsize="9"]
+    |{ rank="source" "event:start" }
     |"event:answered" [label="answered" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
     |"event:clarify" [label="clarify" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
     |"event:search" [label="search" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
@@ -84,28 +85,31 @@ FIXED_DOT = dot(
     |"handler:start:0" -> "event:clarify" [color="#b08800" style="dashed"]
     |"handler:start:0" -> "event:search" [color="#b08800" style="dashed"]
     |subgraph cluster_legend {
-    ||graph [label="Legend" color="#cccccc" fontcolor="#666666"]
-    ||"legend:event" [label="event" color="#4a6fa5" fillcolor="#e8f0fe" shape="ellipse" style="filled"]
-    ||"legend:terminal" [label="event no handler serves" color="#4a6fa5" fillcolor="#e8f0fe" peripheries="2" shape="ellipse" style="filled"]
-    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.3,0.055" shape="box" style="rounded,filled"]
+    ||graph [label="Legend" color="#cccccc" fontcolor="#666666" labeljust="l"]
+    ||node [fontsize="9" height="0.3"]
+    ||"legend:event" [label="event" color="#4a6fa5" fillcolor="#e8f0fe" margin="0.1,0.03" shape="ellipse" style="filled"]
+    ||"legend:terminal" [label="event no handler serves" color="#4a6fa5" fillcolor="#e8f0fe" margin="0.1,0.03" peripheries="2" shape="ellipse" style="filled"]
+    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.1,0.03" shape="box" style="rounded,filled"]
+    ||"legend:handles" [label="" height="0.1" shape="none" width="0.5"]
+    ||"legend:handles:text" [label="handled by (1, 2: run order)" shape="plaintext"]
+    ||"legend:handles" -> "legend:handles:text" [color="#4a6fa5" tailclip="false"]
+    ||"legend:declared" [label="" height="0.1" shape="none" width="0.5"]
+    ||"legend:declared:text" [label="emits: declared" shape="plaintext"]
+    ||"legend:declared" -> "legend:declared:text" [color="#b08800" tailclip="false"]
+    ||"legend:inferred" [label="" height="0.1" shape="none" width="0.5"]
+    ||"legend:inferred:text" [label="emits: inferred from source" shape="plaintext"]
+    ||"legend:inferred" -> "legend:inferred:text" [color="#b08800" style="dashed" tailclip="false"]
+    ||{ rank="same" "legend:event" "legend:terminal" "legend:handler" "legend:handles" "legend:handles:text" }
     ||"legend:event" -> "legend:terminal" [style="invis"]
     ||"legend:terminal" -> "legend:handler" [style="invis"]
-    ||"legend:handles" [label="" height="0.1" shape="none" width="0.5"]
-    ||"legend:handles:text" [label="handled by (1, 2: run order)" fontsize="9" shape="plaintext"]
-    ||{ rank="same" "legend:handles" "legend:handles:text" }
-    ||"legend:handles" -> "legend:handles:text" [color="#4a6fa5" tailclip="false"]
     ||"legend:handler" -> "legend:handles" [style="invis"]
-    ||"legend:declared" [label="" height="0.1" shape="none" width="0.5"]
-    ||"legend:declared:text" [label="emits: declared" fontsize="9" shape="plaintext"]
-    ||{ rank="same" "legend:declared" "legend:declared:text" }
-    ||"legend:declared" -> "legend:declared:text" [color="#b08800" tailclip="false"]
-    ||"legend:handles" -> "legend:declared" [style="invis"]
-    ||"legend:inferred" [label="" height="0.1" shape="none" width="0.5"]
-    ||"legend:inferred:text" [label="emits: inferred from source" fontsize="9" shape="plaintext"]
-    ||{ rank="same" "legend:inferred" "legend:inferred:text" }
-    ||"legend:inferred" -> "legend:inferred:text" [color="#b08800" style="dashed" tailclip="false"]
-    ||"legend:declared" -> "legend:inferred" [style="invis"]
+    ||{ rank="same" "legend:declared" "legend:declared:text" "legend:inferred" "legend:inferred:text" }
+    ||"legend:declared:text" -> "legend:inferred" [style="invis"]
+    ||"legend:event" -> "legend:declared" [style="invis"]
     |}
+    |"event:answered" -> "legend:event" [style="invis"]
+    |"event:clarify" -> "legend:event" [style="invis"]
+    |"handler:search:1" -> "legend:event" [style="invis"]
     }
     """
 )
@@ -608,7 +612,7 @@ def test_importing_the_diagram_modules_loads_no_rendering_library() -> None:
 
 
 @pytest.mark.usefixtures("no_dot")
-def test_a_wide_diagram_is_shown_scaled_to_fit_the_output_area_but_saved_full_size(
+def test_a_wide_diagram_is_shown_at_its_natural_size_or_as_scaled_and_saved_full_size(
     tmp_path: Path,
 ) -> None:
     workflow = WorkflowManager()
@@ -619,15 +623,87 @@ def test_a_wide_diagram_is_shown_scaled_to_fit_the_output_area_but_saved_full_si
 
         handler.__qualname__ = f"a_handler_with_a_rather_long_name_{index}"
         workflow.register("start", handler)
-    picture = diagram(workflow)
+    width = r'<svg width="([\d.]+)pt"'
 
-    shown = re.search(r'<svg width="([\d.]+)pt"', picture._repr_mimebundle_()["image/svg+xml"])
-    full = re.search(r'<svg width="([\d.]+)pt"', picture.svg())
-    assert shown is not None and full is not None
-    assert float(full[1]) > 480
-    assert float(shown[1]) == 480
+    full = re.search(width, diagram(workflow).svg())
+    shown = re.search(width, diagram(workflow)._repr_mimebundle_()["image/svg+xml"])
+    half = re.search(width, diagram(workflow, scale=0.5)._repr_mimebundle_()["image/svg+xml"])
+    assert full is not None and shown is not None and half is not None
+    # Labels keep their natural 11 pt (about 15 px): the output area scrolls sideways.
+    assert float(full[1]) > 640
+    assert float(shown[1]) == float(full[1])
+    assert float(half[1]) == pytest.approx(float(full[1]) / 2, rel=1e-3)
+    picture = diagram(workflow, scale=0.5)
     picture.save(tmp_path / "wide.svg")
     assert (tmp_path / "wide.svg").read_text() == picture.svg()
+
+
+@pytest.mark.parametrize("scale", [0, -1, "2", True, float("nan")])
+def test_a_scale_that_is_not_a_positive_number_is_rejected(scale: object) -> None:
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        diagram(fixed_registry(), scale=scale)  # type: ignore[arg-type]
+
+
+def looping_registry() -> WorkflowManager:
+    """start -> ask -> answered -> check -> start (a loop back to the entry) or done;
+    orphan serves an event nothing emits."""
+    workflow = WorkflowManager()
+    for event, name, emits in (
+        ("start", "ask", ["answered"]),
+        ("answered", "check", ["start", "done"]),
+        ("never_emitted", "orphan", ["done"]),
+    ):
+
+        async def handler(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+            yield event
+
+        handler.__qualname__ = name
+        workflow.register(event, handler, emits=emits)
+    return workflow
+
+
+def test_the_start_event_is_drawn_on_top_even_when_a_loop_leads_back_to_it() -> None:
+    source = diagram(looping_registry(), legend=False).source
+
+    assert '\t{ rank="source" "event:start" }\n' in source
+    # The edge back into the start event leaves the ranking to the others.
+    assert '"handler:answered:0" -> "event:start" [color="#b08800" constraint="false"]' in source
+    assert '"handler:start:0" -> "event:answered" [color="#b08800"]\n' in source
+    other = diagram(looping_registry(), legend=False, start="answered").source
+    assert '{ rank="source" "event:answered" }' in other
+    assert "rank=" not in diagram(looping_registry(), legend=False, start=None).source
+    assert "rank=" not in diagram(looping_registry(), legend=False, start="nowhere").source
+
+
+def test_handlers_the_start_event_never_reaches_are_dashed_grey_with_a_legend_entry() -> None:
+    picture = diagram(looping_registry())
+    styles = {node.label: node.style for node in picture.spec.nodes}
+
+    assert styles["orphan"] == "unreachable"
+    assert styles["ask"] == styles["check"] == "handler"
+    assert (
+        '"handler:never_emitted:0" [label="orphan" color="#999999" fillcolor="#fff4d6" '
+        'fontcolor="#777777" margin="0.3,0.055" shape="box" style="rounded,dashed"]'
+    ) in picture.source
+    assert '[label="handler the start event never reaches"' in picture.source
+    assert "classDef unreachable" in picture.to_mermaid()
+    assert "handler the start event never reaches" in picture.to_mermaid()
+    # Without a start event no handler is called unreachable.
+    assert "unreachable" not in {
+        n.style for n in diagram(looping_registry(), start=None).spec.nodes
+    }
+
+
+def test_the_legend_is_rows_under_the_drawing_not_a_column_beside_it() -> None:
+    source = diagram(looping_registry()).source
+    legend = source[source.index("subgraph cluster_legend") :]
+    rows = [line for line in legend.splitlines() if 'rank="same"' in line]
+
+    # 4 node styles and 3 edge kinds: two rows of at most 4 samples.
+    assert len(rows) == 2
+    assert rows[0].count('"legend:') == 4
+    # Below every node that leads nowhere: here the terminal event.
+    assert '\t"event:done" -> "legend:event" [style="invis"]\n' in source
 
 
 def test_without_the_graphviz_packages_a_diagram_shows_its_source_and_says_what_to_install(

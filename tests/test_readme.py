@@ -35,3 +35,26 @@ def test_readme_setup_names_exactly_two_commands() -> None:
         "uv run jupyter lab notebooks/",
         "uv run pytest",
     ]
+
+
+def section(title: str) -> str:
+    return README.read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_says_how_to_add_baxiflow_to_another_project_with_the_notebook_extra() -> None:
+    own = section("Adding baxiflow to your own project")
+    assert "uv add --extra notebook /path/to/baxiflow" in own
+    assert '"/path/to/baxiflow[notebook]"' in own
+
+
+def test_readme_explains_a_run_in_plain_words_before_the_precise_rules() -> None:
+    run = section("How a run works")
+    first, rules = run.split("\n- ", 1)
+    assert "In plain words" in first
+    assert "process(initial_event)" in rules
+
+
+def test_readme_compares_features_only_and_claims_no_speed_figures() -> None:
+    why = section("Why baxiflow")
+    assert "no speed figures are measured here" in why
+    assert not re.search(r"\d+(\.\d+)?\s*(x|\u00d7|µs|ms|s)\b", why)

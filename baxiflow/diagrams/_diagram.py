@@ -35,8 +35,6 @@ from baxiflow.diagrams._source import DiagramSpec, diagram_spec, to_dot, to_merm
 __all__ = ["Diagram", "diagram"]
 
 _SVG = "image/svg+xml"
-_DISPLAY_WIDTH_PT = 480
-"""Widest a diagram is shown in a notebook (640 px): it fits a JupyterLab output area."""
 _SVG_SIZE = re.compile(
     r'<svg\b[^>]*?(?P<size>width="(?P<width>[\d.]+)pt" height="(?P<height>[\d.]+)pt")'
 )
@@ -51,34 +49,50 @@ def diagram(
     legend: bool = True,
     rankdir: str = "TB",
     renderer: Renderer = "auto",
+    start: str | None = "start",
+    scale: float = 1.0,
 ) -> Diagram:
     """Draw ``workflow``'s events and handlers, with ``trace``'s runs overlaid when given.
 
-    Event nodes are ellipses, handler nodes rounded boxes. An event points to its handlers
-    (numbered in run order when it has several); a handler points to the events it emits,
-    known from its ``emits=`` declaration (solid), else from its source (dashed, see
-    :func:`~baxiflow.diagrams.infer_emits`), or only from the trace (dotted). With a trace,
-    edges carry counts, handlers their calls and mean duration; handlers that raised are
-    red and handlers never called grey. Events no handler serves have a double border.
+        Event nodes are ellipses, handler nodes rounded boxes. An event points to its handlers
+        (numbered in run order when it has several); a handler points to the events it emits,
+        known from its ``emits=`` declaration (solid), else from its source (dashed, see
+        :func:`~baxiflow.diagrams.infer_emits`), or only from the trace (dotted). With a trace,
+        edges carry counts, handlers their calls and mean duration; handlers that raised are
+        red and handlers never called grey. Events no handler serves have a double border.
+    The ``start`` event is drawn at the top, and handlers no path from it reaches are dashed.
 
-    Args:
-        workflow: The ``WorkflowManager`` to draw.
-        trace: Recorded runs (a :class:`baxiflow.trace.Trace`, or any object with its
-            ``records`` and ``spans`` rows).
-        infer: Read handler sources for undeclared ``emits``.
-        legend: Add a legend of the styles used.
-        rankdir: Layout direction: ``"TB"``, ``"LR"``, ``"BT"`` or ``"RL"``.
-        renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.diagrams._render`).
+    In a notebook the drawing keeps its natural size, where labels are 12 to 15 px high; a
+    drawing wider than the output area scrolls rather than shrinking its text. ``scale``
+    resizes the shown drawing (``0.5`` for an overview); saved files keep the natural size.
 
-    Raises:
-        TypeError: ``workflow`` has no ``registrations()`` or ``trace`` lacks its rows.
-        ValueError: ``rankdir`` or ``renderer`` is not one of the valid choices.
+        Args:
+            workflow: The ``WorkflowManager`` to draw.
+            trace: Recorded runs (a :class:`baxiflow.trace.Trace`, or any object with its
+                ``records`` and ``spans`` rows).
+            infer: Read handler sources for undeclared ``emits``.
+            legend: Add a legend of the styles used.
+            rankdir: Layout direction: ``"TB"``, ``"LR"``, ``"BT"`` or ``"RL"``.
+            renderer: ``"auto"``, ``"dot"`` or ``"embedded"`` (see :mod:`baxiflow.diagrams._render`).
+            start: The event runs start from; ``None`` to mark no start event.
+            scale: How much to enlarge (above 1) or shrink (below 1) the drawing shown.
+
+        Raises:
+            TypeError: ``workflow`` has no ``registrations()`` or ``trace`` lacks its rows.
+            ValueError: ``rankdir`` or ``renderer`` is not one of the valid choices, or
+                ``scale`` is not a positive number.
     """
     if not callable(getattr(workflow, "registrations", None)):
         raise TypeError(f"diagram() takes a WorkflowManager, got {type(workflow).__name__}")
     graph = flow_graph(workflow, infer=infer)
     overlay = None if trace is None else trace_overlay(trace, graph)
-    return Diagram(diagram_spec(graph, overlay), legend=legend, rankdir=rankdir, renderer=renderer)
+    return Diagram(
+        diagram_spec(graph, overlay, start=start),
+        legend=legend,
+        rankdir=rankdir,
+        renderer=renderer,
+        scale=scale,
+    )
 
 
 class Diagram:
@@ -90,9 +104,10 @@ class Diagram:
     Attributes:
         spec: What is drawn (nodes and edges), see :mod:`baxiflow.diagrams._source`.
         renderer: Which renderer to use, see :mod:`baxiflow.diagrams._render`.
+        scale: The size shown in a notebook, relative to the natural size.
     """
 
-    __slots__ = ("_digraph", "_dot", "_last", "_legend", "_rankdir", "renderer", "spec")
+    __slots__ = ("_digraph", "_dot", "_last", "_legend", "_rankdir", "renderer", "scale", "spec")
 
     def __init__(
         self,
@@ -101,9 +116,13 @@ class Diagram:
         legend: bool = True,
         rankdir: str = "TB",
         renderer: Renderer = "auto",
+        scale: float = 1.0,
     ) -> None:
         if renderer not in RENDERERS:
             raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}; got {renderer!r}")
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise ValueError(f"scale must be a positive number, such as 0.5 or 2; got {scale!r}")
+        self.scale = float(scale)
         self.spec = spec
         self.renderer: Renderer = renderer
         self._dot = to_dot(spec, legend=legend, rankdir=rankdir)
@@ -226,7 +245,7 @@ class Diagram:
             return bundle
         # Display must never raise: a broken diagram still shows what it would have drawn.
         try:
-            bundle[_SVG] = _fit_to_width(self.svg())
+            bundle[_SVG] = _scaled(self.svg(), self.scale)
         except Exception as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             bundle["text/plain"] = f"Diagram not rendered: {reason}\n{self._safe_source()}"
@@ -239,23 +258,20 @@ class Diagram:
             return self._dot
 
 
-def _fit_to_width(svg: str) -> str:
-    """Scale a wide drawing down to :data:`_DISPLAY_WIDTH_PT` for display.
+def _scaled(svg: str, scale: float) -> str:
+    """The drawing shown ``scale`` times its natural size; the ``viewBox`` keeps it whole.
 
-    JupyterLab shows SVG output as an image at its own size, so a wide diagram would be cut
-    off at the edge of the output area; the ``viewBox`` keeps the drawing whole when scaled.
+    JupyterLab shows SVG output as an image at its own size, in an output area that scrolls
+    sideways, so a wide drawing stays readable instead of shrinking its labels.
 
-    >>> _fit_to_width('<svg width="960pt" height="300pt" viewBox="0 0 960 300">')
+    >>> _scaled('<svg width="960pt" height="300pt" viewBox="0 0 960 300">', 0.5)
     '<svg width="480pt" height="150pt" viewBox="0 0 960 300">'
-    >>> _fit_to_width('<svg width="200pt" height="100pt" viewBox="0 0 200 100">')
+    >>> _scaled('<svg width="200pt" height="100pt" viewBox="0 0 200 100">', 1.0)
     '<svg width="200pt" height="100pt" viewBox="0 0 200 100">'
     """
     root = _SVG_SIZE.search(svg)
-    if root is None:
+    if root is None or scale == 1:
         return svg
-    width, height = float(root["width"]), float(root["height"])
-    if width <= _DISPLAY_WIDTH_PT:
-        return svg
-    scale = _DISPLAY_WIDTH_PT / width
-    size = f'width="{_DISPLAY_WIDTH_PT:g}pt" height="{height * scale:.4g}pt"'
+    width, height = float(root["width"]) * scale, float(root["height"]) * scale
+    size = f'width="{width:.4g}pt" height="{height:.4g}pt"'
     return svg[: root.start("size")] + size + svg[root.end("size") :]

@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
 from baxiflow.diagrams._emits import infer_emits
+from baxiflow.event import ERROR
 from baxiflow.registry import HandlerRegistration
 
 __all__ = ["EmitsSource", "FlowGraph", "HandlerNode", "Registrations", "flow_graph"]
@@ -89,6 +91,23 @@ class FlowGraph:
     def handlers_for(self, event: str) -> tuple[HandlerNode, ...]:
         """The handlers of ``event`` in the order they run."""
         return tuple(h for h in self.handlers if h.event == event)
+
+    def reached_from(self, start: str) -> set[tuple[str, int]]:
+        """The keys of the handlers some path of emitted events from ``start`` reaches.
+
+        A failing handler's ``error`` event counts as emitted by every handler.
+        """
+        reached: set[tuple[str, int]] = set()
+        seen = {start}
+        queue = deque([start])
+        while queue:
+            for handler in self.handlers_for(queue.popleft()):
+                reached.add(handler.key)
+                for name in (*handler.emits, ERROR):
+                    if name not in seen:
+                        seen.add(name)
+                        queue.append(name)
+        return reached
 
 
 def flow_graph(workflow: Registrations, *, infer: bool = True) -> FlowGraph:

@@ -48,9 +48,11 @@ __all__ = [
     "to_mermaid",
 ]
 
-NodeStyle: TypeAlias = Literal["event", "terminal", "handler", "never_called", "raised"]
-"""How a node is drawn: an event, an event no handler serves, a handler, and with a
-trace, a handler that never ran or one that raised."""
+NodeStyle: TypeAlias = Literal[
+    "event", "terminal", "handler", "unreachable", "never_called", "raised"
+]
+"""How a node is drawn: an event, an event no handler serves, a handler, a handler no path
+from the start event reaches, and with a trace, a handler that never ran or one that raised."""
 
 EdgeKind: TypeAlias = Literal["handles", "declared", "inferred", "observed"]
 """Why an edge exists: an event goes to its handler, or a handler emits an event it
@@ -74,6 +76,12 @@ _NODE_ATTRS: Final[Mapping[NodeStyle, Mapping[str, str]]] = {
     "event": _EVENT,
     "terminal": {**_EVENT, "peripheries": "2"},
     "handler": _HANDLER,
+    "unreachable": {
+        **_HANDLER,
+        "style": "rounded,dashed",
+        "color": "#999999",
+        "fontcolor": "#777777",
+    },
     "never_called": {
         **_HANDLER,
         "style": "rounded,filled,dashed",
@@ -113,6 +121,7 @@ _NODE_LEGEND: Final[Mapping[NodeStyle, str]] = {
     "event": "event",
     "terminal": "event no handler serves",
     "handler": "handler",
+    "unreachable": "handler the start event never reaches",
     "never_called": "handler never called",
     "raised": "handler that raised",
 }
@@ -133,6 +142,7 @@ _MERMAID_CLASSES: Final[Mapping[str, str]] = {
     "event": "fill:#e8f0fe,stroke:#4a6fa5",
     "terminal": "fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px",
     "handler": "fill:#fff4d6,stroke:#b08800",
+    "unreachable": "fill:#ffffff,stroke:#999999,color:#777777,stroke-dasharray:4",
     "never_called": "fill:#f4f4f4,stroke:#aaaaaa,color:#888888,stroke-dasharray:4",
     "raised": "fill:#fde2e1,stroke:#d62728,color:#a50f15",
     "blank": "fill:none,stroke:none",
@@ -188,6 +198,8 @@ class DiagramSpec:
 
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
+    start: str | None = None
+    """The node id of the start event, drawn at the top; ``None`` when no handler serves it."""
 
     @property
     def traced(self) -> bool:
@@ -205,8 +217,13 @@ def handler_id(event: str, position: int) -> str:
     return f"handler:{event}:{position}"
 
 
-def diagram_spec(graph: FlowGraph, overlay: TraceOverlay | None = None) -> DiagramSpec:
+def diagram_spec(
+    graph: FlowGraph, overlay: TraceOverlay | None = None, *, start: str | None = "start"
+) -> DiagramSpec:
     """Lay out ``graph`` as nodes and edges, with ``overlay``'s figures when given.
+
+    When a handler serves ``start``, handlers no path from it reaches are drawn
+    ``unreachable`` (as :func:`~baxiflow.diagrams.validate` reports them).
 
     >>> from baxiflow.diagrams._flowgraph import FlowGraph, HandlerNode
     >>> spec = diagram_spec(FlowGraph((HandlerNode("start", 0, "go", ("next",), "inferred", True),)))
@@ -223,12 +240,18 @@ def diagram_spec(graph: FlowGraph, overlay: TraceOverlay | None = None) -> Diagr
         for name in sorted(events)
     ]
     edges = []
+    served_start = start is not None and start in served
+    reached = graph.reached_from(start) if start is not None and served_start else None
     for handler in graph.handlers:
         stats = None if overlay is None else overlay.handlers.get(handler.key)
-        nodes.append(_handler_node(handler, stats, traced=overlay is not None))
+        node = _handler_node(handler, stats, traced=overlay is not None)
+        if reached is not None and handler.key not in reached:
+            node = Node(node.id, node.label, "unreachable")
+        nodes.append(node)
         edges.append(_handles_edge(handler, len(graph.handlers_for(handler.event)), stats, overlay))
         edges.extend(_emits_edges(handler, overlay))
-    return DiagramSpec(tuple(nodes), tuple(edges))
+    start_id = event_id(start) if start is not None and served_start else None
+    return DiagramSpec(tuple(nodes), tuple(edges), start_id)
 
 
 def _handler_node(handler: HandlerNode, stats: HandlerStats | None, *, traced: bool) -> Node:
@@ -318,9 +341,17 @@ def _dot_lines(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -
         _statement("node", {"fontname": _FONT, "fontsize": "11"}),
         _statement("edge", {"arrowsize": "0.7", "fontname": _FONT, "fontsize": "9"}),
     ]
+    if spec.start is not None:
+        # The start event alone on the top rank, even when a loop leads back to it; the
+        # edges into it then leave the ranking to the others (drawn upwards).
+        lines.append(f'\t{{ rank="source" {_quote(spec.start)} }}\n')
     lines.extend(_statement(_quote(n.id), _node_attrs(n.style, n.label)) for n in spec.nodes)
     lines.extend(
-        _statement(f"{_quote(e.tail)} -> {_quote(e.head)}", _edge_attrs(e)) for e in spec.edges
+        _statement(
+            f"{_quote(e.tail)} -> {_quote(e.head)}",
+            {**_edge_attrs(e), "constraint": "false"} if e.head == spec.start else _edge_attrs(e),
+        )
+        for e in spec.edges
     )
     if legend and spec.nodes:
         lines.extend(_legend(spec))
@@ -341,52 +372,65 @@ def _edge_attrs(edge: Edge) -> dict[str, str]:
     return attrs
 
 
+_LEGEND_ROW: Final = 4
+"""Samples a legend row holds: rows under the drawing, never a column as tall as it."""
+
+
 def _legend(spec: DiagramSpec) -> list[str]:
     styles = {node.style for node in spec.nodes}
     kinds = {edge.kind for edge in spec.edges}
     lines = [
         "\tsubgraph cluster_legend {\n",
-        "\t" + _statement("graph", {"color": "#cccccc", "fontcolor": "#666666", "label": "Legend"}),
+        "\t"
+        + _statement(
+            "graph",
+            {"color": "#cccccc", "fontcolor": "#666666", "label": "Legend", "labeljust": "l"},
+        ),
+        "\t" + _statement("node", {"fontsize": "9", "height": "0.3"}),
     ]
-    nodes = [style for style in _NODE_LEGEND if style in styles]
-    for style in nodes:
-        lines.append(
-            "\t" + _statement(_quote(f"legend:{style}"), _node_attrs(style, _NODE_LEGEND[style]))
-        )
-    samples: list[tuple[str, str, dict[str, str]]] = [
+    # Each sample is one or two nodes; the first names it in the rows below.
+    samples: list[list[str]] = []
+    for style, text in _NODE_LEGEND.items():
+        if style in styles:
+            name = _quote(f"legend:{style}")
+            attrs = {**_node_attrs(style, text), "margin": "0.1,0.03"}
+            lines.append("\t" + _statement(name, attrs))
+            samples.append([name])
+    edge_samples: list[tuple[str, str, dict[str, str]]] = [
         (kind, text, dict(_EDGE_ATTRS[kind]))
         for kind, text in _EDGE_LEGEND.items()
         if kind in kinds
     ]
     if spec.traced:
-        samples.append(
+        edge_samples.append(
             ("seen", f"seen in trace ({_TIMES}count)", {**_EDGE_ATTRS["handles"], **_SEEN})
         )
         if any(edge.seen is False for edge in spec.edges):
-            samples.append(("unseen", "not seen in trace", dict(_UNSEEN)))
-    # One sample a row: invisible edges stack the node samples, then each edge sample (an
-    # arrow into its own description) under them, so the legend is a narrow column that
-    # shares the drawing's ranks instead of widening it.
-    above = _quote(f"legend:{nodes[0]}")
-    for style in nodes[1:]:
-        lines.append(
-            "\t" + _statement(f"{above} -> {_quote(f'legend:{style}')}", {"style": "invis"})
-        )
-        above = _quote(f"legend:{style}")
-    for key, text, attrs in samples:
+            edge_samples.append(("unseen", "not seen in trace", dict(_UNSEEN)))
+    for key, text, attrs in edge_samples:
         tail, head = _quote(f"legend:{key}"), _quote(f"legend:{key}:text")
         # A wide blank start, and the arrow drawn from its centre, so the sample is long
         # enough to show its dash pattern.
         blank = {"height": "0.1", "label": "", "shape": "none", "width": "0.5"}
         lines.append("\t" + _statement(tail, blank))
-        lines.append(
-            "\t" + _statement(head, {"label": text, "fontsize": "9", "shape": "plaintext"})
-        )
-        lines.append(f'\t\t{{ rank="same" {tail} {head} }}\n')
+        lines.append("\t" + _statement(head, {"label": text, "shape": "plaintext"}))
         lines.append("\t" + _statement(f"{tail} -> {head}", {**attrs, "tailclip": "false"}))
-        lines.append("\t" + _statement(f"{above} -> {tail}", {"style": "invis"}))
-        above = tail
+        samples.append([tail, head])
+    rows = [samples[i : i + _LEGEND_ROW] for i in range(0, len(samples), _LEGEND_ROW)]
+    for row in rows:
+        names = [name for sample in row for name in sample]
+        lines.append(f'\t\t{{ rank="same" {" ".join(names)} }}\n')
+        # Invisible edges keep the samples of a row in order, left to right.
+        for left, right in itertools.pairwise(row):
+            lines.append("\t" + _statement(f"{left[-1]} -> {right[0]}", {"style": "invis"}))
+    for above, below in itertools.pairwise(rows):
+        lines.append("\t" + _statement(f"{above[0][0]} -> {below[0][0]}", {"style": "invis"}))
     lines.append("\t}\n")
+    # Under the drawing: below every node that leads nowhere (every node, in a closed loop).
+    tails = {edge.tail for edge in spec.edges}
+    ends = [node.id for node in spec.nodes if node.id not in tails] or [n.id for n in spec.nodes]
+    first = rows[0][0][0]
+    lines.extend(_statement(f"{_quote(end)} -> {first}", {"style": "invis"}) for end in ends)
     return lines
 
 

@@ -31,7 +31,7 @@ from typing import Literal, TypeAlias
 
 from baxiflow._text import plural
 from baxiflow.diagrams._flowgraph import FlowGraph, Registrations, flow_graph
-from baxiflow.event import ERROR, check_event_name
+from baxiflow.event import check_event_name
 
 __all__ = ["Finding", "Severity", "ValidationReport", "validate"]
 
@@ -155,7 +155,7 @@ def validate(
     """
     check_event_name(start)
     graph = flow_graph(workflow, infer=infer)
-    reached = _reached(graph, start)
+    reached = graph.reached_from(start)
     findings: list[Finding] = []
     unreached = tuple((h.event, h.name) for h in graph.handlers if h.key not in reached)
     if unreachable:
@@ -187,20 +187,6 @@ def validate(
         loops if cycles else (),
         tuple(findings),
     )
-
-
-def _reached(graph: FlowGraph, start: str) -> set[tuple[str, int]]:
-    reached: set[tuple[str, int]] = set()
-    seen = {start}
-    queue = deque([start])
-    while queue:
-        for handler in graph.handlers_for(queue.popleft()):
-            reached.add(handler.key)
-            for name in (*handler.emits, ERROR):
-                if name not in seen:
-                    seen.add(name)
-                    queue.append(name)
-    return reached
 
 
 def _unreachable_findings(
