@@ -347,6 +347,42 @@ def assert_diagrams_rendered(page: Any, panel: Any) -> None:
         assert image["width"] > 0 and image["nodes"] > 0, found
 
 
+# Notebooks with a run that fails on purpose: their error panels are checked too.
+ERROR_PANELS = frozenset({"04_progress_and_traces.ipynb", "05_agentic_chat.ipynb"})
+
+
+def assert_panels_line_up_and_show_all_their_text(panel: Any, name: str) -> None:
+    """Every progress panel: the header's bar and each step's bar share one left edge, and
+    no text is cut off unless its full form is in a tooltip (or its box scrolls)."""
+    found = panel.locator(".baxiflow-panel").evaluate_all(
+        """(panels) => panels.map((box) => {
+            const rows = [...box.children].filter((row) => row.querySelector('.widget-hprogress'));
+            const edges = rows.map((row) =>
+                Math.round(row.querySelector('.widget-hprogress').getBoundingClientRect().left));
+            const cut = [];
+            for (const el of box.querySelectorAll('.widget-label, .widget-html-content, summary, pre')) {
+                if (el.scrollWidth <= el.clientWidth + 1) continue;
+                const scrolls = ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+                const tip = el.closest('[title]');
+                const full = el.textContent.trim();
+                if (!scrolls && !(tip && tip.title.includes(full))) cut.push(full.slice(0, 80));
+            }
+            return {
+                edges,
+                failed: Boolean(box.querySelector('.progress-bar-danger')),
+                cut,
+            };
+        })"""
+    )
+    assert found, f"{name}: no progress panel"
+    for index, shown in enumerate(found):
+        assert len(shown["edges"]) >= 2, (name, index, shown)
+        assert max(shown["edges"]) - min(shown["edges"]) <= 1, (name, index, shown)
+        assert shown["cut"] == [], (name, index, shown)
+    if name in ERROR_PANELS:
+        assert any(shown["failed"] for shown in found), (name, found)
+
+
 def errors_in(notebook: nbformat.NotebookNode) -> list[str]:
     found = []
     for index, cell in enumerate(notebook.cells):
@@ -393,6 +429,8 @@ def test_notebook_runs_all_cells_in_jupyterlab_and_renders_its_views(
             assert panel.locator(".widget-hprogress .progress-bar-success").count() >= 1
             assert panel.locator(".widget-hprogress .progress-bar-info").count() == 0
         page.wait_for_timeout(500)  # let the last widget messages land before judging
+        if "progress" in expected:
+            assert_panels_line_up_and_show_all_their_text(panel, name)
         text = panel.inner_text()
         if "progress" in expected:
             assert "running ·" not in text  # each panel's header names how its run ended

@@ -101,9 +101,9 @@ class StepRow:
 
     Attributes:
         box: The ``HBox`` holding the three.
-        name: ``Label`` with the step's name.
+        name: :class:`TextCell` with the step's name.
         bar: ``FloatProgress`` from 0 to 1; its ``bar_style`` follows the step's status.
-        description: ``Label`` with the count (``"3/10 (30%)"``) and the latest description.
+        description: :class:`TextCell` with the count (``"3/10 (30%)"``) and the latest description.
     """
 
     __slots__ = ("bar", "box", "description", "name")
@@ -112,7 +112,7 @@ class StepRow:
         self.name = _name_label(widgets, step.name)
         self.bar = _bar(widgets, step.bar_value, step.bar_style)
         self.description = _text_label(widgets, _row_text(step))
-        self.box = widgets.HBox([self.name, self.bar, self.description])
+        self.box = widgets.HBox([self.name.widget, self.bar, self.description.widget])
 
     def update(self, step: StepState) -> None:
         """Send the step's state: one message per widget that changed."""
@@ -137,9 +137,9 @@ class RunPanel:
         widget: The ``VBox`` of the whole panel.
         run_bar: Full ``FloatProgress`` whose ``bar_style`` is the run's: ``info`` while
             running, ``success``, ``danger`` or ``warning`` at the end.
-        title: ``Label`` with a number counting the panels of this process and the run's
+        title: :class:`TextCell` with a number counting the panels of this process and the run's
             label (``title=``, else its initial event).
-        summary: ``Label``: status, events, progress events, errors and elapsed time.
+        summary: :class:`TextCell`: status, events, progress events, errors and elapsed time.
         error: ``HTML``, empty until an error: the last error, where it happened, and its
             traceback folded under a ``<details>`` element.
         rows: One :class:`StepRow` per step, by step name, in order of appearance.
@@ -151,7 +151,7 @@ class RunPanel:
         self.title = _name_label(widgets, f"#{next(_RUN_NUMBERS)} {state.label}")
         self.run_bar = _bar(widgets, 1.0, state.style)
         self.summary = _text_label(widgets, _summary_text(state))
-        header = widgets.HBox([self.title, self.run_bar, self.summary])
+        header = widgets.HBox([self.title.widget, self.run_bar, self.summary.widget])
         self.error = widgets.HTML("", layout=widgets.Layout(max_width="100%"))
         self.rows: dict[str, StepRow] = {}
         self.widget = widgets.VBox([header, self.error], _dom_classes=("baxiflow-panel",))
@@ -242,9 +242,8 @@ class ProgressView(ProgressObserver[RunPanel]):
             panel.display_handle.update(panel)
 
 
-def _name_label(widgets: ModuleType, text: str) -> Any:
-    layout = widgets.Layout(width=_NAME_WIDTH, flex="0 0 auto", overflow="hidden")
-    return widgets.Label(text, tooltip=text, layout=layout)
+def _name_label(widgets: ModuleType, text: str) -> TextCell:
+    return TextCell(widgets, text, width=_NAME_WIDTH, flex="0 0 auto", overflow="hidden")
 
 
 def _bar(widgets: ModuleType, value: float, style: str) -> Any:
@@ -252,15 +251,45 @@ def _bar(widgets: ModuleType, value: float, style: str) -> Any:
     return widgets.FloatProgress(value=value, min=0.0, max=1.0, bar_style=style, layout=layout)
 
 
-def _text_label(widgets: ModuleType, text: str) -> Any:
-    return widgets.Label(text, tooltip=text, layout=widgets.Layout(**_TEXT_STYLE))
+def _text_label(widgets: ModuleType, text: str) -> TextCell:
+    return TextCell(widgets, text, **_TEXT_STYLE)
 
 
-def _set_text(label: Any, text: str) -> None:
-    if label.value != text:
-        with label.hold_sync():
-            label.value = text
-            label.tooltip = text
+def _set_text(cell: TextCell, text: str) -> None:
+    cell.set(text)
+
+
+class TextCell:
+    """One line of a panel: cut with an ellipsis when it does not fit, whole in a tooltip.
+
+    An ``HTML`` widget holding an element with a ``title``: ipywidgets' ``Label`` loses its
+    tooltip in the browser (its view writes the text over the element that holds it).
+
+    Attributes:
+        value: The text shown.
+        tooltip: The text of the tooltip, the whole of :attr:`value`.
+        widget: The ``HTML`` widget.
+    """
+
+    __slots__ = ("tooltip", "value", "widget")
+
+    def __init__(self, widgets: ModuleType, text: str, **layout: str) -> None:
+        self.value = self.tooltip = text
+        self.widget = widgets.HTML(_line_html(text), layout=widgets.Layout(**layout))
+
+    def set(self, text: str) -> None:
+        """Show ``text``; sends nothing when it is already shown."""
+        if text != self.value:
+            self.value = self.tooltip = text
+            self.widget.value = _line_html(text)
+
+
+def _line_html(text: str) -> str:
+    shown = html.escape(text)
+    return (
+        f'<div title="{shown}" style="overflow: hidden; text-overflow: ellipsis; '
+        f'white-space: nowrap">{shown}</div>'
+    )
 
 
 def _error_html(state: RunProgress) -> str:
