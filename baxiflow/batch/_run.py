@@ -345,9 +345,8 @@ async def run_many(
 ) -> BatchResult:
     """Run ``workflow`` once per input event, ``concurrency`` runs at a time, with one live view.
 
-    ``events`` is read lazily (memory is bounded by ``concurrency`` plus what ``keep``
-    keeps); a failing run never stops the batch; cancelling the batch cancels every
-    running run and closes its handlers. See :mod:`baxiflow.batch`, for Dask too.
+    ``events`` is read lazily; a failing run never stops the batch; cancelling it cancels
+    every running run. See :mod:`baxiflow.batch` for more, and for Dask.
 
     Args:
         workflow: The manager to run.
