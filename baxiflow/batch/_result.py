@@ -16,17 +16,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
-from baxiflow._optional import import_optional
 from baxiflow._text import format_duration, plural
 from baxiflow.event import WorkflowEvent
 from baxiflow.observe import RunInfo
 from baxiflow.runner import RunResult
 from baxiflow.trace import Trace
+from baxiflow.trace._frames import ColumnKind, typed_frame
 
 __all__ = ["OUTCOME_COLUMNS", "BatchResult", "Keep", "failed_result", "percentile"]
 
 OUTCOME_COLUMNS: Final = ("index", "run_id", "status", "final", "error", "events", "duration")
 """The columns of :attr:`BatchResult.records`, in order."""
+
+_OUTCOME_KINDS: Final[dict[str, ColumnKind]] = {
+    "index": "int",
+    "run_id": "text",
+    "status": "category",
+    "final": "text",
+    "error": "text",
+    "events": "int",
+    "duration": "seconds",
+}
 
 Keep: TypeAlias = Literal["all", "summary"]
 """What a batch keeps of each run: everything, or only its outcome row and final event."""
@@ -117,11 +127,13 @@ class BatchResult:
     def to_pandas(self) -> Any:
         """The outcome rows as a pandas DataFrame, one row per input, indexed by ``index``.
 
+        ``status`` is a ``category``, ``events`` an ``Int64``, ``duration`` float seconds,
+        the rest ``string``; a missing value is ``<NA>``.
+
         Raises:
             MissingDependencyError: pandas is not installed (an ``ImportError``).
         """
-        pandas = import_optional("pandas", feature="BatchResult.to_pandas")
-        frame = pandas.DataFrame(self.records, columns=list(OUTCOME_COLUMNS))
+        frame = typed_frame(self.records, _OUTCOME_KINDS, feature="BatchResult.to_pandas")
         return frame.set_index("index", drop=False).rename_axis(None)
 
     def _counts(self) -> Counter[str]:

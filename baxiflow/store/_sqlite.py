@@ -37,6 +37,7 @@ from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.registry import Route
 from baxiflow.store._log import RunLog
 from baxiflow.trace import Trace
+from baxiflow.trace._frames import ColumnKind, typed_frame
 from baxiflow.trace._jsonable import MARKERS, from_jsonable, to_jsonable
 
 __all__ = ["LEASE_SECONDS", "SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
@@ -58,6 +59,17 @@ RUN_COLUMNS = (
     "fork_seq",
 )
 """Columns of :meth:`SQLStore.runs`, in order."""
+
+_RUN_KINDS: dict[str, ColumnKind] = {
+    "run_id": "text",
+    "status": "category",
+    "workflow_name": "text",
+    "fingerprint": "text",
+    "created": "time",
+    "updated": "time",
+    "parent_run_id": "text",
+    "fork_seq": "int",
+}
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS baxiflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -474,6 +486,16 @@ class SQLStore:
         """One row per run, oldest first (ready for ``pandas.DataFrame``)."""
         rows = self._rows(f"SELECT {', '.join(RUN_COLUMNS)} FROM baxiflow_runs ORDER BY created")
         return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
+
+    def to_pandas(self) -> Any:
+        """:meth:`runs` as a pandas DataFrame: ``created``/``updated`` as UTC times,
+        ``status`` a ``category``, ``fork_seq`` an ``Int64``, the rest ``string``; a missing
+        value is ``<NA>``.
+
+        Raises:
+            MissingDependencyError: pandas is not installed (an ``ImportError``).
+        """
+        return typed_frame(self.runs(), _RUN_KINDS, feature="store.to_pandas")
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """Run ``run_id``'s log as rows: seq, parent_seq, depth, name, handler, error, data,

@@ -74,12 +74,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Final, NamedTuple
 
 from baxiflow._checks import check_limit
-from baxiflow._optional import import_optional
 from baxiflow._recording import CALL_WIDTH, EVENT_WIDTH, Recorder, Sinks
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import TraceFormatError
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import Observer, RunInfo
+from baxiflow.trace._frames import ColumnKind, typed_frame
 from baxiflow.trace._jsonable import from_jsonable, to_jsonable
 
 __all__ = [
@@ -114,6 +114,27 @@ RECORD_COLUMNS: Final = (
 )
 """Columns of :attr:`Trace.records`, in order."""
 
+_RECORD_KINDS: Final[dict[str, ColumnKind]] = {
+    "run_id": "text",
+    "seq": "int",
+    "parent_seq": "int",
+    "depth": "int",
+    "event": "text",
+    "kind": "category",
+    "handler": "text",
+    "step": "text",
+    "description": "text",
+    "current": "amount",
+    "total": "amount",
+    "error": "text",
+    "error_type": "text",
+    "traceback": "text",
+    "elapsed": "seconds",
+    "timestamp": "time",
+    "data": "object",
+    "metadata": "object",
+}
+
 SPAN_COLUMNS: Final = (
     "run_id",
     "handler",
@@ -128,6 +149,20 @@ SPAN_COLUMNS: Final = (
     "error",
 )
 """Columns of :attr:`Trace.spans`, in order."""
+
+_SPAN_KINDS: Final[dict[str, ColumnKind]] = {
+    "run_id": "text",
+    "handler": "text",
+    "position": "int",
+    "event": "text",
+    "event_seq": "int",
+    "start": "seconds",
+    "end": "seconds",
+    "duration": "seconds",
+    "emitted": "int",
+    "status": "category",
+    "error": "text",
+}
 
 RUN_COLUMNS: Final = ("run_id", "event", "started_at", "status", "events", "errors", "duration")
 """Columns of :attr:`Trace.runs`, in order."""
@@ -463,21 +498,23 @@ class Trace(Recorder):
         Raises:
             MissingDependencyError: pandas is not installed (an ``ImportError``).
 
+        Text columns are ``string``, ``kind`` and ``status`` ``category``, numbers ``Int64``
+        (``current``/``total`` ``Float64`` when one is a fraction), times in seconds
+        ``float64`` and ``timestamp`` UTC ``datetime64``; every missing value is ``<NA>``.
+
         >>> events, spans = Trace().to_pandas()
         >>> list(events.columns) == list(RECORD_COLUMNS), len(spans), str(events.parent_seq.dtype)
         (True, 0, 'Int64')
         """
-        pandas = import_optional("pandas", feature="Trace.to_pandas")
         records = self.records
+        kinds = _RECORD_KINDS
         if flatten:
-            rows = flatten_records(records)
-            columns = _columns_of(rows, first=[c for c in RECORD_COLUMNS if c not in _NESTED])
-        else:
-            rows, columns = records, list(RECORD_COLUMNS)
-        # Nullable integers, so the initial event's missing parent does not turn every
-        # parent_seq into a float.
-        events = pandas.DataFrame(rows, columns=columns).astype({"parent_seq": "Int64"})
-        return TraceFrames(events, pandas.DataFrame(self.spans, columns=list(SPAN_COLUMNS)))
+            records = flatten_records(records)
+            kinds = {name: kind for name, kind in kinds.items() if name not in _NESTED}
+        return TraceFrames(
+            typed_frame(records, kinds, feature=_FEATURE),
+            typed_frame(self.spans, _SPAN_KINDS, feature=_FEATURE),
+        )
 
     # Files --------------------------------------------------------------------------
 
@@ -644,6 +681,7 @@ _TRACE_ATTRIBUTES: Final = frozenset({"max_records", "_records", "_spans", "_run
 """The attributes ``Trace.__init__`` sets; pickling keeps them in its own form."""
 
 _NESTED: Final = ("data", "metadata")
+_FEATURE: Final = "Trace.to_pandas"
 
 _BATCH_COLUMN: Final = "input_index"
 """A run row's last column when the run was one input of a batch (``baxiflow.run_many``)."""
@@ -674,13 +712,6 @@ def flatten_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 out[column] = value
         flat.append(out)
     return flat
-
-
-def _columns_of(rows: list[dict[str, Any]], first: list[str]) -> list[str]:
-    seen = dict.fromkeys(first)
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    return list(seen)
 
 
 def _numbered(lines: Iterable[str | bytes], where: str) -> Iterator[tuple[int, str]]:
