@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
 import re
@@ -109,3 +110,23 @@ def test_the_readme_test_command_runs_the_notebooks_under_nbval() -> None:
     assert "notebooks" in pytest_config["testpaths"]
     assert "--nbval" in pytest_config["addopts"]
     assert "--nbval-sanitize-with=notebooks/nbval_sanitize.cfg" in pytest_config["addopts"]
+
+
+def statements(cell: dict[str, Any]) -> list[ast.stmt]:
+    flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    tree: ast.Module = compile(source(cell), "<cell>", "exec", flags=flags)
+    return tree.body
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_cells_that_only_check_outputs_are_folded_and_teaching_cells_hold_no_checks(
+    path: Path,
+) -> None:
+    for cell in code_cells(path):
+        body = statements(cell)
+        checks_only = bool(body) and all(isinstance(node, ast.Assert) for node in body)
+        folded = cell["metadata"].get("jupyter", {}).get("source_hidden", False)
+        tagged = "check" in cell["metadata"].get("tags", [])
+        assert (folded, tagged) == (checks_only, checks_only), source(cell)[:200]
+        if not checks_only:
+            assert not [node for node in body if isinstance(node, ast.Assert)], source(cell)[:200]
