@@ -570,14 +570,15 @@ def test_the_readme_progress_panel_is_a_screenshot_of_jupyterlab(lab: Lab, brows
     }
     name = "readme_panel.ipynb"
     nbformat.write(notebook, lab.root / name)
-    page = browser.new_page(viewport={"width": 900, "height": 600})
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1200, "height": 700})
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     try:
         page.goto(lab.notebook_url(name), timeout=60_000)
         wait_for_kernel(page, name)
         run_all_cells(page)
         wait_until_all_cells_ran(page, 1)
-        view = panel.locator(".jupyter-widgets.widget-vbox").first
+        view = panel.locator(".baxiflow-panel").first
         view.wait_for(timeout=30_000)
         page.wait_for_timeout(500)  # the final redraw
         assert panel.locator(".widget-hprogress .progress-bar-success").count() == 3
