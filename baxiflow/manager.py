@@ -70,6 +70,7 @@ class WorkflowManager:
     """
 
     __slots__ = (
+        "_fingerprint",
         "_observers",
         "_registry",
         "handler_timeout",
@@ -94,6 +95,7 @@ class WorkflowManager:
         self.name = name
         self.store = store
         self._registry = Registry()
+        self._fingerprint: str | None = None
         self.max_events: int | None = check_limit("max_events", max_events, integer=True)
         self.timeout: float | None = check_limit("timeout", timeout, integer=False)
         self.handler_timeout: float | None = check_limit(
@@ -135,6 +137,7 @@ class WorkflowManager:
         <WorkflowManager handlers={'one': 1, 'two': 1}>
         """
         self._registry.add(event_name, handler, emits=emits)
+        self._fingerprint = None
         return self
 
     def on(self, event_name: str, *, emits: Iterable[str] | None = None) -> Callable[[H], H]:
@@ -152,6 +155,7 @@ class WorkflowManager:
 
         def decorate(handler: H) -> H:
             self._registry.add(event_name, handler, emits=emits)
+            self._fingerprint = None
             return handler
 
         return decorate
@@ -342,7 +346,9 @@ class WorkflowManager:
 
     def fingerprint(self) -> str:
         """A digest of the registry (event names, handler order and names), as logs keep it."""
-        return fingerprint(self._registry.all())
+        if self._fingerprint is None:  # made once per registry: every logged run needs it
+            self._fingerprint = fingerprint(self._registry.all())
+        return self._fingerprint
 
     def _guards(
         self,
