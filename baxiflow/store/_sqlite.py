@@ -249,20 +249,9 @@ class SQLStore:
 
     def _migrate_from_1(self) -> None:
         """Version 1 to 2: calls and events name a call by handler and occurrence."""
-        formats = {"real": self.real, "int": self.integer}
-        self._execute(f"ALTER TABLE baxiflow_events ADD COLUMN occurrence {self.integer}")
-        self._execute("UPDATE baxiflow_events SET occurrence = 0 WHERE position IS NOT NULL")
-        # The calls' key changes: SQLite can only change it by making the table again.
-        self._execute(_CALLS_TABLE.format(table="baxiflow_calls_v2", **formats))
-        columns = (
-            "run_id, trigger_seq, position, handler, started, finished, status, error, emitted"
-        )
-        self._execute(
-            f"INSERT INTO baxiflow_calls_v2 ({columns}, occurrence) SELECT {columns}, 0"
-            " FROM baxiflow_calls"
-        )
-        self._execute("DROP TABLE baxiflow_calls")
-        self._execute("ALTER TABLE baxiflow_calls_v2 RENAME TO baxiflow_calls")
+        for table in ("baxiflow_events", "baxiflow_calls"):
+            self._execute(f"ALTER TABLE {table} ADD COLUMN occurrence {self.integer}")
+            self._execute(f"UPDATE {table} SET occurrence = 0 WHERE position IS NOT NULL")
         # Version 1 kept no occurrence: a repeated handler's comes from the run's registry.
         for run_id, logged_fingerprint in self._rows(
             "SELECT run_id, fingerprint FROM baxiflow_runs"
@@ -275,6 +264,16 @@ class SQLStore:
                         " WHERE run_id = ? AND name = ?)",
                         (occurrence, run_id, position, run_id, event),
                     )
+        # The calls' key changes: SQLite can change a key only by making the table again.
+        self._execute(
+            _CALLS_TABLE.format(table="baxiflow_calls_v2", real=self.real, int=self.integer)
+        )
+        columns = "run_id, trigger_seq, position, handler, occurrence, started, finished, status, error, emitted"
+        self._execute(
+            f"INSERT INTO baxiflow_calls_v2 ({columns}) SELECT {columns} FROM baxiflow_calls"
+        )
+        self._execute("DROP TABLE baxiflow_calls")
+        self._execute("ALTER TABLE baxiflow_calls_v2 RENAME TO baxiflow_calls")
 
     # Writing a run ---------------------------------------------------------------------
 
