@@ -273,7 +273,9 @@ async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
     # stopped in the second call of a handler registered twice, which version 1 knew by
     # its position alone.
     source = SQLiteStore(tmp_path / "source.db")
-    await collect(counting_workflow([]).process(WorkflowEvent("start"), store=source, run_id="done"))
+    await collect(
+        counting_workflow([]).process(WorkflowEvent("start"), store=source, run_id="done")
+    )
     stream = chain.build_twice().process(WorkflowEvent("start"), store=source, run_id="cut")
     second_task_parts = 0
     async for event in stream:

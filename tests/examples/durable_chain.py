@@ -48,7 +48,10 @@ def build() -> WorkflowManager:
 
 
 def build_twice(
-    *, calls: list[int] | None = None, die_in: int | None = None, first: Callable[..., object] | None = None
+    *,
+    calls: list[int] | None = None,
+    die_in: int | None = None,
+    first: Callable[..., object] | None = None,
 ) -> WorkflowManager:
     """Two tasks, each handled by ``note`` registered twice (after ``first``, if given).
 
