@@ -240,6 +240,16 @@ def _ancestry(event: LoggedEvent, by_seq: dict[int, LoggedEvent]) -> tuple[str, 
     return tuple(reversed(names))
 
 
+def _identities(route: Route) -> tuple[tuple[int, str, int], ...]:
+    """``(position, handler name, occurrence)`` of each registration of ``route``."""
+    seen: dict[str, int] = {}
+    found = []
+    for registration in route if isinstance(route, tuple) else (route,):
+        occurrence = seen[registration.name] = seen.get(registration.name, -1) + 1
+        found.append((registration.position, registration.name, occurrence))
+    return tuple(found)
+
+
 def _counters(events: Sequence[LoggedEvent]) -> dict[str, int]:
     return {
         "seq": max((e.seq for e in events), default=-1),
@@ -272,19 +282,21 @@ def state_from_log(
             emitted_by[key] = emitted_by.get(key, 0) + 1
     pending: list[Pending] = []
     reruns: dict[tuple[int, int], int] = {}
+    by_name: dict[str, tuple[tuple[int, str, int], ...]] = {}
     for logged in sorted(events, key=lambda e: e.seq):
         found = route(logged.event.name)
         if found is None or not _dispatched(logged, by_seq):
             continue
         left: list[int] = []
-        seen: dict[str, int] = {}
-        for registration in found if isinstance(found, tuple) else (found,):
-            occurrence = seen[registration.name] = seen.get(registration.name, -1) + 1
-            call = (logged.seq, registration.name, occurrence)
+        identities = by_name.get(logged.event.name)
+        if identities is None:
+            identities = by_name[logged.event.name] = _identities(found)
+        for position, name, occurrence in identities:
+            call = (logged.seq, name, occurrence)
             if call not in ended:
-                left.append(registration.position)
+                left.append(position)
                 if emitted := emitted_by.get(call, 0):
-                    reruns[(logged.seq, registration.position)] = emitted
+                    reruns[(logged.seq, position)] = emitted
         if left:
             ancestry = _ancestry(logged, by_seq)
             pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, tuple(left)))
