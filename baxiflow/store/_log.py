@@ -84,7 +84,7 @@ class RunLog(WorkflowObserver):
         self._last_commit = time.monotonic()
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
-        event, call = emitted.event, emitted.call
+        event, seq, parent_seq, depth, handler_name, elapsed, _, call = emitted
         checked, data, metadata = self._store.encoded  # by check_event, just before
         if checked is not event:
             data, metadata = encode(event.data), encode(event.metadata)
@@ -94,9 +94,9 @@ class RunLog(WorkflowObserver):
             occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
         none, error = self._no_text, event.error
         self._events.append(
-            (self.run_id, emitted.seq, emitted.parent_seq, emitted.depth, event.name,
-             emitted.handler_name, position, occurrence, none if error is None else error,
-             emitted.elapsed, none if data is None else data, none if metadata is None else metadata)
+            (self.run_id, seq, parent_seq, depth, event.name, handler_name, position, occurrence,
+             none if error is None else error, elapsed, none if data is None else data,
+             none if metadata is None else metadata)
         )  # fmt: skip
         if self._durability == "exit":
             return
