@@ -552,7 +552,7 @@ class Trace(Recorder):
         >>> Trace.from_jsonl(io.StringIO('{"format": "baxiflow-trace", "version": 1}\\n{"span": 3}\\n'))
         Traceback (most recent call last):
         ...
-        baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error'], got 3
+        baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error', 'attempt'], got 3
         """
         if isinstance(source, str | bytes | os.PathLike):
             # Bytes, decoded line by line, so a line that is not UTF-8 can be named.
