@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
+from baxiflow._asking import Requests
 from baxiflow._engine import Pending, RunState
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.observe import WorkflowObserver
@@ -221,7 +222,8 @@ def state_from_log(
     An event's dispatch has finished when each of its handlers' calls has ended (the log
     holds a call's row once it ended ``ok`` or ``error``). A call that did not end runs
     again; the second value says, for each that had emitted events, how many the log
-    already holds (they are matched, not emitted twice).
+    already holds (they are matched, not emitted twice). The requests for input the log
+    leaves open are open in the state.
     """
     by_seq = {e.seq: e for e in events}
     ended: dict[int, set[int]] = {}
@@ -236,7 +238,9 @@ def state_from_log(
             emitted_by[key] = emitted_by.get(key, 0) + 1
     pending: list[Pending] = []
     reruns: dict[tuple[int, int], int] = {}
+    requests = Requests()
     for logged in sorted(events, key=lambda e: e.seq):
+        requests.follow(logged.event, logged.seq, logged.parent_seq)
         found = route(logged.event.name)
         if found is None or not _dispatched(logged, by_seq):
             continue
@@ -252,7 +256,10 @@ def state_from_log(
                 if emitted := emitted_by.get((logged.seq, position), 0):
                     reruns[(logged.seq, position)] = emitted
     first = min(events, key=lambda e: e.seq).event if events else None
-    return RunState(pending, (), **_counters(events), initial_event=first), reruns
+    state = RunState(
+        pending, (), **_counters(events), initial_event=first, requests=requests.seqs()
+    )
+    return state, reruns
 
 
 def fork_state(

@@ -65,10 +65,12 @@ _STEP_STYLES: Final[dict[StepStatus, BarStyle]] = {
 
 _RUN_STYLES: Final[dict[RunStatus, BarStyle]] = {
     "running": "info",
+    "waiting": "warning",
     "ok": "success",
     "error": "danger",
     "max_events": "danger",
     "timeout": "danger",
+    "log_failed": "danger",
     "stopped": "warning",
     "cancelled": "warning",
 }
