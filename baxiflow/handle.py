@@ -124,7 +124,7 @@ class WorkflowRun:
                 has ``choices`` and ``event.data["value"]`` is not one of them, or the run
                 has ended. Nothing changes.
         """
-        return self._engine.answer(event)
+        return self.send_nowait(event)
 
     async def answer(self, request: WorkflowEvent, value: Any) -> WorkflowEvent:
         """Answer ``request`` with ``value``: sends ``WorkflowEvent(reply, {"value": value})``.
@@ -135,6 +135,16 @@ class WorkflowRun:
             AnswerError: ``request`` is not open in this run, or ``value`` is not one of its
                 ``choices``. Nothing changes.
         """
+        return self.answer_nowait(request, value)
+
+    def send_nowait(self, event: WorkflowEvent) -> WorkflowEvent:
+        """:meth:`send` for code that cannot ``await`` (a widget's callback), in the thread
+        of the run's event loop."""
+        return self._engine.answer(event)
+
+    def answer_nowait(self, request: WorkflowEvent, value: Any) -> WorkflowEvent:
+        """:meth:`answer` for code that cannot ``await`` (a widget's callback), in the thread
+        of the run's event loop."""
         if not isinstance(request, WorkflowEvent) or request.name != INPUT_REQUIRED:
             raise TypeError(
                 f"answer() takes a request (an 'input_required' event), got {request!r:.80}"
