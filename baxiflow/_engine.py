@@ -479,7 +479,11 @@ class Engine:
             self._give_up_requests("left_open")
             return True
         inbox = self._inbox
-        self._waiting = inbox is not None and bool(self._holds or self._requests or inbox)
+        if inbox:  # events arrived while the queue ran: emit them without waiting
+            self._roots.extend(inbox)
+            inbox.clear()
+            return True
+        self._waiting = inbox is not None and bool(self._holds or self._requests)
         if self._waiting and self._info is not None:
             self._info.status = "waiting"
         if self._group is not None and self._group.hears_idle:
