@@ -124,7 +124,7 @@ async def test_refused_answers_say_why_and_change_nothing() -> None:
         request = event if event.is_request else request
     assert request is not None and run_.waiting
     with pytest.raises(
-        AnswerError, match="'maybe' is not a choice .* the choices are 'approve', 'reject'"
+        AnswerError, match=r"'maybe' is not a choice .* the choices are 'approve', 'reject'"
     ):
         await run_.answer(request, "maybe")
     with pytest.raises(
