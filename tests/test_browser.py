@@ -62,6 +62,7 @@ EXPECTED_VIEWS: dict[str, frozenset[str]] = {
     "03_seeing_the_flow.ipynb": frozenset({"diagram"}),
     "04_progress_and_traces.ipynb": frozenset({"progress"}),
     "05_agentic_chat.ipynb": frozenset({"diagram", "progress"}),
+    "08_input_from_people.ipynb": frozenset({"progress"}),
 }
 
 # JupyterLab settings for a quiet, offline, fully rendered page: no news or update checks,
