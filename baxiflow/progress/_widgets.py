@@ -232,8 +232,8 @@ class RunPanel:
         error: ``HTML``, empty until an error: the last error, where it happened, and its
             traceback folded under a ``<details>`` element.
         rows: One :class:`StepRow` per step, by step name, in order of appearance.
-        requests: One :class:`RequestRow` per open request for input, in the order asked,
-            under the step rows.
+        requests: One :class:`RequestRow` per open request for input, in the order asked.
+        asking: The ``VBox`` of the request rows, under the step rows, above the error.
     """
 
     def __init__(self, widgets: ModuleType, state: RunProgress) -> None:
@@ -246,9 +246,9 @@ class RunPanel:
         self.error = widgets.HTML("", layout=widgets.Layout(max_width="100%"))
         self.rows: dict[str, StepRow] = {}
         self.requests: list[RequestRow] = []
-        self._asking = widgets.VBox([])
+        self.asking = widgets.VBox([])
         self.widget = widgets.VBox(
-            [header, self._asking, self.error], _dom_classes=("baxiflow-panel",)
+            [header, self.asking, self.error], _dom_classes=("baxiflow-panel",)
         )
         self.display_handle: Any = None
 
@@ -303,7 +303,7 @@ class RunPanel:
             )
             for request in requests
         ]
-        self._asking.children = tuple(row.box for row in self.requests)
+        self.asking.children = tuple(row.box for row in self.requests)
 
 
 class ProgressView(ProgressObserver[RunPanel]):
