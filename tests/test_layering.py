@@ -23,6 +23,7 @@ CORE = (
     "_guarded",
     "_observer_group",
     "_optional",
+    "_overlap",
     "_recording",
     "_routing",
     "_text",
@@ -32,6 +33,7 @@ CORE = (
     "manager",
     "observe",
     "registry",
+    "retry",
 )
 """Every top-level module but ``__init__`` and ``runner``."""
 

@@ -68,3 +68,13 @@ def test_readme_input_example_waits_for_the_answer_and_prints_what_it_promises()
     assert result.stdout.split() == ["ticket", "input_required", "approval", "booked"]
     promised = section("Input from people: `input_required` and `workflow.start`")
     assert "prints `ticket`, `input_required`, `approval`, `booked`." in promised
+
+
+def test_readme_concurrency_example_overlaps_and_retries_as_it_says() -> None:
+    (block,) = [b for b in python_blocks() if "concurrency=5" in b]
+    result = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines() == ["['found', 'found', 'found', 'found', 'question'] 3"]
+    rules = section("Concurrency and retries")
+    assert "What order still holds" in rules and "What no longer holds" in rules
