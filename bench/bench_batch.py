@@ -166,7 +166,7 @@ def scale_out(count: int) -> None:
     _dask._Stream.apply = timed_apply  # type: ignore[method-assign]
     with (
         LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):

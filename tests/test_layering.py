@@ -15,6 +15,7 @@ import baxiflow
 PACKAGE = Path(baxiflow.__file__).parent
 
 CORE = (
+    "_asking",
     "_checks",
     "_deadline",
     "_durable",
@@ -22,14 +23,17 @@ CORE = (
     "_guarded",
     "_observer_group",
     "_optional",
+    "_overlap",
     "_recording",
     "_routing",
     "_text",
     "event",
     "exceptions",
+    "handle",
     "manager",
     "observe",
     "registry",
+    "retry",
 )
 """Every top-level module but ``__init__`` and ``runner``."""
 

@@ -80,3 +80,23 @@ def test_every_picture_the_readme_shows_is_a_committed_png_of_a_readable_size() 
         assert data.startswith(b"\x89PNG\r\n\x1a\n"), picture
         width, height = struct.unpack(">II", data[16:24])
         assert width >= 400 and height >= 80, (picture, width, height)
+
+
+def test_readme_input_example_waits_for_the_answer_and_prints_what_it_promises() -> None:
+    (example,) = [block for block in python_blocks() if "input_required" in block]
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["ticket", "input_required", "approval", "booked"]
+    promised = section("Input from people: `input_required` and `workflow.start`")
+    assert "prints `ticket`, `input_required`, `approval`, `booked`." in promised
+
+
+def test_readme_concurrency_example_overlaps_and_retries_as_it_says() -> None:
+    (block,) = [b for b in python_blocks() if "concurrency=5" in b]
+    result = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines() == ["['found', 'found', 'found', 'found', 'question'] 3"]
+    rules = section("Concurrency and retries")
+    assert "What order still holds" in rules and "What no longer holds" in rules
