@@ -9,8 +9,19 @@ import pandas as pd
 
 import baxiflow
 from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow.batch._result import _OUTCOME_KINDS, OUTCOME_COLUMNS
 from baxiflow.store import SQLiteStore
-from baxiflow.trace import record
+from baxiflow.store._sqlite import _RUN_KINDS
+from baxiflow.store._sqlite import RUN_COLUMNS as STORE_RUN_COLUMNS
+from baxiflow.trace import RECORD_COLUMNS, SPAN_COLUMNS, record
+from baxiflow.trace._trace import _RECORD_KINDS, _SPAN_KINDS
+
+
+def test_every_table_column_has_a_dtype_rule() -> None:
+    assert list(_RECORD_KINDS) == list(RECORD_COLUMNS)
+    assert list(_SPAN_KINDS) == list(SPAN_COLUMNS)
+    assert list(_OUTCOME_KINDS) == list(OUTCOME_COLUMNS)
+    assert list(_RUN_KINDS) == list(STORE_RUN_COLUMNS)
 
 
 def failing_flow(current: float = 1) -> WorkflowManager:

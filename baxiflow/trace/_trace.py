@@ -168,6 +168,7 @@ _SPAN_KINDS: Final[dict[str, ColumnKind]] = {
     "emitted": "int",
     "status": "category",
     "error": "text",
+    "attempt": "int",
 }
 
 RUN_COLUMNS: Final = ("run_id", "event", "started_at", "status", "events", "errors", "duration")
