@@ -143,10 +143,13 @@ _VERSION: Final = 3
 _READS: Final = (1, 2, 3)
 """Versions :meth:`Trace.from_jsonl` reads: version 1 had no ``traceback`` column in its
 records, versions 1 and 2 no ``attempt`` column in their spans."""
-_ADDED_COLUMNS: Final = {"record": {"traceback": None}, "span": {"attempt": 1}}
+_ADDED_COLUMNS: Final[dict[str, dict[str, Any]]] = {
+    "record": {"traceback": None},
+    "span": {"attempt": 1},
+}
 """Columns later versions added, with the value a row of an older file gets: no traceback
 kept, and a span that is its call's first (and only) attempt, as every call was then."""
-_OLDER_COLUMNS: Final = {
+_OLDER_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     section: tuple(c for c in columns if c not in _ADDED_COLUMNS[section])
     for section, columns in (("record", RECORD_COLUMNS), ("span", SPAN_COLUMNS))
 }
