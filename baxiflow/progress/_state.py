@@ -206,10 +206,10 @@ class RunProgress:
     The run is ``running`` (style ``info``) until it ends; it turns ``danger`` at its
     first error event and stays so (``danger`` is never replaced by ``success``). A step
     is ``active`` while it reports; one without a fraction is ``done`` once every handler
-    call that reported it has reported another step or finished, or when the run ends; one with a fraction is ``done`` when it reaches its total or the run ends
-    cleanly. Handler calls that overlap (``concurrency`` above 1) each keep their steps
-    so: several steps are active at once, and one call's report never closes another's
-    step. An error event fails the active steps of the handler it names (all active steps
+    call that reported it has reported another step or finished, or when the run ends;
+    one with a fraction is ``done`` when it reaches its total or the run ends cleanly.
+    Handler calls that overlap (``concurrency`` above 1) so keep their steps apart:
+    several steps are active at once, and one call's report never closes another's step. An error event fails the active steps of the handler it names (all active steps
     when it names none); a failed step stays failed, unless the next attempt of a retried
     call reports it again.
 
