@@ -77,6 +77,7 @@ class WorkflowManager:
     """
 
     __slots__ = (
+        "_fingerprint",
         "_observers",
         "_registry",
         "concurrency",
@@ -109,6 +110,7 @@ class WorkflowManager:
         self.name = name
         self.store = store
         self._registry = Registry()
+        self._fingerprint: str | None = None
         self.max_events: int | None = check_limit("max_events", max_events, integer=True)
         self.timeout: float | None = check_limit("timeout", timeout, integer=False)
         self.handler_timeout: float | None = check_limit(
@@ -169,6 +171,7 @@ class WorkflowManager:
             event_name, handler, emits=emits, concurrency=concurrency, sequential=sequential,
             retry=retry,
         )  # fmt: skip
+        self._fingerprint = None
         return self
 
     def on(
@@ -393,7 +396,9 @@ class WorkflowManager:
 
     def fingerprint(self) -> str:
         """A digest of the registry (event names, handler order and names), as logs keep it."""
-        return fingerprint(self._registry.all())
+        if self._fingerprint is None:  # made once per registry: every logged run needs it
+            self._fingerprint = fingerprint(self._registry.all())
+        return self._fingerprint
 
     def _options(self, concurrency: int | None) -> dict[str, Any]:
         """The engine's concurrency and retry options for one run (none in the common case)."""
