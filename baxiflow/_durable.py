@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
+from baxiflow._asking import Requests
 from baxiflow._engine import Pending, RunState
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.observe import WorkflowObserver
@@ -270,7 +271,8 @@ def state_from_log(
     registrations of ``route`` by handler name and occurrence (see the module's
     docstring). A call that did not end runs again; the second value says, for each that
     had emitted events, ``(trigger_seq, position now)`` and how many the log already
-    holds (they are matched, not emitted twice).
+    holds (they are matched, not emitted twice). The requests for input the log leaves
+    open are open in the state.
     """
     by_seq = {e.seq: e for e in events}
     # A call cut short (the run was stopped or died) has not done its work: it runs again.
@@ -283,7 +285,9 @@ def state_from_log(
     pending: list[Pending] = []
     reruns: dict[tuple[int, int], int] = {}
     by_name: dict[str, tuple[tuple[int, str, int], ...]] = {}
+    requests = Requests()
     for logged in sorted(events, key=lambda e: e.seq):
+        requests.follow(logged.event, logged.seq, logged.parent_seq)
         found = route(logged.event.name)
         if found is None or not _dispatched(logged, by_seq):
             continue
@@ -301,7 +305,10 @@ def state_from_log(
             ancestry = _ancestry(logged, by_seq)
             pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, tuple(left)))
     first = min(events, key=lambda e: e.seq).event if events else None
-    return RunState(pending, (), **_counters(events), initial_event=first), reruns
+    state = RunState(
+        pending, (), **_counters(events), initial_event=first, requests=requests.seqs()
+    )
+    return state, reruns
 
 
 def fork_state(

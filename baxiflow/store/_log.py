@@ -25,10 +25,13 @@ def store_status(status: RunStatus) -> str:
     """A run's status in the store, from how it ended.
 
     ``finished`` when the stream ended by itself (error events included); ``failed`` when a
-    guard ended it; ``interrupted`` when the consumer stopped or the task was cancelled.
+    guard ended it; ``waiting`` when it was left while it waited for answers; ``interrupted``
+    when the consumer stopped or the task was cancelled otherwise.
     """
     if status in ("ok", "error"):
         return "finished"
+    if status == "waiting":
+        return "waiting"
     if status in ("max_events", "timeout"):
         return "failed"
     return "interrupted"
@@ -73,6 +76,7 @@ class RunLog(WorkflowObserver):
         self._rollbacks = store.rollbacks
         self._uncommitted = False  # the run's row, written at its start, not committed yet
         self._ended = False  # the run's end is written (when its queue ran dry)
+        self._waiting = False  # the run's row says it waits for answers
         self.failed = False
         """True once a write failed: nothing more is written."""
 
@@ -84,6 +88,9 @@ class RunLog(WorkflowObserver):
         self._last_commit = time.monotonic()
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
+        if self._waiting:
+            self._waiting = False
+            self._write(self._store.mark_run, self.run_id, "running")
         event, seq, parent_seq, depth, handler_name, elapsed, _, call = emitted
         checked, data, metadata = self._store.encoded  # by check_event, just before
         if checked is not event:
@@ -120,6 +127,10 @@ class RunLog(WorkflowObserver):
         if ending:
             self._write(self._store.end_run, self.run_id, "finished")
             self._ended = True
+        elif run.status == "waiting":
+            # The request is logged; the wait is the run's status until an answer comes.
+            self._write(self._store.mark_run, self.run_id, "waiting")
+            self._waiting = True
         if self._durability != "exit" or ending:
             self._flush()
 

@@ -371,7 +371,7 @@ class SQLStore:
             )
         if owner is not None and owner != self.owner:
             held = until is not None and until > time.time() and _process_alive(owner)
-            if held and status == "running":
+            if held and status in ("running", "waiting"):
                 raise ValueError(
                     f"run {run_id!r} is being run by another process ({owner}); "
                     "two processes cannot go on with one run"
@@ -416,6 +416,13 @@ class SQLStore:
             (run_id, logged.seq, logged.parent_seq, logged.depth, event.name, logged.handler,
              logged.position, logged.occurrence, error, 0.0, data, metadata),
         )  # fmt: skip
+
+    def mark_run(self, run_id: str, status: str) -> None:
+        """Set a running run's status (``running`` or ``waiting``); this process keeps it."""
+        self._execute(
+            "UPDATE baxiflow_runs SET status = ?, updated = ? WHERE run_id = ? AND lease_owner = ?",
+            (status, time.time(), run_id, self.owner),
+        )
 
     def end_run(self, run_id: str, status: str) -> None:
         self._execute(
@@ -498,7 +505,9 @@ class SQLStore:
             call = HandlerCall(run, len, handler, position, trigger, trigger_seq, started,
                                finished, call_status, emitted, error)  # fmt: skip
             trace.handler_finished(call)
-        run.status = {"finished": "ok", "failed": "error"}.get(status, "stopped")  # type: ignore[assignment]
+        run.status = {"finished": "ok", "failed": "error", "waiting": "waiting"}.get(
+            status, "stopped"
+        )  # type: ignore[assignment]
         if status == "finished" and any(e.event.error for e in logged):
             run.status = "error"
         run.events, run.errors = len(logged), sum(e.event.name == "error" for e in logged)
