@@ -59,6 +59,7 @@ WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 # What each notebook must show once every cell has run; every notebook is also checked for
 # errors, stderr output, unrun cells and "Loading widget" text.
 EXPECTED_VIEWS: dict[str, frozenset[str]] = {
+    "02_handlers_in_depth.ipynb": frozenset({"progress"}),
     "03_seeing_the_flow.ipynb": frozenset({"diagram"}),
     "04_progress_and_traces.ipynb": frozenset({"progress"}),
     "05_agentic_chat.ipynb": frozenset({"diagram", "progress"}),

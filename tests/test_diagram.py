@@ -3,6 +3,7 @@ saving and safe display."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import subprocess
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import baxiflow.diagrams._render
-from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow import Retry, WorkflowEvent, WorkflowManager
 from baxiflow.diagrams import Diagram, diagram, flow_graph, trace_overlay
 from baxiflow.diagrams._source import (
     FAST_LAYOUT_NODES,
@@ -763,3 +764,74 @@ def test_printing_a_diagram_shows_the_flow_one_edge_a_line() -> None:
     lines = str(diagram(workflow)).splitlines()
     assert lines[0].startswith("<Diagram: ")
     assert "  (start) -> [greet]" in lines and "  [greet] -> (done)" in lines
+
+
+# Trace overlay of overlapping calls -----------------------------------------------------
+
+
+async def test_the_overlay_of_overlapping_calls_counts_each_call_with_its_own_duration() -> None:
+    workflow = WorkflowManager(concurrency=4)
+    sources = ("web", "wiki", "papers")
+    for source in sources:
+
+        async def retrieve(event: WorkflowEvent, source: str = source) -> AsyncIterator[WorkflowEvent]:  # fmt: skip
+            for page in range(2):
+                await asyncio.sleep(0.03)
+                yield WorkflowEvent("found", {"source": source, "page": page})
+
+        retrieve.__qualname__ = f"retrieve_{source}"
+        workflow.register("question", retrieve, sequential=False)
+
+    @workflow.on("found")
+    async def rank(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(0.01)
+        yield WorkflowEvent("ranked", event.data)
+
+    trace = await record(workflow, WorkflowEvent("question"))
+    overlay = trace_overlay(trace, flow_graph(workflow))
+
+    [run] = trace.runs
+    retrievers = [overlay.handlers[("question", position)] for position in range(3)]
+    assert [(s.calls, s.failures, s.emitted) for s in retrievers] == [(1, 0, 2)] * 3
+    # Each call's own time (two 30 ms waits), not the time of the calls around it...
+    assert all(0.06 <= s.seconds <= run["duration"] for s in retrievers)
+    # ...while the calls overlapped: together they took longer than the whole run.
+    assert sum(s.seconds for s in retrievers) > run["duration"]
+    assert (overlay.handlers[("found", 0)].calls, overlay.handlers[("found", 0)].emitted) == (6, 6)
+    assert overlay.emitted == {
+        ("question", 0, "found"): 2,
+        ("question", 1, "found"): 2,
+        ("question", 2, "found"): 2,
+        ("found", 0, "ranked"): 6,
+    }
+    assert overlay.events == {"found": 6, "question": 1, "ranked": 6}
+    nodes = {node.id: node for node in diagram(workflow, trace).spec.nodes}
+    assert nodes["handler:found:0"].label.startswith("rank\n6 calls, mean ")
+
+
+async def test_the_overlay_counts_a_retried_call_s_attempts_and_its_events_once() -> None:
+    workflow = WorkflowManager(concurrency=2)
+    attempts = 0
+
+    @workflow.on("start", sequential=False, retry=Retry(attempts=3, backoff=0, on=ConnectionError))
+    async def flaky(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0.005)
+        if attempts < 3:
+            raise ConnectionError("reset by peer")
+        yield WorkflowEvent("fetched")
+
+    @workflow.on("start", sequential=False)
+    async def steady(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        for _ in range(3):
+            await asyncio.sleep(0.004)
+            yield WorkflowEvent("ticked")
+
+    overlay = trace_overlay(await record(workflow, WorkflowEvent("start")), flow_graph(workflow))
+
+    flaky_stats, steady_stats = overlay.handlers[("start", 0)], overlay.handlers[("start", 1)]
+    assert (flaky_stats.calls, flaky_stats.failures, flaky_stats.emitted) == (3, 2, 1)  # attempts
+    assert (steady_stats.calls, steady_stats.failures, steady_stats.emitted) == (1, 0, 3)
+    assert overlay.emitted == {("start", 0, "fetched"): 1, ("start", 1, "ticked"): 3}
+    assert "error" not in overlay.events

@@ -283,3 +283,47 @@ def test_importing_the_progress_modules_imports_no_display_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+async def test_panel_shows_the_steps_of_overlapping_calls_running_at_once() -> None:
+    workflow = WorkflowManager(concurrency=3)
+    view = ProgressView(interval=0, display=False)
+    all_reported = asyncio.Barrier(3)
+    seen: list[dict[str, tuple[float, str, str]]] = []
+
+    for index, source in enumerate(("web", "wiki", "papers")):
+
+        async def retrieve(
+            event: WorkflowEvent, source: str = source, index: int = index
+        ) -> AsyncIterator[WorkflowEvent]:
+            yield WorkflowEvent.progress(source, "searching", current=index, total=4)
+            await all_reported.wait()
+            if source == "papers":
+                rows = view.panels[0].rows
+                seen.append(
+                    {
+                        n: (r.bar.value, r.bar.bar_style, r.description.value)
+                        for n, r in rows.items()
+                    }
+                )
+            await all_reported.wait()
+            yield WorkflowEvent.progress(source, "found", current=4, total=4)
+
+        workflow.register("question", retrieve, sequential=False)
+
+    await drain(workflow, view, start="question")
+
+    assert seen == [
+        {
+            "web": (0.0, "", "0/4 (0%) · searching"),
+            "wiki": (0.25, "", "1/4 (25%) · searching"),
+            "papers": (0.5, "", "2/4 (50%) · searching"),
+        }
+    ]
+    [panel] = view.panels
+    assert [(n, r.bar.value, r.bar.bar_style) for n, r in panel.rows.items()] == [
+        ("web", 1.0, "success"),
+        ("wiki", 1.0, "success"),
+        ("papers", 1.0, "success"),
+    ]
+    assert panel.widget.children[1:4] == tuple(r.box for r in panel.rows.values())

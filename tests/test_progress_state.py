@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow import Retry, WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import ObserverWarning
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.progress import ProgressObserver, RunProgress, StepState, Throttle
@@ -508,3 +508,132 @@ async def test_observer_that_cannot_draw_warns_once_and_the_run_goes_on() -> Non
 def test_observer_rejects_a_negative_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         Recorder(interval=-1)
+
+
+# Handler calls that overlap ------------------------------------------------------
+
+
+def step_statuses(state: RunProgress) -> dict[str, str]:
+    return {name: step.status for name, step in state.steps.items()}
+
+
+async def test_overlapping_calls_keep_their_steps_active_at_once() -> None:
+    workflow = WorkflowManager(concurrency=3)
+    recorder = Recorder(interval=0)
+    all_reported = asyncio.Barrier(3)
+    seen: list[dict[str, str]] = []
+
+    for step in ("search", "fetch", "rank"):
+
+        async def work(event: WorkflowEvent, step: str = step) -> AsyncIterator[WorkflowEvent]:
+            yield WorkflowEvent.progress(step, "working")
+            await all_reported.wait()
+            if step == "rank":
+                seen.append(step_statuses(recorder.states[0]))
+            await all_reported.wait()
+
+        workflow.register("start", work, sequential=False)
+
+    await drain(workflow, recorder)
+
+    assert seen == [{"search": "active", "fetch": "active", "rank": "active"}]
+    assert step_statuses(recorder.states[0]) == {"search": "done", "fetch": "done", "rank": "done"}
+
+
+async def test_a_call_moving_to_its_next_step_closes_only_its_own() -> None:
+    workflow = WorkflowManager(concurrency=2)
+    recorder = Recorder(interval=0)
+    reported, moved_on = asyncio.Event(), asyncio.Event()
+    seen: list[dict[str, str]] = []
+
+    @workflow.on("start", sequential=False)
+    async def slow(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("download", "waiting for the server")
+        reported.set()
+        await moved_on.wait()
+        seen.append(step_statuses(recorder.states[0]))
+
+    @workflow.on("start", sequential=False)
+    async def quick(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await reported.wait()
+        yield WorkflowEvent.progress("parse", "reading")
+        yield WorkflowEvent.progress("index", "writing")
+        moved_on.set()
+
+    await drain(workflow, recorder)
+
+    assert seen == [{"download": "active", "parse": "done", "index": "active"}]
+    assert step_statuses(recorder.states[0]) == {
+        "download": "done",
+        "parse": "done",
+        "index": "done",
+    }
+
+
+async def test_a_step_two_calls_report_stays_active_until_the_last_of_them_ends() -> None:
+    workflow = WorkflowManager(concurrency=2)
+    recorder = Recorder(interval=0)
+    both_reported = asyncio.Barrier(2)
+    seen: list[str] = []
+
+    @workflow.on("start", sequential=False)
+    async def first(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await both_reported.wait()
+        yield WorkflowEvent.progress("retrieve", "index A")
+        await both_reported.wait()
+
+    @workflow.on("start", sequential=False)
+    async def second(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("retrieve", "index B")
+        await both_reported.wait()
+        await both_reported.wait()
+        await asyncio.sleep(0.01)  # the first call ends meanwhile
+        seen.append(recorder.states[0].steps["retrieve"].status)
+
+    await drain(workflow, recorder)
+
+    assert seen == ["active"]
+    assert recorder.states[0].steps["retrieve"].status == "done"
+
+
+async def test_a_step_a_failed_attempt_reported_comes_back_when_the_retry_reports_it() -> None:
+    workflow = WorkflowManager()
+    recorder = Recorder(interval=0)
+    attempts = 0
+    seen: list[str] = []
+
+    @workflow.on("start", retry=Retry(attempts=3, backoff=0, on=ConnectionError))
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            seen.append(recorder.states[0].steps["fetch"].status)
+        yield WorkflowEvent.progress("fetch", f"attempt {attempts}")
+        if attempts < 3:
+            raise ConnectionError("reset by peer")
+        yield WorkflowEvent("fetched")
+
+    await drain(workflow, recorder)
+
+    state = recorder.states[0]
+    assert seen == ["failed", "failed"]  # each failed attempt fails its step...
+    assert (state.steps["fetch"].status, state.status, state.style) == ("done", "ok", "success")
+    assert state.steps["fetch"].updates == 3  # ...until the next attempt reports it again
+
+
+async def test_a_step_of_a_call_that_fails_all_its_attempts_stays_failed() -> None:
+    workflow = WorkflowManager()
+
+    @workflow.on("start", retry=Retry(attempts=2, backoff=0, on=ConnectionError))
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("fetch", "trying")
+        raise ConnectionError("reset by peer")
+
+    @workflow.on("fetch-failed")
+    async def never(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("fetch", "a step of another handler's call")
+
+    state = await run_state(workflow)
+
+    assert (state.steps["fetch"].status, state.status) == ("failed", "error")
+    assert state.steps["fetch"].updates == 2

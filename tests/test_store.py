@@ -352,10 +352,14 @@ async def test_replay_from_a_trace_file(tmp_path: Path) -> None:
 
 
 def _kill_and_resume(
-    target: str, run_id: str, after: float, begun: Callable[[str], bool] | None = None
+    target: str,
+    run_id: str,
+    after: float,
+    begun: Callable[[str], bool] | None = None,
+    script: str = "durable_chain.py",
 ) -> None:
     worker = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "durable_chain.py"), target, run_id],
+        [sys.executable, str(EXAMPLES / script), target, run_id],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

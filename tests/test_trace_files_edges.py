@@ -140,3 +140,56 @@ def test_from_jsonl_of_a_line_nested_too_deeply_names_the_line() -> None:
     deep = '{"record": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
     with pytest.raises(TraceFormatError, match=r"<stream> line 2: nested too deeply"):
         Trace.from_jsonl(io.StringIO(buffer.getvalue() + deep))
+
+
+# Files older baxiflow wrote ---------------------------------------------------------
+
+OLD_FILES = Path(__file__).parent / "trace_files"
+"""Trace files written verbatim by earlier versions of baxiflow, for the same two-handler
+run whose second handler fails: version 1 had no ``traceback`` column in its records,
+versions 1 and 2 no ``attempt`` column in their spans."""
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_trace_file_an_older_baxiflow_wrote_still_loads(version: int) -> None:
+    path = OLD_FILES / f"written_by_version_{version}.jsonl"
+    written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert written[0]["version"] == version
+
+    loaded = Trace.from_jsonl(path)
+
+    assert [(s["handler"], s["status"], s["attempt"]) for s in loaded.spans] == [
+        ("search", "ok", 1),
+        ("answer", "error", 1),
+    ]
+    assert [{k: v for k, v in s.items() if k != "attempt"} for s in loaded.spans] == [
+        line["span"] for line in written if "span" in line
+    ]
+    assert [r["event"] for r in loaded.records] == ["question", "found", "error"]
+    error = loaded.records[-1]
+    assert (error["error"], error["error_type"]) == ("model down", "ConnectionError")
+    assert (error["traceback"] is None) == (version == 1)
+    assert loaded.runs == [line["run"] for line in written if "run" in line]
+    assert "answer" in loaded.summary()
+
+
+def test_an_older_trace_file_written_again_has_the_current_columns(tmp_path: Path) -> None:
+    loaded = Trace.from_jsonl(OLD_FILES / "written_by_version_1.jsonl")
+    path = tmp_path / "again.jsonl"
+
+    loaded.to_jsonl(path)
+    again = Trace.from_jsonl(path)
+
+    assert json.loads(path.read_text(encoding="utf-8").splitlines()[0])["version"] == 3
+    assert (again.records, again.spans, again.runs) == (loaded.records, loaded.spans, loaded.runs)
+    assert '"attempt": 1' in path.read_text(encoding="utf-8")
+    assert '"traceback": null' in path.read_text(encoding="utf-8")
+
+
+def test_a_span_row_missing_a_column_other_than_attempt_is_refused(tmp_path: Path) -> None:
+    written = (OLD_FILES / "written_by_version_2.jsonl").read_text(encoding="utf-8")
+    path = tmp_path / "cut.jsonl"
+    path.write_text(written.replace('"emitted": 1, ', ""), encoding="utf-8")
+
+    with pytest.raises(TraceFormatError, match=re.escape(f"{path} line 6: a span row must have")):
+        Trace.from_jsonl(path)

@@ -70,6 +70,13 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
     Rows naming a handler that ``graph`` does not have (a trace of another workflow,
     or of handlers registered since) are left out of the per-handler figures.
 
+    Overlapping calls (``concurrency`` above 1) count as any call: each span is one call
+    (one attempt of a retried call) with its own duration. An event row names the handler
+    that emitted it, not its place among its event's handlers, so for one handler
+    registered twice on one event the place is worked out from when the calls started;
+    only when those two calls overlap (``sequential=False``) may an event be counted on
+    the one that started later.
+
     Raises:
         TypeError: ``trace`` has no ``records`` or no ``spans``.
     """
@@ -98,7 +105,8 @@ def trace_overlay(trace: TraceLike, graph: FlowGraph) -> TraceOverlay:
 
     # The calls of each handler on each event of each run, by start: a handler registered
     # twice for one event is called twice on it, and an event belongs to the later call
-    # that started before it (the calls of a run follow one another).
+    # that started before it (the calls of one event's handlers follow one another unless
+    # registered with sequential=False).
     calls_on: dict[tuple[object, object, object], list[tuple[float, object]]] = defaultdict(list)
     for span in spans:
         start = span.get("start")

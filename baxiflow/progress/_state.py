@@ -51,9 +51,10 @@ __all__ = [
 ]
 
 StepStatus: TypeAlias = Literal["active", "done", "failed", "stopped"]
-"""Where a step stands: ``active`` while it reports, ``done`` once the run moved on or
-ended cleanly, ``failed`` after an error event of its handler (final), ``stopped`` when
-the run was stopped, cancelled or cut short by a guard while the step was active."""
+"""Where a step stands: ``active`` while it reports, ``done`` once its handler call moved on
+or the run ended cleanly, ``failed`` after an error of its handler (final, unless a retry of
+the call reports it again), ``stopped`` when the run was stopped, cancelled or cut short by
+a guard while the step was active."""
 
 BarStyle: TypeAlias = Literal["", "info", "success", "warning", "danger"]
 """An ipywidgets ``bar_style``: ``""`` for a plain running bar."""
@@ -208,11 +209,13 @@ class RunProgress:
 
     The run is ``running`` (style ``info``) until it ends; it turns ``danger`` at its
     first error event and stays so (``danger`` is never replaced by ``success``). A step
-    is ``active`` while it reports; one without a fraction is ``done`` when another step
-    reports, when the handler call that reported it finishes, or when the run ends; one
-    with a fraction is ``done`` when it reaches its total or the run ends cleanly. An error
-    event fails the active steps of the handler it names (all active steps when it names
-    none); a failed step stays failed.
+    is ``active`` while it reports; one without a fraction is ``done`` once every handler
+    call that reported it has reported another step or finished, or when the run ends;
+    one with a fraction is ``done`` when it reaches its total or the run ends cleanly.
+    Handler calls that overlap (``concurrency`` above 1) so keep their steps apart:
+    several steps are active at once, and one call's report never closes another's step. An error event fails the active steps of the handler it names (all active steps
+    when it names none); a failed step stays failed, unless the next attempt of a retried
+    call reports it again.
 
     A busy step reports far more often than anyone looks: while the step that reported
     last reports again, only its latest report matters, so it waits, counted, until the
@@ -226,6 +229,7 @@ class RunProgress:
 
     __slots__ = (
         "_active",
+        "_by_call",
         "_changed",
         "_current",
         "_latest",
@@ -258,6 +262,8 @@ class RunProgress:
         self._active: dict[str, StepState] = {}
         self._changed: dict[str, StepState] = {}
         self._current: StepState | None = None
+        # The step each running handler call reported last (None: calls not tracked).
+        self._by_call: dict[HandlerCall | None, StepState] = {}
         # The current step's latest report not applied yet, how many reports it stands
         # for, and the step name under which a report may wait (_NOT_WAITING: none may).
         self._latest: EmittedEvent | None = None
@@ -312,14 +318,14 @@ class RunProgress:
     def handler_finished(self, call: HandlerCall) -> None:
         """Close the steps ``call`` reported: done when it ended well, failed when it did not."""
         self._settle()
+        last = self._by_call.pop(call, None)
         if not self._active:
             return
         if call.status == "ok":
-            for step in [s for s in self._active.values() if s.call is call]:
-                if step.fraction is None:
-                    self._set(step, "done")
+            if last is not None:
+                self._left(last)
         elif call.status in ("error", "timeout"):
-            for step in [s for s in self._active.values() if s.call is call]:
+            for step in [s for s in self._active.values() if s.call is call or s is last]:
                 self._set(step, "failed")
 
     def finish(self, run: RunInfo) -> None:
@@ -432,12 +438,13 @@ class RunProgress:
         if step is None:
             step = self._steps[name] = StepState(name)
             self._active[name] = step
-        previous = self._current
+        call = emitted.call
+        previous = self._by_call.get(call)
         if previous is not step:
-            # The run moved on: a step that cannot say when it is complete is complete now.
-            if previous is not None and previous.status == "active" and previous.fraction is None:
-                self._set(previous, "done")
-            self._current = step
+            self._by_call[call] = step
+            if previous is not None:
+                self._left(previous)
+        self._current = step
         description = data.get("description", "")
         step.description = description if type(description) is str else str(description)
         current: Any = data.get("current")
@@ -450,13 +457,19 @@ class RunProgress:
         step.total = total
         step.updates += 1
         step.handler = emitted.handler_name
-        step.call = emitted.call
         status = step.status
-        if status != "failed":
+        if status != "failed" or _retried(step.call, call):
             complete = current is not None and total is not None and 0 < total <= current
             if status != ("done" if complete else "active"):
                 self._set(step, "done" if complete else "active")
+        step.call = call
         self._changed[name] = step
+
+    def _left(self, step: StepState) -> None:
+        """A handler call moved on from ``step`` or ended well: a step that cannot say when
+        it is complete is complete once no running call is still at it."""
+        if step.status == "active" and step.fraction is None and step not in self._by_call.values():
+            self._set(step, "done")
 
     def _error(self, event: WorkflowEvent, handler: str | None) -> None:
         self.last_error = event.error or "error"
@@ -481,6 +494,17 @@ class RunProgress:
     def _raise_style(self, style: BarStyle) -> None:
         if self.style != "danger":
             self.style = style
+
+
+def _retried(failed: HandlerCall | None, call: HandlerCall | None) -> bool:
+    """Whether ``call`` is a later attempt of the retried call ``failed``."""
+    return (
+        failed is not None
+        and call is not None
+        and call.attempt > failed.attempt
+        and call.handler is failed.handler
+        and call.trigger_seq == failed.trigger_seq
+    )
 
 
 def request_text(request: WorkflowEvent) -> str:

@@ -175,10 +175,20 @@ RUN_COLUMNS: Final = ("run_id", "event", "started_at", "status", "events", "erro
 """Columns of :attr:`Trace.runs`, in order."""
 
 _FORMAT: Final = "baxiflow-trace"
-_VERSION: Final = 2
-_READS: Final = (1, 2)
-"""Versions :meth:`Trace.from_jsonl` reads: version 1 had no ``traceback`` column."""
-_V1_RECORD_COLUMNS: Final = tuple(c for c in RECORD_COLUMNS if c != "traceback")
+_VERSION: Final = 3
+_READS: Final = (1, 2, 3)
+"""Versions :meth:`Trace.from_jsonl` reads: version 1 had no ``traceback`` column in its
+records, versions 1 and 2 no ``attempt`` column in their spans."""
+_ADDED_COLUMNS: Final[dict[str, dict[str, Any]]] = {
+    "record": {"traceback": None},
+    "span": {"attempt": 1},
+}
+"""Columns later versions added, with the value a row of an older file gets: no traceback
+kept, and a span that is its call's first (and only) attempt, as every call was then."""
+_OLDER_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    section: tuple(c for c in columns if c not in _ADDED_COLUMNS[section])
+    for section, columns in (("record", RECORD_COLUMNS), ("span", SPAN_COLUMNS))
+}
 _SECTIONS: Final = {"run": RUN_COLUMNS, "record": RECORD_COLUMNS, "span": SPAN_COLUMNS}
 
 
@@ -548,7 +558,7 @@ class Trace(Recorder):
         >>> trace = Trace()
         >>> trace.to_jsonl(buffer := io.StringIO())
         >>> buffer.getvalue()
-        '{"format": "baxiflow-trace", "version": 2, "max_records": null, "dropped_records": 0, "dropped_spans": 0}\\n'
+        '{"format": "baxiflow-trace", "version": 3, "max_records": null, "dropped_records": 0, "dropped_spans": 0}\\n'
         """
         # Every line is made before the file is opened: a row that cannot be written
         # leaves an existing file as it was.
@@ -652,8 +662,9 @@ class Trace(Recorder):
         columns = _SECTIONS[section]
         if section == "run" and isinstance(row, dict) and tuple(row)[-1:] == (_BATCH_COLUMN,):
             columns = (*columns, _BATCH_COLUMN)
-        if section == "record" and isinstance(row, dict) and tuple(row) == _V1_RECORD_COLUMNS:
-            row = {column: row.get(column) for column in columns}
+        if isinstance(row, dict) and tuple(row) == _OLDER_COLUMNS.get(section):
+            added = _ADDED_COLUMNS[section]
+            row = {column: row[column] if column in row else added[column] for column in columns}
         if not isinstance(row, dict) or tuple(row) != columns:
             got = list(row) if isinstance(row, dict) else row
             raise ValueError(
