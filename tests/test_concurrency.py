@@ -282,7 +282,11 @@ async def test_a_call_that_fails_twice_then_succeeds_is_retried_each_attempt_a_s
     assert names == ["start", "progress", "progress", "progress", "fetched"]
     assert attempts == [1, 2, 3]
     spans = trace.spans
-    assert [(s["attempt"], s["status"]) for s in spans] == [(1, "error"), (2, "error"), (3, "ok")]
+    assert [(s["attempt"], s["status"]) for s in spans] == [
+        (1, "retried"),
+        (2, "retried"),
+        (3, "ok"),
+    ]
     assert spans[0]["error"] == "backend down"
     # The pauses between attempts: 10 ms, then 20 ms.
     assert spans[1]["start"] - spans[0]["end"] >= 0.009
