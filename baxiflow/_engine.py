@@ -131,6 +131,8 @@ class RunState:
             (``RunInfo.initial_event``); by default the first of ``roots`` or ``pending``.
             A state with nothing left to dispatch needs it: its run ends at once.
         requests: The open requests for input, ``(seq, event)``, oldest first.
+        elapsed: Seconds the run had run when it was saved: its clock (events' ``elapsed``,
+            calls' ``started`` and ``finished``) goes on from there.
 
     The engine updates the counters as the run goes on.
 
@@ -138,7 +140,9 @@ class RunState:
     <RunState: 1 pending, 0 roots, seq 5, count 0, errors 0>
     """
 
-    __slots__ = ("count", "errors", "initial_event", "pending", "requests", "roots", "seq")
+    __slots__ = (
+        "count", "elapsed", "errors", "initial_event", "pending", "requests", "roots", "seq",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -150,7 +154,9 @@ class RunState:
         errors: int = 0,
         initial_event: WorkflowEvent | None = None,
         requests: Sequence[tuple[int, WorkflowEvent]] = (),
+        elapsed: float = 0.0,
     ) -> None:
+        self.elapsed = elapsed
         self.initial_event = initial_event
         self.requests = requests
         self.pending = pending
@@ -225,6 +231,7 @@ class Engine:
     _guard: Watchdog | None = None  # the watchdog while a handler step runs
     _call: HandlerCall | None = None  # the handler call running, when tracked
     _clock_start = 0.0
+    _ran = 0.0  # seconds a resumed run had run before
     _check: Callable[[WorkflowEvent], str | None] | None = None
     _reruns: dict[tuple[int, int], tuple[int, int]] = {}  # noqa: RUF012 - never changed in place
     _run_timeout: float | None = None
@@ -277,6 +284,7 @@ class Engine:
             self._roots = list(start.roots)
             self._first = first
             self._seq, self._count, self._errors = start.seq, start.count, start.errors
+            self._ran = start.elapsed
             for seq, request in start.requests:
                 self._open_requests().ask(request, seq)
         if run_id is not None:
@@ -578,7 +586,7 @@ class Engine:
             self._deadline = deadline
         elif self._group is None:
             return
-        self._clock_start = time.perf_counter()
+        self._clock_start = time.perf_counter() - self._ran
         if self._group is not None:
             self._info = RunInfo(self.run_id, self._first, time.time(), self._workflow_name)
             self._info.events, self._info.errors = self._seq + 1, self._errors

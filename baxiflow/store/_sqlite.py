@@ -346,8 +346,16 @@ class SQLStore:
                     (run_id,),
                 )
             ]
+            # The clock of the run goes on from its last logged time, so that a trace of
+            # the whole run keeps its order.
+            elapsed = self._rows(
+                "SELECT max(elapsed), (SELECT max(finished) FROM baxiflow_calls WHERE run_id = ?)"
+                " FROM baxiflow_events WHERE run_id = ?",
+                (run_id, run_id),
+            )[0]
             self.commit()
         state, reruns = state_from_log(events, calls, route)
+        state.elapsed = max((t for t in elapsed if t is not None), default=0.0)
 
         def begin() -> None:
             self._execute(
