@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow import Retry, WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import ObserverWarning
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.progress import ProgressObserver, RunProgress, StepState, Throttle
@@ -508,3 +508,24 @@ async def test_observer_that_cannot_draw_warns_once_and_the_run_goes_on() -> Non
 def test_observer_rejects_a_negative_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         Recorder(interval=-1)
+
+
+async def test_a_retried_attempt_leaves_its_step_active_until_the_call_succeeds() -> None:
+    workflow = WorkflowManager()
+    recorder = Recorder(interval=0)
+    step_at_each_attempt: list[str | None] = []
+
+    @workflow.on("start", retry=Retry(attempts=3, backoff=0, on=ConnectionError))
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        step = recorder.states[0].steps.get("fetch") if recorder.states else None
+        step_at_each_attempt.append(None if step is None else step.status)
+        yield WorkflowEvent.progress("fetch", f"attempt {len(step_at_each_attempt)}")
+        if len(step_at_each_attempt) < 3:
+            raise ConnectionError("backend busy")
+
+    await drain(workflow, recorder)
+    state = recorder.states[0]
+    # Between attempts the step stays active: the call goes on.
+    assert step_at_each_attempt == [None, "active", "active"]
+    assert (state.status, state.style, state.last_error) == ("ok", "success", None)
+    assert state.steps["fetch"].status == "done"
