@@ -95,8 +95,12 @@ class LoggedCall:
         position: The handler's place among that event's handlers when it ran.
         handler: The handler's qualified name.
         status: ``"running"`` if the log holds no end, else how it ended (a call that ended
-            ``"cancelled"`` was cut short and runs again on resume).
+            ``"cancelled"`` was cut short and runs again on resume; ``"retried"`` is an
+            attempt that failed and was to be followed by another).
         occurrence: Which registration of ``handler`` for that event it was (0 for the first).
+        attempt: Which attempt of the call this row is (1 for the first); the log holds a
+            row for each attempt that ended.
+        emitted: Events the attempt yielded.
     """
 
     trigger_seq: int
@@ -104,6 +108,8 @@ class LoggedCall:
     handler: str
     status: str
     occurrence: int = 0
+    attempt: int = 1
+    emitted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +119,15 @@ class SavedRun:
     Attributes:
         run_id: Its id.
         state: Where it stands (see :func:`state_from_log`).
-        reruns: For each call that started and never ended, ``(trigger_seq, position)``,
-            how many of its events the log already holds.
+        reruns: For each call that started and never ended, ``(trigger_seq, position)``:
+            how many events of its unfinished attempt the log already holds, and how many
+            attempts the log holds as retried (see :func:`state_from_log`).
         log: The observer that goes on appending to the run's log.
     """
 
     run_id: str
     state: RunState
-    reruns: dict[tuple[int, int], int]
+    reruns: dict[tuple[int, int], tuple[int, int]]
     log: WorkflowObserver
 
 
@@ -259,31 +266,68 @@ def _counters(events: Sequence[LoggedEvent]) -> dict[str, int]:
     }
 
 
+_CallKey: TypeAlias = tuple[int, str, int]
+"""A call as the log knows it: ``(trigger_seq, handler name, occurrence)``."""
+
+
+def _call_ends(
+    calls: Iterable[LoggedCall],
+) -> tuple[set[_CallKey], dict[_CallKey, tuple[int, int]]]:
+    """The calls that ended for good; for the others, the attempts retried (the highest
+    number) and the events those attempts yielded (the run's already)."""
+    ended: set[_CallKey] = set()
+    retried: dict[_CallKey, tuple[int, int]] = {}
+    for c in calls:
+        key = (c.trigger_seq, c.handler, c.occurrence)
+        if c.status in ("ok", "error"):
+            ended.add(key)
+        elif c.status == "retried":
+            made, yielded = retried.get(key, (0, 0))
+            retried[key] = (max(made, c.attempt), yielded + c.emitted)
+        # A call cut short (the run was stopped or died) has not done its work: it runs again.
+    return ended, retried
+
+
 def state_from_log(
     events: Sequence[LoggedEvent],
     calls: Iterable[LoggedCall],
     route: Callable[[str], Route | None],
-) -> tuple[RunState, dict[tuple[int, int], int]]:
+) -> tuple[RunState, dict[tuple[int, int], tuple[int, int]]]:
     """Where a logged run stands: the events whose dispatch has not finished, in order.
 
-    An event's dispatch has finished when each of its handlers' calls has ended (the log
-    holds a call's row once it ended ``ok`` or ``error``); calls are matched to the
-    registrations of ``route`` by handler name and occurrence (see the module's
-    docstring). A call that did not end runs again; the second value says, for each that
-    had emitted events, ``(trigger_seq, position now)`` and how many the log already
-    holds (they are matched, not emitted twice). The requests for input the log leaves
-    open are open in the state.
+    An event's dispatch has finished when each of its handlers' calls has ended: the log
+    holds a row of the call that ended ``ok`` or ``error`` (an error is final: an attempt
+    that is retried ends ``retried``). Calls are matched to the registrations of
+    ``route`` by handler name and occurrence (see the module's docstring). A call that did
+    not end runs again, from the attempt after the ones its log holds as retried. The
+    second value says, for each call to run again that had emitted events or been
+    retried, ``(trigger_seq, position now)``: how many events of its unfinished attempt the
+    log already holds (they are matched, not emitted twice; those of its retried attempts
+    are the run's already) and how many attempts were retried. The requests for input the
+    log leaves open are open in the state.
+
+    >>> from baxiflow.event import WorkflowEvent
+    >>> from baxiflow.registry import Registry
+    >>> async def fetch(event):
+    ...     yield WorkflowEvent("fetched")
+    >>> registry = Registry()
+    >>> _ = registry.add("start", fetch)
+    >>> log = [LoggedEvent(0, None, 0, WorkflowEvent("start")),
+    ...        LoggedEvent(1, 0, 1, WorkflowEvent.progress("fetch", "trying"), "fetch", 0, 0)]
+    >>> retried = [LoggedCall(0, 0, "fetch", "retried", attempt=1, emitted=1)]
+    >>> state, reruns = state_from_log(log, retried, registry.route)
+    >>> [p.seq for p in state.pending], reruns
+    ([0], {(0, 0): (0, 1)})
     """
     by_seq = {e.seq: e for e in events}
-    # A call cut short (the run was stopped or died) has not done its work: it runs again.
-    ended = {(c.trigger_seq, c.handler, c.occurrence) for c in calls if c.status in ("ok", "error")}
-    emitted_by: dict[tuple[int, str, int], int] = {}
+    ended, retried = _call_ends(calls)
+    emitted_by: dict[_CallKey, int] = {}
     for e in events:
         if e.parent_seq is not None and e.handler is not None and e.occurrence is not None:
             key = (e.parent_seq, e.handler, e.occurrence)
             emitted_by[key] = emitted_by.get(key, 0) + 1
     pending: list[Pending] = []
-    reruns: dict[tuple[int, int], int] = {}
+    reruns: dict[tuple[int, int], tuple[int, int]] = {}
     by_name: dict[str, tuple[tuple[int, str, int], ...]] = {}
     requests = Requests()
     for logged in sorted(events, key=lambda e: e.seq):
@@ -299,8 +343,9 @@ def state_from_log(
             call = (logged.seq, name, occurrence)
             if call not in ended:
                 left.append(position)
-                if emitted := emitted_by.get(call, 0):
-                    reruns[(logged.seq, position)] = emitted
+                made, yielded = retried.get(call, (0, 0))
+                if (emitted := emitted_by.get(call, 0) - yielded) or made:
+                    reruns[(logged.seq, position)] = (emitted, made)
         if left:
             ancestry = _ancestry(logged, by_seq)
             pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, tuple(left)))

@@ -131,6 +131,8 @@ class RunState:
             (``RunInfo.initial_event``); by default the first of ``roots`` or ``pending``.
             A state with nothing left to dispatch needs it: its run ends at once.
         requests: The open requests for input, ``(seq, event)``, oldest first.
+        elapsed: Seconds the run had run when it was saved: its clock (events' ``elapsed``,
+            calls' ``started`` and ``finished``) goes on from there.
 
     The engine updates the counters as the run goes on.
 
@@ -138,7 +140,9 @@ class RunState:
     <RunState: 1 pending, 0 roots, seq 5, count 0, errors 0>
     """
 
-    __slots__ = ("count", "errors", "initial_event", "pending", "requests", "roots", "seq")
+    __slots__ = (
+        "count", "elapsed", "errors", "initial_event", "pending", "requests", "roots", "seq",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -150,7 +154,9 @@ class RunState:
         errors: int = 0,
         initial_event: WorkflowEvent | None = None,
         requests: Sequence[tuple[int, WorkflowEvent]] = (),
+        elapsed: float = 0.0,
     ) -> None:
+        self.elapsed = elapsed
         self.initial_event = initial_event
         self.requests = requests
         self.pending = pending
@@ -188,8 +194,10 @@ class Engine:
         run_id: The run's id; a new one by default.
         workflow_name: The name observers see in ``RunInfo.workflow_name``.
         reruns: Calls of a resumed run that started and never ended, ``(trigger_seq,
-            position)``, with how many of their events the run already emitted: they run
-            again, and those first events are matched, not emitted a second time.
+            position)``, with ``(events, attempts)``: how many events of their unfinished
+            attempt the run already emitted, and how many attempts were retried before. They
+            run again, from the attempt after those; those first events are matched, not
+            emitted a second time.
         check: Says what is wrong with an event a handler yields, or ``None``; an event it
             finds fault with is the handler's failure (a durable run's log checks that its
             data would come back exactly).
@@ -223,8 +231,9 @@ class Engine:
     _guard: Watchdog | None = None  # the watchdog while a handler step runs
     _call: HandlerCall | None = None  # the handler call running, when tracked
     _clock_start = 0.0
+    _ran = 0.0  # seconds a resumed run had run before
     _check: Callable[[WorkflowEvent], str | None] | None = None
-    _reruns: dict[tuple[int, int], int] = {}  # noqa: RUF012 - never changed in place
+    _reruns: dict[tuple[int, int], tuple[int, int]] = {}  # noqa: RUF012 - never changed in place
     _run_timeout: float | None = None
     _call_timeout: float | None = None
     _slots: Slots | None = None  # calls of an overlapping run
@@ -246,7 +255,7 @@ class Engine:
         observers: Sequence[WorkflowObserver] = (),
         run_id: str | None = None,
         workflow_name: str | None = None,
-        reruns: dict[tuple[int, int], int] | None = None,
+        reruns: dict[tuple[int, int], tuple[int, int]] | None = None,
         check: Callable[[WorkflowEvent], str | None] | None = None,
         *,
         concurrency: int = 1,
@@ -275,6 +284,7 @@ class Engine:
             self._roots = list(start.roots)
             self._first = first
             self._seq, self._count, self._errors = start.seq, start.count, start.errors
+            self._ran = start.elapsed
             for seq, request in start.requests:
                 self._open_requests().ask(request, seq)
         if run_id is not None:
@@ -576,7 +586,7 @@ class Engine:
             self._deadline = deadline
         elif self._group is None:
             return
-        self._clock_start = time.perf_counter()
+        self._clock_start = time.perf_counter() - self._ran
         if self._group is not None:
             self._info = RunInfo(self.run_id, self._first, time.time(), self._workflow_name)
             self._info.events, self._info.errors = self._seq + 1, self._errors
@@ -588,12 +598,21 @@ class Engine:
         trigger: WorkflowEvent,
         trigger_seq: int | None,
         holder: CallHolder | None = None,
-        attempt: int = 1,
+        attempt: int = 0,
     ) -> EventHandler | Callable[[WorkflowEvent], AsyncGenerator[WorkflowEvent, None]]:
-        """A handler step (or a retry's next attempt) begins: track its call, start its guard;
-        what to call the handler with. ``holder`` keeps the call and guard: the engine for the
-        call it runs itself, a :class:`CallContext` for a call in a task of its own."""
+        """A handler step begins (``attempt`` 0), or a retried call's next ``attempt``: track
+        its call, start its guard; what to call the handler with. ``holder`` keeps the call
+        and guard: the engine for the call it runs itself, a :class:`CallContext` for a call
+        in a task of its own. A call run again on resume goes on from the attempt after those
+        its log holds as retried, and its first events already logged are matched."""
         into: CallHolder = self if holder is None else holder
+        matched = begins = 0
+        if not attempt:
+            begins = attempt = 1
+            if self._reruns and trigger_seq is not None:
+                matched, made = self._reruns.pop((trigger_seq, registration.position), (0, 0))
+                attempt += made
+            into._guard = self._watchdog if holder is None else self._call_watchdog()
         if self._tracking:
             assert self._info is not None and self._group is not None and trigger_seq is not None
             # HandlerCall(...) spelled out on a bare instance: half the cost of calling the
@@ -607,19 +626,17 @@ class Engine:
             if self._group.hears_call_starts:
                 self._group.notify("handler_started", call)
         handler: Any = registration.handler
-        if self._reruns and trigger_seq is not None:
-            matched = self._reruns.pop((trigger_seq, registration.position), 0)
-            if matched:
-                handler = functools.partial(_matching, handler, matched)
-        if attempt == 1:
-            into._guard = self._watchdog if holder is None else self._call_watchdog()
         guard = into._guard
         if guard is not None:
             if expired := guard.start():
                 raise self._timeout_stop(expired, registration.name, trigger, started=False)
             handler = guard_handler(handler, guard, registration.name)
-        if attempt == 1 and self._retrying and (policy := registration.retry or self._retry):
-            handler = functools.partial(self._attempts, into, policy, registration, trigger_seq, handler)  # fmt: skip
+        if begins and self._retrying and (policy := registration.retry or self._retry):
+            handler = functools.partial(self._attempts, into, policy, registration, trigger_seq, attempt, handler)  # fmt: skip
+        if matched:
+            # Outside the attempts: an attempt that yields an event already logged has
+            # yielded a dispatched event, so it is not retried.
+            handler = functools.partial(_matching, handler, matched)
         return handler  # type: ignore[no-any-return]
 
     def _emitting(
@@ -686,15 +703,16 @@ class Engine:
         policy: Retry,
         registration: HandlerRegistration,
         trigger_seq: int | None,
+        attempt: int,
         handler: Callable[[WorkflowEvent], AsyncIterator[WorkflowEvent]],
         trigger: WorkflowEvent,
     ) -> AsyncGenerator[WorkflowEvent, None]:
-        """A call whose handler has a retry policy: its attempts, one after another.
+        """A call whose handler has a retry policy: its attempts, one after another, from
+        ``attempt`` (above 1 for a call its log shows retried before the run was resumed).
 
         An attempt is retried when it raised one of ``policy.on`` before yielding any event
         but progress (see :class:`~baxiflow.Retry`); otherwise its error ends the call.
         """
-        attempt = 1
         while True:
             dispatched = False
             try:
@@ -715,12 +733,13 @@ class Engine:
     def _attempt_failed(
         self, holder: CallHolder, exc: Exception, name: str, trigger: WorkflowEvent
     ) -> None:
-        """An attempt failed and another follows: stop its clock, end its call (its span)."""
+        """An attempt failed and another follows: stop its clock, end its call (its span) as
+        ``retried``, which a durable log commits before the pause."""
         if holder._guard is not None:
             holder._guard.pause()
         if holder._call is not None:
             holder._call.error = handler_error(exc, "handler_error", name, trigger).error
-            self._call_finished(holder._call, "error")
+            self._call_finished(holder._call, "retried")
             holder._call = None
 
     def _before_deadline(self, delay: float) -> float:

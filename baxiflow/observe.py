@@ -61,8 +61,10 @@ or interrupted; ``waiting``: it was stopped or cancelled while it waited for ans
 durable run goes on with ``workflow.resume(run_id, store, answers=[...])``).
 """
 
-HandlerStatus: TypeAlias = Literal["running", "ok", "error", "timeout", "cancelled"]
-"""How one handler call ended. ``cancelled`` covers an early stop of the whole run."""
+HandlerStatus: TypeAlias = Literal["running", "ok", "error", "timeout", "cancelled", "retried"]
+"""How one handler call ended. ``cancelled`` covers an early stop of the whole run;
+``retried``, an attempt of a retried call that failed and is followed by another (see
+:class:`~baxiflow.Retry`; ``error`` is the final failure, which emits the error event)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -41,6 +41,15 @@ class Retry:
     Each attempt has its own ``handler_timeout`` budget; the pauses between attempts are
     not handler work, so they do not count toward it, while they do count toward the run's
     ``timeout``.
+
+    Each attempt is a handler call of its own (``HandlerCall.attempt``, a span in the trace);
+    one followed by another ends with status ``retried``, the final failure with ``error``.
+    In a durable run (``store=``), each ended attempt is a row of the log, and a retried one
+    is committed before the pause (but with ``durability="exit"``). A process killed during
+    the pause, or during an attempt, leaves the call unfinished: ``workflow.resume`` runs it
+    again from the attempt after the last one logged as retried, at once, so ``attempts``
+    bounds the attempts across the crash, and the final failure's error event counts them
+    all.
     """
 
     __slots__ = ("attempts", "backoff", "on")

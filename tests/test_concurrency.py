@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baxiflow import Retry, Trace, WorkflowEvent, WorkflowManager
+from baxiflow import Retry, Trace, WorkflowEvent, WorkflowManager, diagram
 from baxiflow.observe import HandlerCall, WorkflowObserver
 
 NAMES = ["a", "b", "c", "d"]
@@ -282,11 +282,29 @@ async def test_a_call_that_fails_twice_then_succeeds_is_retried_each_attempt_a_s
     assert names == ["start", "progress", "progress", "progress", "fetched"]
     assert attempts == [1, 2, 3]
     spans = trace.spans
-    assert [(s["attempt"], s["status"]) for s in spans] == [(1, "error"), (2, "error"), (3, "ok")]
+    assert [(s["attempt"], s["status"]) for s in spans] == [
+        (1, "retried"),
+        (2, "retried"),
+        (3, "ok"),
+    ]
     assert spans[0]["error"] == "backend down"
     # The pauses between attempts: 10 ms, then 20 ms.
     assert spans[1]["start"] - spans[0]["end"] >= 0.009
     assert spans[2]["start"] - spans[1]["end"] >= 0.019
+
+
+async def test_observers_show_retried_attempts_apart_from_failures() -> None:
+    workflow, _ = flaky_workflow(2, 1)
+    trace = Trace()
+    async for _ in workflow.process(WorkflowEvent("start"), observers=[trace]):
+        pass
+
+    handlers = trace.summary().split("handlers:")[1].splitlines()
+    assert handlers[1].split() == ["handler", "calls", "ok", "error", "timeout", "cancelled", "retried", "emitted"]  # fmt: skip
+    assert handlers[2].split()[1:] == ["3", "1", "0", "0", "0", "2", "4"]
+    [node] = [n for n in diagram(workflow, trace).spec.nodes if n.label.startswith("fetch\n")]
+    assert node.label.splitlines()[1].startswith("3 calls, 2 retried, mean")
+    assert node.style == "handler"  # not drawn as failed: the call succeeded
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])

@@ -596,31 +596,6 @@ async def test_a_step_two_calls_report_stays_active_until_the_last_of_them_ends(
     assert recorder.states[0].steps["retrieve"].status == "done"
 
 
-async def test_a_step_a_failed_attempt_reported_comes_back_when_the_retry_reports_it() -> None:
-    workflow = WorkflowManager()
-    recorder = Recorder(interval=0)
-    attempts = 0
-    seen: list[str] = []
-
-    @workflow.on("start", retry=Retry(attempts=3, backoff=0, on=ConnectionError))
-    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
-        nonlocal attempts
-        attempts += 1
-        if attempts > 1:
-            seen.append(recorder.states[0].steps["fetch"].status)
-        yield WorkflowEvent.progress("fetch", f"attempt {attempts}")
-        if attempts < 3:
-            raise ConnectionError("reset by peer")
-        yield WorkflowEvent("fetched")
-
-    await drain(workflow, recorder)
-
-    state = recorder.states[0]
-    assert seen == ["failed", "failed"]  # each failed attempt fails its step...
-    assert (state.steps["fetch"].status, state.status, state.style) == ("done", "ok", "success")
-    assert state.steps["fetch"].updates == 3  # ...until the next attempt reports it again
-
-
 async def test_a_step_of_a_call_that_fails_all_its_attempts_stays_failed() -> None:
     workflow = WorkflowManager()
 
@@ -637,3 +612,24 @@ async def test_a_step_of_a_call_that_fails_all_its_attempts_stays_failed() -> No
 
     assert (state.steps["fetch"].status, state.status) == ("failed", "error")
     assert state.steps["fetch"].updates == 2
+
+
+async def test_a_retried_attempt_leaves_its_step_active_until_the_call_succeeds() -> None:
+    workflow = WorkflowManager()
+    recorder = Recorder(interval=0)
+    step_at_each_attempt: list[str | None] = []
+
+    @workflow.on("start", retry=Retry(attempts=3, backoff=0, on=ConnectionError))
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        step = recorder.states[0].steps.get("fetch") if recorder.states else None
+        step_at_each_attempt.append(None if step is None else step.status)
+        yield WorkflowEvent.progress("fetch", f"attempt {len(step_at_each_attempt)}")
+        if len(step_at_each_attempt) < 3:
+            raise ConnectionError("backend busy")
+
+    await drain(workflow, recorder)
+    state = recorder.states[0]
+    # Between attempts the step stays active: the call goes on.
+    assert step_at_each_attempt == [None, "active", "active"]
+    assert (state.status, state.style, state.last_error) == ("ok", "success", None)
+    assert state.steps["fetch"].status == "done"

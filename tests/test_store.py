@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow import Retry, WorkflowEvent, WorkflowManager
 from baxiflow.exceptions import StoreError
 from baxiflow.store import SQLiteStore
+from baxiflow.trace import Trace
 
 EXAMPLES = Path(__file__).parent / "examples"
 
@@ -290,7 +291,7 @@ async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
 
     assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("2",)]
     assert [e.event for e in store.logged("done")] == [e.event for e in source.logged("done")]
-    assert len(store.trace("done").spans) == 4
+    assert [span["attempt"] for span in store.trace("done").spans] == [1] * 4
     calls: list[int] = []
     rest = await collect(chain.build_twice(calls=calls).resume("cut", store))
     assert shape(rest) == [("noted", {"i": 1, "part": 2})] and calls == [0]
@@ -457,6 +458,151 @@ async def test_a_changed_registry_resumes_each_logged_call_as_the_registration_i
     assert calls == [0]
     noted = [e.event.data for e in store.logged("changed") if e.event.name == "noted"]
     assert noted == [{"i": i, "part": p} for i in (0, 1) for _ in (0, 1) for p in (1, 2)]
+
+
+def _killed_in_a_retry_pause(
+    target: str, open_store: Callable[[], Any], run_id: str, durability: str, pause_after: int
+) -> None:
+    """Runs ``build_flaky`` in a subprocess and kills it (SIGKILL) in its minute-long pause
+    after attempt ``pause_after``, once the store holds that attempt as retried."""
+    watcher = open_store()
+    command = [sys.executable, str(EXAMPLES / "durable_chain.py"), target, run_id, "flaky"]
+    worker = subprocess.Popen(
+        [*command, durability, str(pause_after)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while not watcher._rows(
+            "SELECT 1 FROM baxiflow_calls WHERE run_id = ? AND status = 'retried' AND attempt = ?",
+            (run_id, pause_after),
+        ):
+            assert worker.poll() is None, worker.communicate()[1].decode()
+            assert time.monotonic() < deadline, f"{run_id} never retried attempt {pause_after}"
+            time.sleep(0.01)
+    finally:
+        worker.kill()
+        worker.communicate()
+    assert worker.returncode == -signal.SIGKILL
+    assert [r["status"] for r in watcher.runs() if r["run_id"] == run_id] == ["running"]
+
+
+def fetch_spans(trace: Any) -> list[tuple[int, str]]:
+    return [(s["attempt"], s["status"]) for s in trace.spans if s["handler"].endswith("fetch")]
+
+
+@pytest.mark.parametrize(("durability", "pause_after"), [("sync", 1), ("batched", 2)])
+async def test_a_process_killed_in_a_retry_pause_resumes_the_call_from_its_next_attempt(
+    target: str, open_store: Any, durability: str, pause_after: int
+) -> None:
+    _killed_in_a_retry_pause(target, open_store, "paused", durability, pause_after)
+    store = open_store()
+    calls: list[int] = []
+
+    rest = await collect(chain.build_flaky(fails=0, calls=calls).resume("paused", store))
+
+    # The call ran again once: the attempt after those logged as retried, and it succeeded.
+    assert calls == [0]
+    assert [e.name for e in rest] == ["progress", "fetched", "reported"]
+    reference = await collect(chain.build_flaky(fails=pause_after).process(WorkflowEvent("start")))  # fmt: skip
+    logged = store.logged("paused")
+    assert [e.seq for e in logged] == list(range(len(logged)))  # no gap, no duplicate
+    assert shape([e.event for e in logged]) == shape(reference)
+    retried = [(n, "retried") for n in range(1, pause_after + 1)]
+    assert fetch_spans(store.trace("paused")) == [*retried, (pause_after + 1, "ok")]
+    assert [r["status"] for r in store.runs() if r["run_id"] == "paused"] == ["finished"]
+
+
+async def test_a_call_killed_in_a_retry_pause_that_fails_again_ends_with_one_error_for_all_attempts(
+    target: str, open_store: Any
+) -> None:
+    _killed_in_a_retry_pause(target, open_store, "failing", "batched", 1)
+    store = open_store()
+    calls: list[int] = []
+
+    rest = await collect(chain.build_flaky(fails=99, calls=calls).resume("failing", store))
+
+    assert calls == [0, 1]  # attempts 2 and 3
+    assert [e.name for e in rest] == ["progress", "progress", "error"]
+    errors = [e.event for e in store.logged("failing") if e.event.name == "error"]
+    assert len(errors) == 1 and errors[0].error == "backend down (failed all 3 attempts)"
+    assert errors[0].data is not None and errors[0].data["attempts"] == 3
+    reference = await collect(chain.build_flaky(fails=99).process(WorkflowEvent("start")))
+    logged = store.logged("failing")
+    assert [e.seq for e in logged] == list(range(len(logged)))
+    assert shape([e.event for e in logged]) == shape(reference)
+    assert fetch_spans(store.trace("failing")) == [(1, "retried"), (2, "retried"), (3, "error")]
+    with pytest.raises(ValueError, match="is finished"):
+        await collect(chain.build_flaky(fails=0).resume("failing", store))
+
+
+@pytest.mark.parametrize("durability", ["sync", "batched", "exit"])
+async def test_a_run_cancelled_in_a_retry_pause_resumes_from_the_next_attempt(
+    store: Any, durability: str
+) -> None:
+    calls: list[int] = []
+    workflow = chain.build_flaky(fails=99, calls=calls, pause=60)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await collect(
+                workflow.process(
+                    WorkflowEvent("start"), store=store, run_id="cut", durability=durability
+                )
+            )
+    assert calls == [0]
+
+    rest = await collect(chain.build_flaky(fails=0).resume("cut", store))
+
+    assert [e.name for e in rest] == ["progress", "fetched", "reported"]
+    assert fetch_spans(store.trace("cut")) == [(1, "retried"), (2, "ok")]
+
+
+async def test_a_resumed_call_that_yields_an_event_already_logged_then_fails_is_not_retried(
+    store: Any,
+) -> None:
+    failing: list[bool] = [False]
+    workflow = WorkflowManager()
+
+    @workflow.on("start", retry=Retry(attempts=3, backoff=0, on=ConnectionError))
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("fetched", {"part": 1})
+        if failing[0]:
+            raise ConnectionError("backend down")
+        yield WorkflowEvent("fetched", {"part": 2})
+
+    stream = workflow.process(WorkflowEvent("start"), store=store, run_id="cut")
+    async for event in stream:
+        if event.name == "fetched":
+            break  # the call is cut short after its first event
+    await stream.aclose()
+    failing[0] = True
+
+    rest = await collect(workflow.resume("cut", store))
+
+    # Its first event is matched to the log; the attempt had yielded it, so it is final.
+    assert [(e.name, e.error) for e in rest] == [("error", "backend down")]
+    assert [e.event.name for e in store.logged("cut")] == ["start", "fetched", "error"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_the_stored_trace_has_a_span_for_each_attempt_as_the_trace_in_memory(
+    store: Any, concurrency: int
+) -> None:
+    trace = Trace()
+    workflow = chain.build_flaky(fails=2)
+    await collect(
+        workflow.process(
+            WorkflowEvent("start"),
+            store=store,
+            run_id="flaky",
+            observers=[trace],
+            concurrency=concurrency,
+        )
+    )
+
+    assert fetch_spans(trace) == [(1, "retried"), (2, "retried"), (3, "ok")]
+    assert store.trace("flaky").spans == trace.spans
 
 
 async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_log(

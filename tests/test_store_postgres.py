@@ -25,15 +25,19 @@ from test_store import (  # noqa: F401
     collect,
     counting_workflow,
     kill_at_random_points_and_resume,
+    test_a_call_killed_in_a_retry_pause_that_fails_again_ends_with_one_error_for_all_attempts,
     test_a_changed_registry_resumes_each_logged_call_as_the_registration_it_was,
     test_a_logged_run_holds_every_event_it_yielded_with_its_data,
+    test_a_process_killed_in_a_retry_pause_resumes_the_call_from_its_next_attempt,
     test_a_process_killed_in_the_second_call_of_a_handler_registered_twice_resumes_that_call,
+    test_a_run_cancelled_in_a_retry_pause_resumes_from_the_next_attempt,
     test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything,
     test_a_second_process_cannot_resume_a_run_that_is_being_run,
     test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on,
     test_durability_decides_what_another_reader_sees_during_the_run,
     test_replay_forks_a_run_from_an_event_with_a_changed_handler,
     test_resuming_is_refused_for_finished_unknown_and_changed_runs,
+    test_the_stored_trace_has_a_span_for_each_attempt_as_the_trace_in_memory,
 )
 
 from baxiflow import WorkflowEvent

@@ -264,6 +264,8 @@ def _handler_node(handler: HandlerNode, stats: HandlerStats | None, *, traced: b
     figures = f"{stats.calls} call{'s' if stats.calls != 1 else ''}"
     if stats.failures:
         figures += f", {stats.failures} failed"
+    if stats.retried:
+        figures += f", {stats.retried} retried"
     if stats.mean_duration is not None:
         figures += f", mean {format_duration(stats.mean_duration)}"
     return Node(node_id, f"{label}\n{figures}", "raised" if stats.failures else "handler")

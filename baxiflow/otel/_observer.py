@@ -65,9 +65,11 @@ class OpenTelemetryObserver(WorkflowObserver):
 
     Each handler call is a child span ``run_handler <handler>`` with ``baxiflow.handler``,
     ``baxiflow.event`` (the event it handled), ``baxiflow.event_seq``, ``baxiflow.position``,
-    ``baxiflow.emitted`` (events it yielded) and ``baxiflow.status``; a call that raised has
+    ``baxiflow.attempt``, ``baxiflow.emitted`` (events it yielded) and ``baxiflow.status``; a call that raised has
     status ``ERROR`` and ``error.type`` set to the exception's type name, one that timed out
-    ``error.type = "timeout"``. Progress events become span events named ``progress`` on the
+    ``error.type = "timeout"``. Each attempt of a retried call is a span of its own
+    (``baxiflow.attempt``); one that failed and was followed by another has status ``ERROR``,
+    ``baxiflow.status = "retried"`` and ``error.type = "retried"``. Progress events become span events named ``progress`` on the
     span of the call that yielded them (``progress_events=False`` leaves them out).
 
     A run started inside an active span (``with tracer.start_as_current_span(...)``) nests
@@ -180,6 +182,7 @@ class OpenTelemetryObserver(WorkflowObserver):
                 "baxiflow.event": call.trigger.name,
                 "baxiflow.event_seq": call.trigger_seq,
                 "baxiflow.position": call.position,
+                "baxiflow.attempt": call.attempt,
             },
         )
         spans.calls[call] = _CallSpan(span, call.handler_name, call.trigger_seq)
@@ -211,9 +214,10 @@ class OpenTelemetryObserver(WorkflowObserver):
         if span.is_recording():
             span.set_attribute("baxiflow.emitted", call.emitted)
             span.set_attribute("baxiflow.status", status)
-        if status == "timeout":
-            state.error = call.error or "timeout"
-            state.error_type = "timeout"
+        if status in ("timeout", "retried"):
+            # A retried attempt emits no error event: its span ends now, and says why.
+            state.error = call.error or status
+            state.error_type = status
         elif status == "error":
             state.error = call.error or "error"
             if state.error_type is None:

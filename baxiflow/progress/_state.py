@@ -316,7 +316,8 @@ class RunProgress:
             self._raise_style("warning")
 
     def handler_finished(self, call: HandlerCall) -> None:
-        """Close the steps ``call`` reported: done when it ended well, failed when it did not."""
+        """Close the steps ``call`` reported: done when it ended well, failed when it did not
+        (an attempt that is ``retried`` leaves them active: its call goes on)."""
         self._settle()
         last = self._by_call.pop(call, None)
         if not self._active:

@@ -115,11 +115,17 @@ class RunLog(WorkflowObserver):
     def handler_finished(self, call: HandlerCall) -> None:
         position = call.position
         occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
-        error = call.error
+        error, status = call.error, call.status
         self._calls.append(
-            (self.run_id, call.trigger_seq, position, call.handler_name, occurrence, call.started,
-             call.finished, call.status, self._no_text if error is None else error, call.emitted)
+            (self.run_id, call.trigger_seq, position, call.handler_name, occurrence, call.attempt,
+             call.started, call.finished, status, self._no_text if error is None else error,
+             call.emitted)
         )  # fmt: skip
+        if status == "retried" and self._durability != "exit":
+            # The run pauses before the next attempt: a process killed in the pause resumes
+            # the call from that attempt, not from the one that failed.
+            self._last_commit = time.monotonic()
+            self._flush()
 
     def run_idle(self, run: RunInfo, ending: bool) -> None:
         # Commit while the run can still report a failure with its final event: when it

@@ -7,12 +7,15 @@ through the trace's codec, so what comes back equals what was emitted.
 
 A call is known by its trigger's ``seq``, its handler's qualified name and its
 ``occurrence`` (which registration of that handler for that event it is; see
-:mod:`baxiflow._durable`). Events name the call that emitted them the same way.
+:mod:`baxiflow._durable`). Events name the call that emitted them the same way. The calls
+table holds one row per ended *attempt* of a call (``attempt``, 1 for a call never retried),
+so a stored trace has a span for each attempt, as a trace recorded in memory does.
 
 The schema is versioned (:data:`SCHEMA_VERSION`, in ``baxiflow_meta``). A store of an
 older version is migrated when it is opened, in one transaction; one of a newer version
 is refused. Version 1 (the first released) knew a call by its position alone; version 2
-adds the ``occurrence`` columns and keys calls by handler name and occurrence.
+adds the ``occurrence`` columns and keys calls by handler name, occurrence and attempt
+(each row of version 1 is attempt 1).
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ _CALLS_TABLE = """CREATE TABLE IF NOT EXISTS {table} (
         run_id TEXT NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
         handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
         error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
-        PRIMARY KEY (run_id, trigger_seq, handler, occurrence))"""
+        attempt {int} NOT NULL DEFAULT 1,
+        PRIMARY KEY (run_id, trigger_seq, handler, occurrence, attempt))"""
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS baxiflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -99,7 +103,7 @@ _TABLES = (
     _CALLS_TABLE.format(table="baxiflow_calls", real="{real}", int="{int}"),
 )
 
-_ADDED_COLUMNS = {"baxiflow_events": {"occurrence"}, "baxiflow_calls": {"occurrence"}}
+_ADDED_COLUMNS = {"baxiflow_events": {"occurrence"}, "baxiflow_calls": {"occurrence", "attempt"}}
 """Columns added since version 1: a store may lack them until it is migrated."""
 
 
@@ -109,13 +113,13 @@ _INSERT_EVENT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, {text}, ?, {text}, {text}, {reused})"
 )
 _UPSERT_CALL = (
-    "INSERT INTO baxiflow_calls (run_id, trigger_seq, position, handler, occurrence, started,"
-    " finished, status, error, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {text}, ?)"
-    " ON CONFLICT (run_id, trigger_seq, handler, occurrence) DO UPDATE SET"
+    "INSERT INTO baxiflow_calls (run_id, trigger_seq, position, handler, occurrence, attempt,"
+    " started, finished, status, error, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {text}, ?)"
+    " ON CONFLICT (run_id, trigger_seq, handler, occurrence, attempt) DO UPDATE SET"
     " position = excluded.position, started = excluded.started, finished = excluded.finished,"
     " status = excluded.status, error = excluded.error, emitted = excluded.emitted"
 )
-"""A call run again on resume takes the place of the one cut short."""
+"""An attempt run again on resume takes the place of the one cut short (``cancelled``)."""
 
 
 def table_columns(*, oldest: bool = False) -> dict[str, set[str]]:
@@ -260,7 +264,8 @@ class SQLStore:
         self.commit()
 
     def _migrate_from_1(self) -> None:
-        """Version 1 to 2: calls and events name a call by handler and occurrence."""
+        """Version 1 to 2: calls and events name a call by handler and occurrence; each call
+        row is its attempt 1 (the default of the new ``attempt`` column)."""
         for table in ("baxiflow_events", "baxiflow_calls"):
             self._execute(f"ALTER TABLE {table} ADD COLUMN occurrence {self.integer}")
             self._execute(f"UPDATE {table} SET occurrence = 0 WHERE position IS NOT NULL")
@@ -348,13 +353,21 @@ class SQLStore:
             calls = [
                 LoggedCall(*row)
                 for row in self._rows(
-                    "SELECT trigger_seq, position, handler, status, occurrence FROM baxiflow_calls"
-                    " WHERE run_id = ?",
+                    "SELECT trigger_seq, position, handler, status, occurrence, attempt, emitted"
+                    " FROM baxiflow_calls WHERE run_id = ?",
                     (run_id,),
                 )
             ]
+            # The clock of the run goes on from its last logged time, so that a trace of
+            # the whole run keeps its order.
+            elapsed = self._rows(
+                "SELECT max(elapsed), (SELECT max(finished) FROM baxiflow_calls WHERE run_id = ?)"
+                " FROM baxiflow_events WHERE run_id = ?",
+                (run_id, run_id),
+            )[0]
             self.commit()
         state, reruns = state_from_log(events, calls, route)
+        state.elapsed = max((t for t in elapsed if t is not None), default=0.0)
 
         def begin() -> None:
             self._execute(
@@ -496,7 +509,9 @@ class SQLStore:
         ]  # fmt: skip
 
     def trace(self, run_id: str) -> Trace:
-        """Run ``run_id`` as a :class:`~baxiflow.trace.Trace` (events and ended handler calls)."""
+        """Run ``run_id`` as a :class:`~baxiflow.trace.Trace`: its events, and a span for each
+        ended attempt of each handler call, in the order they ended (as in a trace recorded
+        while the run ran)."""
         rows = self._rows(
             "SELECT status, workflow_name, created, updated FROM baxiflow_runs WHERE run_id = ?",
             (run_id,),
@@ -517,15 +532,16 @@ class SQLStore:
                 EmittedEvent(e.event, e.seq, e.parent_seq, e.depth, e.handler, elapsed[e.seq], run, None)
             )  # fmt: skip
         calls = self._rows(
-            "SELECT handler, position, trigger_seq, started, finished, status, error, emitted"
-            " FROM baxiflow_calls WHERE run_id = ? AND status != 'running' ORDER BY started",
+            "SELECT handler, position, trigger_seq, started, finished, status, error, emitted,"
+            " attempt FROM baxiflow_calls WHERE run_id = ? AND status != 'running'"
+            " ORDER BY finished, started",
             (run_id,),
         )
         by_seq = {e.seq: e.event for e in logged}
-        for handler, position, trigger_seq, started, finished, call_status, error, emitted in calls:
+        for handler, position, trigger_seq, started, finished, call_status, error, emitted, attempt in calls:  # fmt: skip
             trigger = by_seq.get(trigger_seq, first)
             call = HandlerCall(run, len, handler, position, trigger, trigger_seq, started,
-                               finished, call_status, emitted, error)  # fmt: skip
+                               finished, call_status, emitted, error, attempt)  # fmt: skip
             trace.handler_finished(call)
         run.status = {"finished": "ok", "failed": "error", "waiting": "waiting"}.get(
             status, "stopped"

@@ -21,7 +21,8 @@ from typing import Any, Final, TypeVar
 __all__ = ["HandlerStats", "handler_stats"]
 
 FAILED: Final = frozenset({"error", "timeout"})
-"""Span statuses that count as failures: the handler raised or ran out of time."""
+"""Span statuses that count as failures: the handler raised or ran out of time. An attempt
+that was retried (``retried``) is not one: its call went on."""
 
 K = TypeVar("K")
 
@@ -32,7 +33,8 @@ class HandlerStats:
 
     Attributes:
         calls: How many times it ran.
-        statuses: Calls per span status (``ok``, ``error``, ``timeout``, ``cancelled``).
+        statuses: Calls per span status (``ok``, ``error``, ``timeout``, ``cancelled``,
+            ``retried``).
         emitted: Events its calls yielded.
         seconds: Total seconds of the calls that have a duration.
         timed: How many calls have a duration.
@@ -43,6 +45,11 @@ class HandlerStats:
     emitted: int = 0
     seconds: float = 0.0
     timed: int = 0
+
+    @property
+    def retried(self) -> int:
+        """Attempts that failed and were followed by another."""
+        return self.statuses["retried"]
 
     @property
     def failures(self) -> int:

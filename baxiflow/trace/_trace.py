@@ -54,7 +54,9 @@ start         float            seconds since the run started when the call began
 end           float            seconds since the run started when the call ended
 duration      float            ``end - start``, in seconds
 emitted       int              events it yielded (a failure's error event not counted)
-status        str              ``"ok"``, ``"error"``, ``"timeout"`` or ``"cancelled"``
+status        str              ``"ok"``, ``"error"``, ``"timeout"``, ``"cancelled"``, or
+                               ``"retried"`` for an attempt that failed and was followed
+                               by another (the final failure is ``"error"``)
 error         str | None       the message when it raised or timed out
 attempt       int              which attempt of a retried call (1 for the first); each
                                attempt is a span of its own

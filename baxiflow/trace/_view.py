@@ -24,6 +24,14 @@ ERRORS_SHOWN: Final = 20
 """Error rows listed in a summary; the rest are counted."""
 
 _STATUSES: Final = ("ok", "error", "timeout", "cancelled")
+"""The span statuses a summary counts per handler; ``retried`` (attempts that failed and were
+followed by another) is added when a handler has some."""
+
+
+def _statuses(summary: TraceSummary) -> tuple[str, ...]:
+    if any(s.retried for s in summary.handlers.values()):
+        return (*_STATUSES, "retried")
+    return _STATUSES
 
 
 @dataclass(slots=True)
@@ -132,10 +140,11 @@ def render_text(summary: TraceSummary) -> str:
         lines += _table(["event", "count"], [[name, n] for name, n in summary.events.items()])
     if summary.handlers:
         lines.append("handlers:")
+        statuses = _statuses(summary)
         lines += _table(
-            ["handler", "calls", *_STATUSES, "emitted"],
+            ["handler", "calls", *statuses, "emitted"],
             [
-                [name, s.calls, *(s.statuses[status] for status in _STATUSES), s.emitted]
+                [name, s.calls, *(s.statuses[status] for status in statuses), s.emitted]
                 for name, s in summary.handlers.items()
             ],
         )
@@ -165,14 +174,15 @@ def render_html(summary: TraceSummary) -> str:
         )
         parts.append(f"<table><tr><th>event</th><th>count</th></tr>{rows}</table>")
     if summary.handlers:
+        statuses = _statuses(summary)
         head = "".join(
             f"<th>{h}</th>"
-            for h in ("handler", "calls", *_STATUSES, "emitted", "total time", "mean time")
+            for h in ("handler", "calls", *statuses, "emitted", "total time", "mean time")
         )
         rows = "".join(
             f"<tr{_error_row(bool(s.failures))}>"
             f"<td>{e(name)}</td><td>{s.calls}</td>"
-            + "".join(f"<td>{s.statuses[status]}</td>" for status in _STATUSES)
+            + "".join(f"<td>{s.statuses[status]}</td>" for status in statuses)
             + f"<td>{s.emitted}</td><td>{format_duration(s.seconds)}</td>"
             f"<td>{format_duration(s.mean_duration)}</td></tr>"
             for name, s in summary.handlers.items()

@@ -3,7 +3,9 @@
 ``python durable_chain.py STORE RUN_ID`` runs it from the start with a SQLite store, or with
 a PostgreSQL store when STORE is a ``postgresql://`` DSN. ``python durable_chain.py STORE
 RUN_ID twice`` runs :func:`build_twice` instead, which kills its own process (SIGKILL) in
-the second call of a handler registered twice, its first event committed.
+the second call of a handler registered twice, its first event committed. ``python
+durable_chain.py STORE RUN_ID flaky DURABILITY PAUSE_AFTER`` runs :func:`build_flaky`, whose
+call always fails and pauses a minute after attempt PAUSE_AFTER: a process to kill there.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 
-from baxiflow import WorkflowEvent, WorkflowManager
+from baxiflow import Retry, WorkflowEvent, WorkflowManager
 
 STEPS = 120
 
@@ -82,17 +84,52 @@ def build_twice(
     return workflow
 
 
-async def main(path: str, run_id: str, twice: bool = False) -> None:
+def build_flaky(
+    *, fails: int, calls: list[int] | None = None, pause: float = 0.0, pause_after: int = 1
+) -> WorkflowManager:
+    """``fetch``, retried up to 3 attempts on ``ConnectionError``, then ``report``.
+
+    The first ``fails`` calls of ``fetch`` in this process fail, each after a progress
+    event; ``calls`` gets one entry per call. The pause after attempt ``pause_after`` lasts
+    ``pause`` seconds, the others none.
+    """
+    workflow = WorkflowManager()
+    made: list[int] = [] if calls is None else calls
+    retry = Retry(attempts=3, backoff=lambda n: pause if n == pause_after else 0.0, on=ConnectionError)  # fmt: skip
+
+    @workflow.on("start", retry=retry)
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        made.append(len(made))
+        yield WorkflowEvent.progress("fetch", "trying")
+        if len(made) <= fails:
+            raise ConnectionError("backend down")
+        yield WorkflowEvent("fetched", {"rows": 3})
+
+    @workflow.on("fetched")
+    async def report(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("reported", event.data)
+
+    return workflow
+
+
+async def main(path: str, run_id: str, mode: list[str]) -> None:
     from baxiflow.store import PostgresStore, SQLiteStore
 
     store = PostgresStore(path) if path.startswith("postgresql://") else SQLiteStore(path)
-    # The second task's second call of note dies: call number 3.
-    workflow, durability = (build_twice(die_in=3), "sync") if twice else (build(), "batched")
+    if mode == ["twice"]:  # the second task's second call of note dies: call number 3
+        workflow, durability = build_twice(die_in=3), "sync"
+    elif mode[:1] == ["flaky"]:
+        workflow, durability = build_flaky(fails=99, pause=60, pause_after=int(mode[2])), mode[1]
+    else:
+        workflow, durability = build(), "batched"
     async for _ in workflow.process(
-        WorkflowEvent("start"), store=store, run_id=run_id, durability=durability
+        WorkflowEvent("start"),
+        store=store,
+        run_id=run_id,
+        durability=durability,  # type: ignore[arg-type]
     ):
         pass
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["twice"]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))

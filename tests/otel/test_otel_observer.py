@@ -24,6 +24,7 @@ from baxiflow import (
     EmittedEvent,
     MissingDependencyError,
     ObserverWarning,
+    Retry,
     WorkflowEvent,
     WorkflowManager,
 )
@@ -438,3 +439,28 @@ def test_importing_baxiflow_otel_does_not_import_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+async def test_each_attempt_of_a_retried_call_is_a_span_the_retried_ones_errors(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    workflow = WorkflowManager()
+    failures = iter([ConnectionError("busy"), ConnectionError("still busy")])
+
+    @workflow.on("start", retry=Retry(attempts=3, backoff=0, on=ConnectionError))
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        yield WorkflowEvent("fetched")
+
+    await drain(workflow, WorkflowEvent("start"), observers=[OpenTelemetryObserver(provider)])
+    spans = handler_spans(exporter.get_finished_spans())
+    assert [
+        (s.attributes["baxiflow.attempt"], s.attributes["baxiflow.status"], s.status.status_code,
+         s.attributes.get("error.type"), s.status.description)
+        for s in spans if s.attributes
+    ] == [
+        (1, "retried", StatusCode.ERROR, "retried", "busy"),
+        (2, "retried", StatusCode.ERROR, "retried", "still busy"),
+        (3, "ok", StatusCode.UNSET, None, None),
+    ]  # fmt: skip
