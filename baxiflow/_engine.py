@@ -48,7 +48,6 @@ from baxiflow._observer_group import ObserverGroup
 from baxiflow._overlap import ENDED, EVENT, FAILED, RAISED, START, CallContext, Slots
 from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
-    LINEAGE_WINDOW,
     Lineage,
     Queued,
     RouteOf,
@@ -383,11 +382,11 @@ class Engine:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _take_roots(self) -> AsyncGenerator[WorkflowEvent, None]:
+    def _take_roots(self) -> tuple[AsyncGenerator[WorkflowEvent, None], Step]:
         """The events that entered the run from outside so far, as one step to emit."""
         roots, self._roots = self._roots, []
         self._guard = None  # they are no handler's work
-        return _each(roots)
+        return _each(roots), (roots[0], None, None, 0, self._route, None, None)
 
     async def _arrivals(self, seq: int, count: int) -> None:
         """Wait until events arrive from outside, the inbox is closed or the wait times out."""
@@ -415,9 +414,9 @@ class Engine:
 
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
-        route, queue, limit, seq, count = self._route, self._queue, self._limit, self._seq, self._count  # fmt: skip
-        kind, slots = WorkflowEvent, self._slots  # slots: None unless calls may overlap
-        on_event, guarded, stepping = self._hooks()
+        route, queue, limit, slots = self._route, self._queue, self._limit, self._slots
+        seq, count, kind = self._seq, self._count, WorkflowEvent
+        on_event, resuming, stepping = self._hooks()
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
@@ -428,37 +427,29 @@ class Engine:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
                 elif slots is not None and (taken := await self._overlapping(slots, bool(queue))):
-                    registration, source, trigger, lineage, trigger_seq, depth, dispatch, item, name = taken  # fmt: skip
+                    registration, source, step = taken
+                    trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
-                    length = 1 if parent is None else parent[2] + 1  # descend(), inlined: once per handled event  # fmt: skip
-                    lineage = (trigger.name, parent, length)
-                    if length > LINEAGE_WINDOW:
-                        lineage = descend(parent, trigger.name)
-                    depth += 1
-                    dispatch = route if trigger.name != ERROR else self._route_after_error  # an error raised while handling an error is not dispatched  # fmt: skip
+                    lineage, depth = descend(parent, trigger.name), depth + 1
+                    dispatch = route if trigger.name != ERROR else self._route_after_error
                     if slots is not None or targets.__class__ is tuple:
                         rest = self._calls_of(targets, item, lineage, depth, dispatch)
                         continue
                     registration = targets  # type: ignore[assignment]
                 elif self._roots:
-                    trigger, source, registration, item, lineage, trigger_seq, depth, name, dispatch = self._roots[0], self._take_roots(), None, None, None, None, 0, None, route  # fmt: skip
-                else:
-                    if not self._rests(seq):
-                        break
-                    if self._waiting:
-                        if self._answers:
-                            yield WAITING
-                        await self._arrivals(seq, count)
+                    registration, (source, step) = None, self._take_roots()
+                    trigger, lineage, trigger_seq, depth, dispatch, item, name = step
+                elif self._rests(seq):  # the queue ran dry, yet the run goes on
+                    if self._waiting and self._answers:
+                        yield WAITING  # tells the run's handle that it waits for answers
+                    await self._arrivals(seq, count)
                     continue
+                else:
+                    break
                 if registration is not None:
-                    name, handler = registration.name, registration.handler
-                    if stepping:
-                        handler = self._step_started(registration, trigger, trigger_seq)
-                    try:
-                        source = handler(trigger)
-                    except Exception as exc:
-                        source = self._failed(handler_error(exc, "handler_error", name, trigger))
+                    name = registration.name
+                    source = self._call_handler(registration, trigger, trigger_seq, stepping)
                 while True:
                     try:
                         async for event in source:
@@ -478,9 +469,7 @@ class Engine:
                             held = False
                             if count > limit:
                                 raise self._max_events_stop(item, event, name)
-                            if guarded:
-                                self._resumed(name, trigger)
-                            if slots is not None and slots.inline and (queue or slots.tasks):
+                            if resuming and self._resumed(name, trigger):
                                 break  # other work waits: the call goes on in a task of its own
                     except BaseException as exc:
                         if exc.__class__ is RefusedEvent:
@@ -488,19 +477,19 @@ class Engine:
                         source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
-                if (slots is None or not slots.inline or not self._run_apart(slots, source)) and stepping:  # fmt: skip
+                # Not short-circuited by stepping: a call cut short at a yield goes on apart.
+                if (slots is None or not self._run_apart(slots, source)) and stepping:
                     self._step_ended(name, trigger)
         except Stop as stop:
             status, seq = stop.status, seq + 1
             yield self._stopped(stop, seq, item)
         except BaseException as exc:
-            status = "stopped" if isinstance(exc, GeneratorExit) else "cancelled"
-            if self._waiting:
-                status = "waiting"  # left while it waits: a durable run goes on later
+            status = self._left(exc)
             raise
         finally:
-            self._ended = True
-            await self._finish(seq, count, status, on_event is not None)
+            self._ended, self._seq, self._count = True, seq, count
+            if slots is not None or on_event is not None:
+                await self._finish(status, watched=on_event is not None)
 
     # What the loop does rarely, or only for observers and guards --------------------
 
@@ -565,17 +554,19 @@ class Engine:
 
     def _hooks(self) -> tuple[EventHook | None, bool, bool]:
         """What the loop calls for each event (``None`` when nothing watches the run), whether
-        a guard needs to hear when the caller hands control back, and whether handler steps
-        need to be started and ended (tracked calls, guards, calls to run again)."""
+        the loop hears when the caller hands control back (:meth:`_resumed`: for a guard, or
+        for calls that may overlap), and whether handler steps need to be started and ended
+        (tracked calls, guards, calls to run again)."""
         guarded = self._run_timeout is not None or self._call_timeout is not None
+        resuming = guarded or self._slots is not None
         if not guarded and self._group is None and self._check is None:
-            return None, False, self._retrying
+            return None, resuming, self._retrying
         if guarded or self._tracking or self._check or (self._group and self._group.hears_events):
             on_event: EventHook = self._emitting
         else:
             on_event = self._counting
         stepping = guarded or self._tracking or bool(self._reruns) or self._retrying
-        return on_event, guarded, stepping
+        return on_event, resuming, stepping
 
     def _open(self) -> None:
         """Start the guards and tell the observers that the run starts."""
@@ -692,10 +683,32 @@ class Engine:
             assert self._info is not None
             self._info.errors += 1
 
-    def _resumed(self, handler_name: str | None, trigger: WorkflowEvent) -> None:
-        """The caller asks for the next event: the handler's clock runs again."""
+    def _resumed(self, handler_name: str | None, trigger: WorkflowEvent) -> bool:
+        """The caller asks for the next event: the handler's clock runs again. Whether the
+        call the loop runs itself stops here, to go on in a task of its own (other work
+        waits in an overlapping run)."""
         if self._guard is not None and (expired := self._guard.resume()):
             raise self._timeout_stop(expired, handler_name, trigger)
+        slots = self._slots
+        return slots is not None and slots.inline is not None and bool(self._queue or slots.tasks)
+
+    def _call_handler(
+        self,
+        registration: HandlerRegistration,
+        trigger: WorkflowEvent,
+        trigger_seq: int | None,
+        stepping: bool,
+    ) -> AsyncGenerator[WorkflowEvent, None]:
+        """Call ``registration``'s handler on ``trigger`` (its step started when ``stepping``):
+        what the loop emits from, the handler's events or its failure."""
+        handler = registration.handler
+        if stepping:
+            handler = self._step_started(registration, trigger, trigger_seq)
+        try:
+            return handler(trigger)  # type: ignore[return-value]
+        except Exception as exc:
+            name = registration.name
+            return self._failed(handler_error(exc, "handler_error", name, trigger))
 
     async def _attempts(
         self,
@@ -864,7 +877,7 @@ class Engine:
     def _run_apart(self, slots: Slots, source: AsyncGenerator[WorkflowEvent, None]) -> bool:
         """Whether the call the loop ran itself goes on in a task of its own (it stopped at a
         yield because other work waits), rather than having ended."""
-        if getattr(source, "ag_frame", None) is None:
+        if slots.inline is None or getattr(source, "ag_frame", None) is None:
             return False
         context, slots.inline = slots.inline, None
         assert context is not None
@@ -930,15 +943,20 @@ class Engine:
         self._call = None
         slots.release(context)
 
-    async def _finish(self, seq: int, count: int, status: RunStatus, watched: bool) -> None:
-        """The run ends: keep its counters, close the calls still running, tell observers."""
-        self._seq, self._count = seq, count
+    async def _finish(self, status: RunStatus, *, watched: bool) -> None:
+        """The run ends: close the calls still running, tell the observers."""
         if self._slots is not None:
             for context in await self._slots.close():
                 if context._call is not None and context._call.status == "running":
                     self._call_finished(context._call, "cancelled")
         if watched:
             self._close_run(status)
+
+    def _left(self, exc: BaseException) -> RunStatus:
+        """How a run ends that the caller left (``exc``: closed or cancelled)."""
+        if self._waiting:
+            return "waiting"  # left while it waits: a durable run goes on later
+        return "stopped" if isinstance(exc, GeneratorExit) else "cancelled"
 
     def _max_events_stop(self, item: Queued | None, last: WorkflowEvent, name: str | None) -> Stop:
         error = max_events_error(self._limit, item, last, name, self._queue)
@@ -987,19 +1005,15 @@ class CallHolder(Protocol):
     _attempt: int
 
 
-Taken: TypeAlias = tuple[
-    "HandlerRegistration | None",
-    Any,  # the source, or None
-    WorkflowEvent,
-    "Lineage | None",
-    int,
-    int,
-    RouteOf,
-    Queued,
-    str,
+Step: TypeAlias = tuple[
+    WorkflowEvent, "Lineage | None", "int | None", int, RouteOf, "Queued | None", "str | None"
 ]
-"""The loop's locals for a call of an overlapping run: ``(registration to start or None,
-source to emit from or None, trigger, lineage, trigger_seq, depth, dispatch, item, name)``."""
+"""What the loop knows of the step it emits from: ``(trigger, lineage, trigger_seq, depth,
+dispatch, item, handler name)``."""
+
+Taken: TypeAlias = tuple["HandlerRegistration | None", Any, Step]
+"""What an overlapping run's loop takes next: ``(registration to start or None, source to emit
+from or None, step)``."""
 
 
 def _locals(
@@ -1007,10 +1021,16 @@ def _locals(
     registration: HandlerRegistration | None,
     source: AsyncGenerator[WorkflowEvent, None] | None,
 ) -> Taken:
-    return (
-        registration, source, context.trigger, context.lineage, context.trigger_seq,
-        context.depth, context.dispatch, context.item, context.registration.name,
-    )  # fmt: skip
+    step: Step = (
+        context.trigger,
+        context.lineage,
+        context.trigger_seq,
+        context.depth,
+        context.dispatch,
+        context.item,
+        context.registration.name,
+    )
+    return registration, source, step
 
 
 EventHook: TypeAlias = Callable[

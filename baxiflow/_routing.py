@@ -65,10 +65,7 @@ LINEAGE_WINDOW = 96
 
 
 def descend(parent: Lineage | None, name: str) -> Lineage:
-    """The lineage of an event called ``name`` whose parent's lineage is ``parent``.
-
-    The run loops inline the common case, a link shorter than the window.
-    """
+    """The lineage of an event called ``name`` whose parent's lineage is ``parent``."""
     length = 1 if parent is None else parent[2] + 1
     if length <= LINEAGE_WINDOW:
         return (name, parent, length)
