@@ -441,9 +441,10 @@ class Engine:
                     registration, (source, step) = None, self._take_roots()
                     trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif self._rests(seq):  # the queue ran dry, yet the run goes on
-                    if self._waiting and self._answers:
-                        yield WAITING  # tells the run's handle that it waits for answers
-                    await self._arrivals(seq, count)
+                    if self._waiting:
+                        if self._answers:
+                            yield WAITING  # tells the run's handle that it waits
+                        await self._arrivals(seq, count)
                     continue
                 else:
                     break
