@@ -15,6 +15,8 @@ inputs into a failed run that names the reason: no input goes missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import math
 import pickle
 import threading
@@ -44,7 +46,7 @@ from baxiflow.observe import WorkflowObserver
 from baxiflow.runner import RunResult
 from baxiflow.trace import Trace
 
-__all__ = ["ChunkResult", "check_client", "run_chunk", "run_on_dask"]
+__all__ = ["ChunkResult", "check_client", "release", "run_chunk", "run_on_dask"]
 
 TASK_SECONDS: Final = 0.1
 """The least a chunk should last, so Dask's per-task cost stays small against the runs."""
@@ -79,8 +81,30 @@ def check_client(client: object) -> None:
 
 # Worker side ------------------------------------------------------------------------
 
-_loaded = threading.local()
-"""Each worker thread's unpickled workflow, by batch token: unpickled once per thread."""
+_loaded: dict[tuple[str, int], tuple[WorkflowManager, list[WorkflowObserver], Any]] = {}
+"""What each worker thread unpickled of a batch, by ``(batch token, thread)``: the workflow,
+the observers and the store, each unpickled (a store: opened) once per thread and batch."""
+_loading = threading.Lock()
+
+
+def _shipped(payload: bytes, token: str) -> tuple[WorkflowManager, list[WorkflowObserver], Any]:
+    """This thread's copy of the batch's workflow, observers and store (``None`` for none)."""
+    key = (token, threading.get_ident())
+    loaded = _loaded.get(key)
+    if loaded is None:
+        loaded = pickle.loads(payload)
+        with _loading:
+            _loaded[key] = loaded
+    return loaded
+
+
+def release(token: str) -> None:
+    """The batch ``token`` has ended: forget its workflow here and close its stores."""
+    with _loading:
+        ended = [_loaded.pop(key) for key in list(_loaded) if key[0] == token]
+    for _, _, store in ended:
+        if store is not None:
+            store.close()
 
 
 @dataclass(slots=True)
@@ -152,10 +176,9 @@ def run_chunk(
     chunk: int,
 ) -> ChunkResult:
     """Run one chunk on a Dask worker, on a new event loop in this worker thread."""
-    loaded = getattr(_loaded, "batch", None)
-    if loaded is None or loaded[0] != token:
-        loaded = _loaded.batch = (token, *pickle.loads(payload))
-    _, workflow, observers = loaded
+    workflow, observers, store = _shipped(payload, token)
+    if store is not None:
+        settings = dataclasses.replace(settings, limits={**settings.limits, "store": store})
     worker = _distributed().get_worker()
 
     def send(message: dict[str, Any]) -> None:
@@ -314,6 +337,8 @@ class _DaskBatch:
                     self._gather(chunk, pairs, task)
         finally:
             client.unsubscribe_topic(self.topic)
+            with contextlib.suppress(Exception):  # a worker that is gone has nothing to free
+                await _call(client, client.run, release, self.token)
             for task in waiting:
                 task.cancel()
             if waiting:
@@ -403,7 +428,30 @@ async def run_on_dask(
 ) -> BatchResult:
     """Run the batch on ``client``'s cluster; see the module docstring."""
     cloudpickle = import_optional("cloudpickle", feature=_FEATURE, extra="dask")
-    payload = cloudpickle.dumps((workflow, observers))
+    # The store goes once with the workflow, not with every chunk: each worker thread opens
+    # it once (a PostgresStore from its DSN, an SQLiteStore from its path).
+    store = settings.limits.get("store")
+    if store is not None:
+        limits = {name: value for name, value in settings.limits.items() if name != "store"}
+        settings = dataclasses.replace(settings, limits=limits)
+    try:
+        payload = cloudpickle.dumps((workflow, observers, store))
+    except Exception as exc:
+        if store is None or not _pickles(cloudpickle, (workflow, observers)):
+            raise
+        raise TypeError(
+            f"store= on Dask: a {type(store).__name__} cannot be shipped to the workers "
+            f"({exc}); a PostgresStore can (each worker opens it from its DSN), and an "
+            "SQLiteStore on a LocalCluster of this machine (from its path)"
+        ) from exc
     batch = _DaskBatch(client, settings, state, display, chunk_size)
     await batch.run(inputs, payload)
     return batch.result(time.perf_counter() - started)
+
+
+def _pickles(cloudpickle: ModuleType, value: object) -> bool:
+    try:
+        cloudpickle.dumps(value)
+    except Exception:
+        return False
+    return True

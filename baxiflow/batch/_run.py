@@ -397,7 +397,9 @@ async def run_many(
         timeout: As in :meth:`WorkflowManager.process`, for every run.
         handler_timeout: As in :meth:`WorkflowManager.process`, for every run.
         store: Log every run durably there (see :mod:`baxiflow.store`), each under its own
-            run id (``RunResult.info.run_id``); local batches only for now.
+            run id (``RunResult.info.run_id``). On Dask each worker opens the store
+            again: a ``PostgresStore`` from its DSN, an ``SQLiteStore`` from its path
+            (workers on this machine only: a ``LocalCluster``).
         durability: As in :meth:`WorkflowManager.process`, with ``store``.
 
     Returns:
@@ -459,11 +461,6 @@ def _checked(
     )
     check_limit("chunk_size", chunk_size, integer=True)
     if store is not None:
-        if client is not None:
-            raise ValueError(
-                "store= logs the runs of a local batch; on Dask each worker would need its "
-                "own connection to the store, which run_many does not open yet"
-            )
         settings.limits.update(store=store, durability=durability)
     if client is not None:
         from baxiflow.batch._dask import check_client
