@@ -10,6 +10,12 @@ client as Dask events (``Worker.log_event`` / ``Client.subscribe_topic``), at mo
 0.1 s, so the view moves while the batch runs. A task whose worker dies is run again
 by the scheduler (its ``allowed-failures``); one that fails for good turns each of its
 inputs into a failed run that names the reason: no input goes missing.
+
+A ``store=`` travels with the workflow: each worker thread unpickles it once per batch,
+which opens it again (a ``PostgresStore`` from its DSN, an ``SQLiteStore`` from its path,
+on this machine only), and closes it when the batch ends (:func:`release`). Each chunk's
+trace comes back as the compact fields its rows are built from; the batch's trace builds
+them when it is read.
 """
 
 from __future__ import annotations
@@ -48,8 +54,10 @@ from baxiflow.trace import Trace
 
 __all__ = ["ChunkResult", "check_client", "release", "run_chunk", "run_on_dask"]
 
-TASK_SECONDS: Final = 0.1
-"""The least a chunk should last, so Dask's per-task cost stays small against the runs."""
+TASK_SECONDS: Final = 0.25
+"""How long a chunk should last, so Dask's per-task cost (scheduling, shipping, the
+client's and the scheduler's work) stays small against the runs; the last chunks of an
+input of known length are smaller (see :meth:`_DaskBatch._next_size`)."""
 
 MAX_CHUNK: Final = 10_000
 """The most inputs in one chunk, whatever the rate."""
@@ -282,6 +290,7 @@ class _DaskBatch:
         self.stream = _Stream(state, display)
         self.fixed_size = chunk_size
         self.size = chunk_size or settings.concurrency
+        self.threads = 1
         self.trace = Trace() if settings.keep == "all" else None
         self.empty = Trace()
         self.outcomes: dict[int, tuple[dict[str, Any], RunResult]] = {}
@@ -297,13 +306,8 @@ class _DaskBatch:
         # A key of its own (hash=False): the same workflow shipped again by a later batch must
         # not share a key that this batch releases when it ends.
         shipped = await _call(client, client.scatter, payload, hash=False)
-        threads = sum((await _call(client, client.nthreads)).values())
-        most_in_flight = max(2, 2 * threads)
-        self.cap = (
-            MAX_CHUNK
-            if inputs.total is None
-            else max(1, math.ceil(inputs.total / max(threads, 1) / 2))
-        )
+        self.threads = max(1, sum((await _call(client, client.nthreads)).values()))
+        most_in_flight = max(2, 2 * self.threads)
         waiting: dict[asyncio.Task[Any], tuple[int, list[tuple[int, WorkflowEvent]], Any]] = {}
         number = 0
         exhausted = False
@@ -337,20 +341,21 @@ class _DaskBatch:
                     self._gather(chunk, pairs, task)
         finally:
             client.unsubscribe_topic(self.topic)
-            with contextlib.suppress(Exception):  # a worker that is gone has nothing to free
-                await _call(client, client.run, release, self.token)
             for task in waiting:
                 task.cancel()
             if waiting:
                 await asyncio.wait(waiting)
                 futures = [future for _, _, future in waiting.values()]
                 await _call(client, client.cancel, futures)
+            with contextlib.suppress(Exception):  # a worker that is gone has nothing to free
+                await _call(client, client.run, release, self.token)
             await inputs.aclose()
 
     async def _take(self, inputs: Inputs) -> tuple[list[tuple[int, WorkflowEvent]], bool]:
         """Read up to one chunk of events; a non-event ends at once as a failed run."""
         pairs: list[tuple[int, WorkflowEvent]] = []
-        while len(pairs) < self.size:
+        size = self._next_size(inputs)
+        while len(pairs) < size:
             item = await inputs.next()
             if item is None:
                 return pairs, True
@@ -377,15 +382,22 @@ class _DaskBatch:
                 self._record(index, failed_result(event, reason, type(exc).__name__))
             return
         if self.trace is not None and outcome.trace is not None:
-            self.trace.runs.extend(outcome.trace.runs)
-            self.trace.records.extend(outcome.trace.records)
-            self.trace.spans.extend(outcome.trace.spans)
+            self.trace.extend(outcome.trace)
         for row, result in outcome.outcomes:
             kept = RunResult(self.trace or self.empty, result.events, result.info)
             self._record(row["index"], kept, row)
         if self.fixed_size is None and outcome.elapsed > 0:
             wanted = math.ceil(len(pairs) / outcome.elapsed * TASK_SECONDS)
-            self.size = min(max(self.size, wanted), self.cap)
+            self.size = min(max(self.size, wanted), MAX_CHUNK)
+
+    def _next_size(self, inputs: Inputs) -> int:
+        """Inputs for the next chunk: ``chunk_size``, or what lasts :data:`TASK_SECONDS` at
+        the rate seen so far; near the end of an input of known length, fewer, so that the
+        workers run out of work at about the same time (guided self-scheduling)."""
+        if self.fixed_size is not None or inputs.total is None:
+            return self.size
+        left = inputs.total - inputs.read
+        return max(1, min(self.size, math.ceil(left / (2 * self.threads))))
 
     def _record(self, index: int, result: RunResult, row: dict[str, Any] | None = None) -> None:
         row = outcome_row(index, result) if row is None else row

@@ -387,7 +387,7 @@ async def run_many(
         view: Show one live panel for the batch (widgets in a notebook, a tqdm bar
             elsewhere); ``False`` for none.
         client: A ``distributed.Client`` to run on Dask workers, or ``None`` to run here.
-        chunk_size: Inputs per Dask task; by default sized so a task lasts ~100 ms.
+        chunk_size: Inputs per Dask task; by default sized so a task lasts ~250 ms.
         observers: More observers for every run (on Dask they run on the workers).
         max_failures: Stop after this many failed runs: no new run starts, the running
             ones finish, and :attr:`BatchResult.stopped` says so.
