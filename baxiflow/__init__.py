@@ -27,6 +27,7 @@ from baxiflow.manager import WorkflowManager
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
 from baxiflow.progress import ProgressObserver, ProgressView, TerminalProgress, progress_view
 from baxiflow.registry import EventHandler, HandlerRegistration
+from baxiflow.retry import Retry
 from baxiflow.runner import RunResult, run, run_sync
 from baxiflow.trace import Trace, record
 
@@ -48,6 +49,7 @@ __all__ = [
     "ProgressObserver",
     "ProgressView",
     "RenderError",
+    "Retry",
     "RunInfo",
     "RunResult",
     "StoreError",

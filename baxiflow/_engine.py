@@ -34,13 +34,14 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from baxiflow._deadline import Expiry, Watchdog
-from baxiflow._guarded import GuardedHandler, guard_handler
+from baxiflow._guarded import guard_handler
 from baxiflow._observer_group import ObserverGroup
+from baxiflow._overlap import ENDED, EVENT, FAILED, RAISED, START, CallContext, Slots
 from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
     LINEAGE_WINDOW,
@@ -68,6 +69,7 @@ from baxiflow.observe import (
     WorkflowObserver,
 )
 from baxiflow.registry import EventHandler, HandlerRegistration, Route
+from baxiflow.retry import Retry
 
 __all__ = ["Engine", "Pending", "RunState"]
 
@@ -181,6 +183,13 @@ class Engine:
         check: Says what is wrong with an event a handler yields, or ``None``; an event it
             finds fault with is the handler's failure (a durable run's log checks that its
             data would come back exactly).
+        concurrency: Most handler calls running at once (see ``WorkflowManager``). At 1
+            the loop runs each call itself. Above 1, a call that starts with nothing else
+            running or waiting still runs in the loop's task, as at 1, until it yields while
+            other work waits; every other call runs in a task of its own, and the loop yields
+            what it hands over.
+        retry: How calls of handlers registered without a retry policy are retried.
+        retrying: Whether some registration has a retry policy of its own.
 
     Observers and guards are *hooks*: a run with neither calls none of the methods below
     :meth:`stream`, except on a failure or a stop.
@@ -202,6 +211,11 @@ class Engine:
     _reruns: dict[tuple[int, int], int] = {}  # noqa: RUF012 - never changed in place
     _run_timeout: float | None = None
     _call_timeout: float | None = None
+    _slots: Slots | None = None  # calls of an overlapping run
+    _retry: Retry | None = None
+    _retrying = False
+    _deadline: float | None = None
+    _attempt = 1  # the attempt of the call the loop runs itself
     _seq = -1  # counters of a new run; a saved state brings its own
     _count = 0
     _errors = 0
@@ -218,8 +232,16 @@ class Engine:
         workflow_name: str | None = None,
         reruns: dict[tuple[int, int], int] | None = None,
         check: Callable[[WorkflowEvent], str | None] | None = None,
+        *,
+        concurrency: int = 1,
+        retry: Retry | None = None,
+        retrying: bool = False,
     ) -> None:
         self._route = route
+        if concurrency > 1:
+            self._slots = Slots(concurrency)
+        if retry is not None or retrying:
+            self._retry, self._retrying = retry, True
         self._limit = sys.maxsize if max_events is None else max_events
         if timeout is not None or handler_timeout is not None:
             self._run_timeout, self._call_timeout = timeout, handler_timeout
@@ -305,7 +327,7 @@ class Engine:
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, seq, count = self._route, self._queue, self._limit, self._seq, self._count  # fmt: skip
-        kind = WorkflowEvent
+        kind, slots = WorkflowEvent, self._slots  # slots: None unless calls may overlap
         on_event, guarded, stepping = self._hooks()
         item: Queued | None = None
         status: RunStatus = "running"
@@ -316,23 +338,22 @@ class Engine:
             while True:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
+                elif slots is not None and (taken := await self._overlapping(slots, bool(queue))):
+                    registration, source, trigger, lineage, trigger_seq, depth, dispatch, item, name = taken  # fmt: skip
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
-                    # descend(), inlined: this runs once per handled event.
-                    length = 1 if parent is None else parent[2] + 1
-                    lineage: Lineage | None = (trigger.name, parent, length)
+                    length = 1 if parent is None else parent[2] + 1  # descend(), inlined: once per handled event  # fmt: skip
+                    lineage = (trigger.name, parent, length)
                     if length > LINEAGE_WINDOW:
                         lineage = descend(parent, trigger.name)
                     depth += 1
-                    # An error raised while handling an error is not dispatched.
-                    dispatch = route if trigger.name != ERROR else self._route_after_error
-                    if targets.__class__ is tuple:
-                        rest = list(reversed(targets))
+                    dispatch = route if trigger.name != ERROR else self._route_after_error  # an error raised while handling an error is not dispatched  # fmt: skip
+                    if slots is not None or targets.__class__ is tuple:
+                        rest = self._calls_of(targets, item, lineage, depth, dispatch)
                         continue
                     registration = targets  # type: ignore[assignment]
                 elif self._roots:
-                    trigger, source = self._roots[0], self._take_roots()
-                    registration, item, lineage, trigger_seq, depth, name, dispatch = None, None, None, None, 0, None, route  # fmt: skip
+                    trigger, source, registration, item, lineage, trigger_seq, depth, name, dispatch = self._roots[0], self._take_roots(), None, None, None, None, 0, None, route  # fmt: skip
                 else:
                     self._idle(seq)
                     if self._inbox is None:
@@ -344,7 +365,7 @@ class Engine:
                     if stepping:
                         handler = self._step_started(registration, trigger, trigger_seq)
                     try:
-                        source = handler(trigger)  # type: ignore[assignment]
+                        source = handler(trigger)
                     except Exception as exc:
                         source = self._failed(handler_error(exc, "handler_error", name, trigger))
                 while True:
@@ -366,11 +387,13 @@ class Engine:
                                 raise self._max_events_stop(item, event, name)
                             if guarded:
                                 self._resumed(name, trigger)
+                            if slots is not None and slots.inline and (queue or slots.tasks):
+                                break  # other work waits: the call goes on in a task of its own
                     except BaseException as exc:
                         source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
-                if stepping:
+                if (slots is None or not slots.inline or not self._run_apart(slots, source)) and stepping:  # fmt: skip
                     self._step_ended(name, trigger)
         except Stop as stop:
             status, seq = stop.status, seq + 1
@@ -379,9 +402,7 @@ class Engine:
             status = "stopped" if isinstance(exc, GeneratorExit) else "cancelled"
             raise
         finally:
-            self._seq, self._count = seq, count
-            if on_event is not None:
-                self._close_run(status)
+            await self._finish(seq, count, status, on_event is not None)
 
     # What the loop does rarely, or only for observers and guards --------------------
 
@@ -412,12 +433,13 @@ class Engine:
         need to be started and ended (tracked calls, guards, calls to run again)."""
         guarded = self._run_timeout is not None or self._call_timeout is not None
         if not guarded and self._group is None and self._check is None:
-            return None, False, False
+            return None, False, self._retrying
         if guarded or self._tracking or self._check or (self._group and self._group.hears_events):
             on_event: EventHook = self._emitting
         else:
             on_event = self._counting
-        return on_event, guarded, guarded or self._tracking or bool(self._reruns)
+        stepping = guarded or self._tracking or bool(self._reruns) or self._retrying
+        return on_event, guarded, stepping
 
     def _open(self) -> None:
         """Start the guards and tell the observers that the run starts."""
@@ -425,6 +447,7 @@ class Engine:
             loop = asyncio.get_running_loop()
             deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
             self._watchdog = Watchdog(loop, deadline, self._call_timeout)
+            self._deadline = deadline
         elif self._group is None:
             return
         self._clock_start = time.perf_counter()
@@ -434,31 +457,44 @@ class Engine:
             self._group.notify("run_started", self._info)
 
     def _step_started(
-        self, registration: HandlerRegistration, trigger: WorkflowEvent, trigger_seq: int | None
-    ) -> EventHandler | Callable[[WorkflowEvent], GuardedHandler]:
-        """A handler step begins: track its call, start its guard; what to call the handler with."""
+        self,
+        registration: HandlerRegistration,
+        trigger: WorkflowEvent,
+        trigger_seq: int | None,
+        holder: CallHolder | None = None,
+        attempt: int = 1,
+    ) -> EventHandler | Callable[[WorkflowEvent], AsyncGenerator[WorkflowEvent, None]]:
+        """A handler step (or a retry's next attempt) begins: track its call, start its guard;
+        what to call the handler with. ``holder`` keeps the call and guard: the engine for the
+        call it runs itself, a :class:`CallContext` for a call in a task of its own."""
+        into: CallHolder = self if holder is None else holder
         if self._tracking:
             assert self._info is not None and self._group is not None and trigger_seq is not None
             # HandlerCall(...) spelled out on a bare instance: half the cost of calling the
             # class, once per handler step; tests/test_engine.py checks every field is set.
-            call = self._call = _bare_call(HandlerCall)
+            call = into._call = _bare_call(HandlerCall)
             call.run, call.handler, call.trigger = self._info, registration.handler, trigger
             call.handler_name, call.position = registration.name, registration.position
             call.trigger_seq, call.started = trigger_seq, time.perf_counter() - self._clock_start
             call.finished, call.status, call.emitted, call.error = None, "running", 0, None
+            call.attempt = attempt
             if self._group.hears_call_starts:
                 self._group.notify("handler_started", call)
-        handler = registration.handler
+        handler: Any = registration.handler
         if self._reruns and trigger_seq is not None:
             matched = self._reruns.pop((trigger_seq, registration.position), 0)
             if matched:
                 handler = functools.partial(_matching, handler, matched)
-        self._guard = guard = self._watchdog
-        if guard is None:
-            return handler
-        if expired := guard.start():
-            raise self._timeout_stop(expired, registration.name, trigger, started=False)
-        return guard_handler(handler, guard, registration.name)
+        if attempt == 1:
+            into._guard = self._watchdog if holder is None else self._call_watchdog()
+        guard = into._guard
+        if guard is not None:
+            if expired := guard.start():
+                raise self._timeout_stop(expired, registration.name, trigger, started=False)
+            handler = guard_handler(handler, guard, registration.name)
+        if attempt == 1 and self._retrying and (policy := registration.retry or self._retry):
+            handler = functools.partial(self._attempts, into, policy, registration, trigger_seq, handler)  # fmt: skip
+        return handler  # type: ignore[no-any-return]
 
     def _emitting(
         self,
@@ -518,6 +554,61 @@ class Engine:
         if self._guard is not None and (expired := self._guard.resume()):
             raise self._timeout_stop(expired, handler_name, trigger)
 
+    async def _attempts(
+        self,
+        holder: CallHolder,
+        policy: Retry,
+        registration: HandlerRegistration,
+        trigger_seq: int | None,
+        handler: Callable[[WorkflowEvent], AsyncIterator[WorkflowEvent]],
+        trigger: WorkflowEvent,
+    ) -> AsyncGenerator[WorkflowEvent, None]:
+        """A call whose handler has a retry policy: its attempts, one after another.
+
+        An attempt is retried when it raised one of ``policy.on`` before yielding any event
+        but progress (see :class:`~baxiflow.Retry`); otherwise its error ends the call.
+        """
+        attempt = 1
+        while True:
+            dispatched = False
+            try:
+                async with contextlib.aclosing(handler(trigger)) as agen:  # type: ignore[type-var]
+                    async for event in agen:
+                        dispatched = dispatched or getattr(event, "name", None) != PROGRESS
+                        yield event
+                return
+            except Exception as exc:
+                if dispatched or isinstance(exc, _NOT_THE_HANDLERS) or not policy.retries(exc, attempt):  # fmt: skip
+                    holder._attempt = attempt
+                    raise
+                self._attempt_failed(holder, exc, registration.name, trigger)
+                await asyncio.sleep(self._before_deadline(policy.delay(attempt)))
+            attempt += 1
+            handler = self._step_started(registration, trigger, trigger_seq, holder, attempt)
+
+    def _attempt_failed(
+        self, holder: CallHolder, exc: Exception, name: str, trigger: WorkflowEvent
+    ) -> None:
+        """An attempt failed and another follows: stop its clock, end its call (its span)."""
+        if holder._guard is not None:
+            holder._guard.pause()
+        if holder._call is not None:
+            holder._call.error = handler_error(exc, "handler_error", name, trigger).error
+            self._call_finished(holder._call, "error")
+            holder._call = None
+
+    def _before_deadline(self, delay: float) -> float:
+        """``delay``, cut short where the run's deadline comes first."""
+        if self._deadline is None:
+            return delay
+        return max(0.0, min(delay, self._deadline - asyncio.get_running_loop().time()))
+
+    def _call_watchdog(self) -> Watchdog | None:
+        """The guard of one call in a task of its own: the run's deadline, a budget of its own."""
+        if self._watchdog is None:
+            return None
+        return Watchdog(asyncio.get_running_loop(), self._deadline, self._call_timeout)
+
     def _step_ended(self, handler_name: str | None, trigger: WorkflowEvent) -> None:
         """A step has emitted everything: stop its guard, end its call."""
         if self._guard is not None and (expired := self._guard.pause()):
@@ -555,6 +646,7 @@ class Engine:
         yielded: bool,
         name: str | None,
         trigger: WorkflowEvent,
+        holder: CallHolder | None = None,
     ) -> WorkflowEvent:
         """``exc`` came out of a step: the handler's error event, or raise what ends the run.
 
@@ -563,13 +655,15 @@ class Engine:
         caller held an event (``yielded``), closes the handler so its ``finally`` runs, and
         propagates, except the guard's own cancellation, which becomes its stop.
         """
-        guard = self._guard
+        holder = self if holder is None else holder
+        guard = holder._guard
         if isinstance(exc, Exception) and not yielded and not isinstance(exc, _NOT_THE_HANDLERS):
             assert name is not None, "events from outside the run cannot fail"
             if guard is not None and (expired := guard.pause()):
                 raise self._timeout_stop(expired, name, trigger) from None
             if not isinstance(exc, NotAnEvent):
-                return handler_error(exc, "handler_error", name, trigger)
+                attempts, holder._attempt = holder._attempt, 1
+                return handler_error(exc, "handler_error", name, trigger, attempts=attempts)
             await close(source, guard)
             if guard is not None and guard.expired is not None:
                 # Its cleanup ran out of time.
@@ -583,6 +677,123 @@ class Engine:
         if cancelled and timed_out and guard and (expired := guard.claim_cancellation()):
             raise self._timeout_stop(expired, name, trigger) from None
         raise exc
+
+    # Overlapping calls (concurrency above 1) ---------------------------------------
+
+    async def _overlapping(self, slots: Slots, queued: bool) -> Taken | None:
+        """What the loop runs or emits next in an overlapping run: a call to run itself, or
+        what a call in a task handed over; ``None`` once ``queued`` events wait for dispatch
+        or nothing is left. Starts calls in tasks of their own and ends those that ended."""
+        while (work := await slots.next(queued)) is not None:
+            kind, context, value = work
+            if kind == START:
+                if self._watchdog is None and slots.alone():
+                    slots.inline = context
+                    return _locals(context, context.registration, None)
+                self._start_apart(slots, context, started=False)
+                continue
+            if kind == EVENT:
+                self._call = context._call
+                return _locals(context, None, self._handed(slots, context, value))
+            slots.finished(context)
+            if kind == ENDED:
+                if context._call is not None:
+                    self._call_finished(context._call, "ok")
+                continue
+            self._call = context._call
+            if kind == FAILED:
+                return _locals(context, None, self._failed(value))
+            raise value  # a guard's stop, out of the call's task
+        return None
+
+    def _calls_of(
+        self, route: Route, item: Queued, lineage: Lineage | None, depth: int, dispatch: RouteOf
+    ) -> list[HandlerRegistration]:
+        """The handlers of a dequeued event still to run, next one last; an overlapping run
+        makes them calls that wait for a slot instead, and leaves none."""
+        if self._slots is None:
+            return list(reversed(route))  # type: ignore[arg-type]
+        self._slots.add(route, item, lineage, depth, dispatch)
+        return []
+
+    def _run_apart(self, slots: Slots, source: AsyncGenerator[WorkflowEvent, None]) -> bool:
+        """Whether the call the loop ran itself goes on in a task of its own (it stopped at a
+        yield because other work waits), rather than having ended."""
+        if getattr(source, "ag_frame", None) is None:
+            return False
+        context, slots.inline = slots.inline, None
+        assert context is not None
+        context.source, context._call, self._call = source, self._call, None
+        self._start_apart(slots, context, started=True)
+        return True
+
+    def _start_apart(self, slots: Slots, context: CallContext, *, started: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._pump(slots, context, started))
+        context.task = task
+        slots.tasks[task] = context
+
+    async def _pump(self, slots: Slots, context: CallContext, started: bool) -> None:
+        """A call in a task of its own: run its handler, hand the loop each event (waiting
+        until the caller asks for the next), then its end, failure or a guard's stop."""
+        registration, trigger = context.registration, context.trigger
+        name = registration.name
+        try:
+            if not started:
+                handler = self._step_started(registration, trigger, context.trigger_seq, context)
+                try:
+                    context.source = handler(trigger)  # type: ignore[assignment]
+                except Exception as exc:
+                    slots.put((FAILED, context, handler_error(exc, "handler_error", name, trigger)))
+                    return
+            source = context.source
+            assert source is not None
+            try:
+                async for event in source:
+                    if event.__class__ is not WorkflowEvent and not isinstance(
+                        event, WorkflowEvent
+                    ):
+                        raise NotAnEvent(event)
+                    if context._guard is not None and (expired := context._guard.pause()):
+                        raise self._timeout_stop(expired, name, trigger)
+                    await slots.hand(context, event)
+                    if context._guard is not None and (expired := context._guard.resume()):
+                        raise self._timeout_stop(expired, name, trigger)
+            except BaseException as exc:
+                failure = await self._caught(exc, source, False, name, trigger, context)
+                slots.put((FAILED, context, failure))
+            else:
+                slots.put((ENDED, context, None))
+        except asyncio.CancelledError:
+            raise  # the run is closing its calls
+        except BaseException as exc:
+            slots.put((RAISED, context, exc))
+        finally:
+            if context._guard is not None:
+                context._guard.close()
+
+    async def _handed(
+        self, slots: Slots, context: CallContext, event: WorkflowEvent
+    ) -> AsyncGenerator[WorkflowEvent, None]:
+        """The event a call in a task handed over, as a step of its own; once the caller
+        asks for the next event, the call goes on."""
+        try:
+            yield event
+        except GeneratorExit:
+            # The loop refused the event (a durable log's check): that is the call's failure.
+            slots.drop(context)
+            raise
+        self._call = None
+        slots.release(context)
+
+    async def _finish(self, seq: int, count: int, status: RunStatus, watched: bool) -> None:
+        """The run ends: keep its counters, close the calls still running, tell observers."""
+        self._seq, self._count = seq, count
+        if self._slots is not None:
+            for context in await self._slots.close():
+                if context._call is not None and context._call.status == "running":
+                    self._call_finished(context._call, "cancelled")
+        if watched:
+            self._close_run(status)
 
     def _max_events_stop(self, item: Queued | None, last: WorkflowEvent, name: str | None) -> Stop:
         error = max_events_error(self._limit, item, last, name, self._queue)
@@ -621,6 +832,40 @@ class Engine:
         info.duration = time.perf_counter() - self._clock_start
         assert self._group is not None
         self._group.notify("run_finished", info)
+
+
+class CallHolder(Protocol):
+    """Where a handler call's tracking and guard live: the engine, or a :class:`CallContext`."""
+
+    _call: HandlerCall | None
+    _guard: Watchdog | None
+    _attempt: int
+
+
+Taken: TypeAlias = tuple[
+    "HandlerRegistration | None",
+    Any,  # the source, or None
+    WorkflowEvent,
+    "Lineage | None",
+    int,
+    int,
+    RouteOf,
+    Queued,
+    str,
+]
+"""The loop's locals for a call of an overlapping run: ``(registration to start or None,
+source to emit from or None, trigger, lineage, trigger_seq, depth, dispatch, item, name)``."""
+
+
+def _locals(
+    context: CallContext,
+    registration: HandlerRegistration | None,
+    source: AsyncGenerator[WorkflowEvent, None] | None,
+) -> Taken:
+    return (
+        registration, source, context.trigger, context.lineage, context.trigger_seq,
+        context.depth, context.dispatch, context.item, context.registration.name,
+    )  # fmt: skip
 
 
 EventHook: TypeAlias = Callable[

@@ -76,6 +76,7 @@ CALL_COLUMNS: Final = (
     "emitted",
     "status",
     "error",
+    "attempt",
 )
 """What :data:`CallFields` holds, in order (``event`` is the name of the event handled)."""
 
@@ -132,6 +133,7 @@ def call_fields(call: HandlerCall) -> CallFields:
         call.emitted,
         call.status,
         call.error,
+        call.attempt,
     )
 
 

@@ -177,15 +177,16 @@ def ended_status(errors: int, stopped: RunStatus | None = None) -> RunStatus:
 
 
 def handler_error(
-    exc: BaseException, reason: str, name: str, trigger: WorkflowEvent
+    exc: BaseException, reason: str, name: str, trigger: WorkflowEvent, *, attempts: int = 1
 ) -> WorkflowEvent:
     """The error event for handler ``name`` failing with ``exc`` while handling ``trigger``.
 
     ``data["traceback"]`` is the traceback from the handler's frame down, as text that
     holds ``exc`` itself while the run is in memory (a :class:`~baxiflow.event.TracebackText`;
-    copies and saved traces keep only the text).
+    copies and saved traces keep only the text). A call retried ``attempts`` times says so
+    in its message and in ``data["attempts"]``.
     """
-    data = {
+    data: dict[str, object] = {
         "reason": reason,
         "type": type(exc).__name__,
         "handler": name,
@@ -193,6 +194,9 @@ def handler_error(
         "traceback": TracebackText.of(exc),
     }
     message = str(exc) or type(exc).__name__
+    if attempts > 1:
+        data["attempts"] = attempts
+        message = f"{message} (failed all {attempts} attempts)"
     return WorkflowEvent(ERROR, data, trigger.metadata, message)
 
 

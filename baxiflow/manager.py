@@ -31,6 +31,7 @@ from baxiflow._engine import Engine, new_run_id
 from baxiflow.event import WorkflowEvent
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
 from baxiflow.registry import EventHandler, HandlerRegistration, Registry, check_handled_name
+from baxiflow.retry import Retry
 
 __all__ = ["DEFAULT_MAX_EVENTS", "WorkflowManager"]
 
@@ -61,6 +62,12 @@ class WorkflowManager:
         name: The workflow's name, for observers and exporters (``RunInfo.workflow_name``);
             ``None`` to let them use the initial event's name.
         store: Log every run durably there (see :mod:`baxiflow.store`); ``None`` for none.
+        concurrency: Most handler calls running at once in one run. At 1 (the default) a
+            run calls one handler at a time, as the spec describes. At N, a call starts as
+            soon as its event is dispatched and a slot is free, in dispatch order, and runs
+            while others wait; see "Concurrency and retries" in the README for what order holds.
+        retry: The :class:`~baxiflow.Retry` policy of every handler registered without one
+            of its own; ``None`` for no retries.
 
     Each of ``max_events``, ``timeout`` and ``handler_timeout`` can be overridden for one
     run in :meth:`process`. A guard that trips ends the run with a final ``"error"`` event
@@ -72,9 +79,11 @@ class WorkflowManager:
     __slots__ = (
         "_observers",
         "_registry",
+        "concurrency",
         "handler_timeout",
         "max_events",
         "name",
+        "retry",
         "store",
         "timeout",
     )
@@ -88,7 +97,13 @@ class WorkflowManager:
         observers: Iterable[Observer] = (),
         name: str | None = None,
         store: RunStore | None = None,
+        concurrency: int = 1,
+        retry: Retry | None = None,
     ) -> None:
+        self.concurrency: int = _check_concurrency(concurrency)
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"retry must be a baxiflow.Retry or None, got {retry!r}")
+        self.retry = retry
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"name must be a non-empty str or None, got {name!r}")
         self.name = name
@@ -111,7 +126,14 @@ class WorkflowManager:
     # Registration -----------------------------------------------------------------
 
     def register(
-        self, event_name: str, handler: EventHandler, *, emits: Iterable[str] | None = None
+        self,
+        event_name: str,
+        handler: EventHandler,
+        *,
+        emits: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        sequential: bool = True,
+        retry: Retry | None = None,
     ) -> Self:
         """Add ``handler`` for ``event_name``; handlers of one event run in registration order.
 
@@ -120,6 +142,13 @@ class WorkflowManager:
             handler: An async generator function taking a :class:`WorkflowEvent`.
             emits: Optional names of the events the handler may yield (documentation for
                 diagrams and validation; not enforced at run time).
+            concurrency: Most calls of this handler running at once in a run (a rate limit
+                for a fragile API); ``None`` for no limit of its own.
+            sequential: ``False`` lets its calls start without waiting for the handlers
+                registered before it on the same event to end (only when the run's
+                ``concurrency`` is above 1).
+            retry: How a failing call is retried (a :class:`~baxiflow.Retry`); ``None`` for
+                the manager's ``retry``.
 
         Returns:
             The manager itself, so registrations chain.
@@ -128,17 +157,30 @@ class WorkflowManager:
             HandlerTypeError: ``handler`` is not an async generator function (a ``TypeError``).
             EventNameError: ``event_name`` is not a non-empty string, or is ``"progress"``,
                 whose events are never dispatched (a ``ValueError``).
+            ValueError: ``concurrency`` is not a positive int.
+            TypeError: ``sequential`` is not a bool, or ``retry`` not a ``Retry``.
 
         >>> async def a(event):
         ...     yield event
         >>> WorkflowManager().register("one", a).register("two", a)
         <WorkflowManager handlers={'one': 1, 'two': 1}>
         """
-        self._registry.add(event_name, handler, emits=emits)
+        self._registry.add(
+            event_name, handler, emits=emits, concurrency=concurrency, sequential=sequential,
+            retry=retry,
+        )  # fmt: skip
         return self
 
-    def on(self, event_name: str, *, emits: Iterable[str] | None = None) -> Callable[[H], H]:
-        """Decorator form of :meth:`register`; returns the handler unchanged.
+    def on(
+        self,
+        event_name: str,
+        *,
+        emits: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        sequential: bool = True,
+        retry: Retry | None = None,
+    ) -> Callable[[H], H]:
+        """Decorator form of :meth:`register` (same options); returns the handler unchanged.
 
         >>> workflow = WorkflowManager()
         >>> @workflow.on("start", emits=["done"])
@@ -151,7 +193,10 @@ class WorkflowManager:
         check_handled_name(event_name)  # now, so a mistake shows where it was made
 
         def decorate(handler: H) -> H:
-            self._registry.add(event_name, handler, emits=emits)
+            self.register(
+                event_name, handler, emits=emits, concurrency=concurrency,
+                sequential=sequential, retry=retry,
+            )  # fmt: skip
             return handler
 
         return decorate
@@ -199,6 +244,7 @@ class WorkflowManager:
         store: RunStore | _Unset | None = _UNSET,
         run_id: str | None = None,
         durability: Durability = "batched",
+        concurrency: int | None = None,
     ) -> AsyncGenerator[WorkflowEvent, None]:
         """Run the workflow from ``initial_event``, yielding every event as it is emitted.
 
@@ -225,6 +271,7 @@ class WorkflowManager:
             durability: When the log is committed: ``"sync"`` (at every event, before the
                 caller gets it), ``"batched"`` (at least every 100 ms, and at the end) or
                 ``"exit"`` (at the end only: a crash loses the run).
+            concurrency: Overrides the manager's ``concurrency`` for this run.
 
         Returns:
             An async generator of every event of the run, in emission order. Nothing runs
@@ -240,6 +287,7 @@ class WorkflowManager:
                 f"process() takes a WorkflowEvent to start from, got {type(initial_event).__name__}"
             )
         guards = self._guards(max_events, timeout, handler_timeout)
+        options = self._options(concurrency)
         run_store = self.store if store is _UNSET else store
         extra = [as_observer(o) for o in observers] if observers else ()
         if run_store is None:
@@ -247,7 +295,7 @@ class WorkflowManager:
                 raise ValueError("run_id= names a run in a store: pass store= as well")
             everyone = [*self._observers, *extra] if extra else self._observers
             # Positional: this runs once per run, and keyword arguments cost more to pass.
-            engine = Engine(self._registry.route, initial_event, *guards, everyone, None, self.name)
+            engine = Engine(self._registry.route, initial_event, *guards, everyone, None, self.name, **options)  # fmt: skip
             return engine.stream()
         if problem := run_store.check_event(initial_event):
             raise ValueError(f"the initial event cannot be logged: {problem}")
@@ -256,7 +304,7 @@ class WorkflowManager:
         everyone = [log, *self._observers, *extra]
         return Engine(
             self._registry.route, initial_event, *guards, everyone, run_id, self.name,
-            check=run_store.check_event,
+            check=run_store.check_event, **options,
         ).stream()  # fmt: skip
 
     def resume(
@@ -270,6 +318,7 @@ class WorkflowManager:
         max_events: int | _Unset | None = _UNSET,
         timeout: float | _Unset | None = _UNSET,
         handler_timeout: float | _Unset | None = _UNSET,
+        concurrency: int | None = None,
     ) -> AsyncGenerator[WorkflowEvent, None]:
         """Go on with an unfinished logged run; an async generator like :meth:`process`.
 
@@ -277,7 +326,8 @@ class WorkflowManager:
         not finish runs again; the events it yields that the log already holds (its first
         ones) are matched to the log, not logged or emitted twice. Every event is in the log
         exactly once; a handler's side effects may happen twice if the process died during
-        that call (at least once).
+        that call (at least once). With several calls in flight when the run stopped,
+        every one of them runs again.
 
         Raises:
             LookupError: The store has no such run.
@@ -295,7 +345,7 @@ class WorkflowManager:
         everyone = [saved.log, *self._observers, *map(as_observer, observers)]
         return Engine(
             self._registry.route, saved.state, *guards, everyone, run_id, self.name, saved.reruns,
-            check=store.check_event,
+            check=store.check_event, **self._options(concurrency),
         ).stream()  # fmt: skip
 
     def replay(
@@ -337,12 +387,23 @@ class WorkflowManager:
         guards = self._guards(_UNSET, _UNSET, _UNSET)
         check = None if store is None else store.check_event
         return Engine(
-            self._registry.route, state, *guards, everyone, fork_id, self.name, check=check
-        ).stream()
+            self._registry.route, state, *guards, everyone, fork_id, self.name, check=check,
+            **self._options(None),
+        ).stream()  # fmt: skip
 
     def fingerprint(self) -> str:
         """A digest of the registry (event names, handler order and names), as logs keep it."""
         return fingerprint(self._registry.all())
+
+    def _options(self, concurrency: int | None) -> dict[str, Any]:
+        """The engine's concurrency and retry options for one run (none in the common case)."""
+        run_concurrency = self.concurrency if concurrency is None else _check_concurrency(concurrency)  # fmt: skip
+        options: dict[str, Any] = {}
+        if run_concurrency != 1:
+            options["concurrency"] = run_concurrency
+        if self.retry is not None or self._registry.retrying:
+            options["retry"], options["retrying"] = self.retry, self._registry.retrying
+        return options
 
     def _guards(
         self,
@@ -362,6 +423,13 @@ class WorkflowManager:
             if handler_timeout is _UNSET
             else check_limit("handler_timeout", handler_timeout, integer=False),
         )
+
+
+def _check_concurrency(value: object) -> int:
+    """``value`` if it is a positive int (calls at once in a run), else a ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"concurrency must be a positive int (handler calls at once), got {value!r}")  # fmt: skip
+    return value
 
 
 ReplaySource: TypeAlias = "TraceLike | tuple[RunStore, str]"

@@ -94,6 +94,8 @@ class HandlerCall:
         status: ``"running"``, then a :data:`HandlerStatus`.
         emitted: Events it yielded (for a failed call, the error event is not counted).
         error: The message when it raised or timed out.
+        attempt: Which attempt of a retried call this is (1 for the first, and for a call
+            never retried); each attempt is a call of its own.
     """
 
     run: RunInfo
@@ -107,6 +109,7 @@ class HandlerCall:
     status: HandlerStatus = "running"
     emitted: int = 0
     error: str | None = None
+    attempt: int = 1
 
     @property
     def duration(self) -> float | None:

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias, TypeGuard
 
 from baxiflow.event import PROGRESS, WorkflowEvent, check_event_name
 from baxiflow.exceptions import EventNameError, HandlerTypeError
+from baxiflow.retry import Retry
 
 __all__ = ["EventHandler", "HandlerRegistration", "Registry", "check_handler", "handler_name"]
 
@@ -112,6 +113,10 @@ class HandlerRegistration:
         name: Its qualified name.
         position: Its place in the sequence of that event's handlers (0 runs first).
         emits: Event names it declared it emits, or ``None`` when it declared nothing.
+        concurrency: Most calls of it running at once in a run; ``None`` for no own limit.
+        sequential: Whether its calls wait for the handlers registered before it on the
+            same event to end (they always do at ``concurrency=1``).
+        retry: How a failing call of it is retried; ``None`` for the manager's default.
     """
 
     event_name: str
@@ -119,6 +124,9 @@ class HandlerRegistration:
     name: str
     position: int
     emits: tuple[str, ...] | None = None
+    concurrency: int | None = None
+    sequential: bool = True
+    retry: Retry | None = None
 
 
 Route: TypeAlias = HandlerRegistration | tuple[HandlerRegistration, ...]
@@ -148,21 +156,49 @@ def check_handled_name(event_name: object) -> str:
     return name
 
 
+def _check_call_options(name: str, concurrency: object, sequential: object, retry: object) -> None:
+    """Raise for a per-handler option that is not what :meth:`Registry.add` takes."""
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise ValueError(
+            f"handler {name!r}: concurrency must be a positive int (most calls at once) or "
+            f"None, got {concurrency!r}"
+        )
+    if not isinstance(sequential, bool):
+        raise TypeError(f"handler {name!r}: sequential must be True or False, got {sequential!r}")
+    if retry is not None and not isinstance(retry, Retry):
+        raise TypeError(
+            f"handler {name!r}: retry must be a baxiflow.Retry, e.g. Retry(attempts=3), "
+            f"or None, got {retry!r}"
+        )
+
+
 class Registry:
     """Handlers per event name, in registration order."""
 
-    __slots__ = ("_by_event", "_routes")
+    __slots__ = ("_by_event", "_routes", "retrying")
 
     def __init__(self) -> None:
         self._by_event: dict[str, tuple[HandlerRegistration, ...]] = {}
         self._routes: dict[str, Route] = {}
+        self.retrying = False
+        """Whether some registration has a retry policy of its own."""
 
     def add(
-        self, event_name: str, handler: object, *, emits: Iterable[str] | None = None
+        self,
+        event_name: str,
+        handler: object,
+        *,
+        emits: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        sequential: bool = True,
+        retry: Retry | None = None,
     ) -> HandlerRegistration:
         """Validate and append ``handler`` to the handlers of ``event_name``."""
         check_handled_name(event_name)
         checked = check_handler(handler)
+        _check_call_options(handler_name(checked), concurrency, sequential, retry)
         declared = None
         if emits is not None:
             if isinstance(emits, str):
@@ -173,8 +209,10 @@ class Registry:
             declared = tuple(check_event_name(name) for name in emits)
         current = self._by_event.get(event_name, ())
         registration = HandlerRegistration(
-            event_name, checked, handler_name(checked), len(current), declared
-        )
+            event_name, checked, handler_name(checked), len(current), declared,
+            concurrency, sequential, retry,
+        )  # fmt: skip
+        self.retrying = self.retrying or retry is not None
         # A new tuple each time: runs iterating the old one are never disturbed.
         registrations = self._by_event[event_name] = (*current, registration)
         self._routes[event_name] = registrations if current else registration

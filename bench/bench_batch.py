@@ -194,7 +194,7 @@ def scale_out(count: int, rounds: int = 3) -> None:
     ratios, firsts = [], []
     with (
         LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -22,6 +22,7 @@ CORE = (
     "_guarded",
     "_observer_group",
     "_optional",
+    "_overlap",
     "_recording",
     "_routing",
     "_text",
@@ -30,6 +31,7 @@ CORE = (
     "manager",
     "observe",
     "registry",
+    "retry",
 )
 """Every top-level module but ``__init__`` and ``runner``."""
 

@@ -58,3 +58,13 @@ def test_readme_compares_features_only_and_claims_no_speed_figures() -> None:
     why = section("Why baxiflow")
     assert "no speed figures are measured here" in why
     assert not re.search(r"\d+(\.\d+)?\s*(x|\u00d7|µs|ms|s)\b", why)
+
+
+def test_readme_concurrency_example_overlaps_and_retries_as_it_says() -> None:
+    (block,) = [b for b in python_blocks() if "concurrency=5" in b]
+    result = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.splitlines() == ["['found', 'found', 'found', 'found', 'question'] 3"]
+    rules = section("Concurrency and retries")
+    assert "What order still holds" in rules and "What no longer holds" in rules

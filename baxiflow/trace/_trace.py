@@ -56,7 +56,12 @@ duration      float            ``end - start``, in seconds
 emitted       int              events it yielded (a failure's error event not counted)
 status        str              ``"ok"``, ``"error"``, ``"timeout"`` or ``"cancelled"``
 error         str | None       the message when it raised or timed out
+attempt       int              which attempt of a retried call (1 for the first); each
+                               attempt is a span of its own
 ============  ===============  ===========================================================
+
+Calls of a run with ``concurrency`` above 1 may overlap: their spans' ``start`` and ``end``
+interleave, and each event's ``parent_seq`` still names the event its call handled.
 
 :attr:`Trace.runs` has one row per run: ``run_id``, ``event`` (the initial event's name),
 ``started_at`` (wall clock), ``status`` (a :data:`~baxiflow.observe.RunStatus`), ``events``,
@@ -126,6 +131,7 @@ SPAN_COLUMNS: Final = (
     "emitted",
     "status",
     "error",
+    "attempt",
 )
 """Columns of :attr:`Trace.spans`, in order."""
 
@@ -194,7 +200,9 @@ def _record_values(fields: Sequence[Any]) -> tuple[Any, ...]:
 
 def _span_values(fields: Sequence[Any]) -> tuple[Any, ...]:
     """The :data:`SPAN_COLUMNS` of one handler call."""
-    run_id, handler, position, event, event_seq, start, end, emitted, status, error = fields
+    run_id, handler, position, event, event_seq, start, end, emitted, status, error, attempt = (
+        fields
+    )
     duration = None if end is None else end - start
     return (
         run_id,
@@ -208,6 +216,7 @@ def _span_values(fields: Sequence[Any]) -> tuple[Any, ...]:
         emitted,
         status,
         error,
+        attempt,
     )
 
 
@@ -588,7 +597,7 @@ class Trace(Recorder):
         >>> Trace.from_jsonl(io.StringIO('{"format": "baxiflow-trace", "version": 1}\\n{"span": 3}\\n'))
         Traceback (most recent call last):
         ...
-        baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error'], got 3
+        baxiflow.exceptions.TraceFormatError: <stream> line 2: a span row must have the columns ['run_id', 'handler', 'position', 'event', 'event_seq', 'start', 'end', 'duration', 'emitted', 'status', 'error', 'attempt'], got 3
         """
         if isinstance(source, str | bytes | os.PathLike):
             # Bytes, decoded line by line, so a line that is not UTF-8 can be named.
