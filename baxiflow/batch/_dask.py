@@ -95,6 +95,10 @@ the observers and the store, each unpickled (a store: opened) once per thread an
 _loading = threading.Lock()
 
 
+_released: set[str] = set()
+"""Batches that have ended: a chunk of one that starts late opens no store again."""
+
+
 def _shipped(payload: bytes, token: str) -> tuple[WorkflowManager, list[WorkflowObserver], Any]:
     """This thread's copy of the batch's workflow, observers and store (``None`` for none)."""
     key = (token, threading.get_ident())
@@ -102,13 +106,20 @@ def _shipped(payload: bytes, token: str) -> tuple[WorkflowManager, list[Workflow
     if loaded is None:
         loaded = pickle.loads(payload)
         with _loading:
-            _loaded[key] = loaded
+            ended = token in _released
+            if not ended:
+                _loaded[key] = loaded
+        if ended:
+            if loaded[2] is not None:
+                loaded[2].close()
+            raise RuntimeError("this batch has ended; its chunk was not run")
     return loaded
 
 
 def release(token: str) -> None:
     """The batch ``token`` has ended: forget its workflow here and close its stores."""
     with _loading:
+        _released.add(token)
         ended = [_loaded.pop(key) for key in list(_loaded) if key[0] == token]
     for _, _, store in ended:
         if store is not None:

@@ -397,9 +397,7 @@ async def run_many(
         timeout: As in :meth:`WorkflowManager.process`, for every run.
         handler_timeout: As in :meth:`WorkflowManager.process`, for every run.
         store: Log every run durably there (see :mod:`baxiflow.store`), each under its own
-            run id (``RunResult.info.run_id``). On Dask each worker opens the store
-            again: a ``PostgresStore`` from its DSN, an ``SQLiteStore`` from its path
-            (workers on this machine only: a ``LocalCluster``).
+            run id (``RunResult.info.run_id``); on Dask each worker opens it again.
         durability: As in :meth:`WorkflowManager.process`, with ``store``.
 
     Returns:
