@@ -22,7 +22,7 @@ distributed = pytest.importorskip("distributed")
 from test_store_postgres import dsn, server  # noqa: E402, F401 - the PostgreSQL fixtures
 
 from baxiflow import WorkflowEvent, WorkflowManager, run_many  # noqa: E402
-from baxiflow.batch import _dask  # noqa: E402
+from baxiflow.batch import BatchDisplay, BatchState, _dask, _run  # noqa: E402
 
 # The workers import baxiflow, not this test module: ship its handlers by value, as
 # cloudpickle does on its own for a notebook's or a script's.
@@ -77,10 +77,22 @@ async def test_a_batch_on_the_cluster_equals_the_local_batch_and_streams_progres
         apply(stream, message)
 
     monkeypatch.setattr(_dask._Stream, "apply", timed_apply)
+    views: list[BatchDisplay] = []
+
+    def silent_view(state: BatchState) -> BatchDisplay:
+        views.append(BatchDisplay(state))
+        return views[-1]
+
+    monkeypatch.setattr(_run, "batch_view", silent_view)
     workflow = make_workflow(delay=0.02)
     async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
-        batch = await run_many(workflow, starts(120), client=client, chunk_size=10, view=False)
-    ended = time.perf_counter()
+        batch = await run_many(workflow, starts(120), client=client, chunk_size=10)
+        ended = time.perf_counter()
+        streamed = len(seen)
+        # Without a view, nothing streams while the batch runs.
+        unseen = await run_many(workflow, starts(40), client=client, chunk_size=10, view=False)
+    assert len(seen) == streamed and len(unseen.results) == 40
+    assert views[0].state.done == 120 and views[0].redraws >= 1
     local = await run_many(workflow, starts(120), view=False)
     assert events_of(batch) == events_of(local)
     assert [r["status"] for r in batch.records] == [r["status"] for r in local.records]

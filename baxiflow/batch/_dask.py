@@ -7,7 +7,7 @@ fresh event loop (``asyncio.run``), never the worker's communication loop, and r
 chunk's inputs ``concurrency`` at a time through the same :class:`LocalBatch` as a local
 batch. While it runs, it sends the outcome rows of ended runs and its runs per step to the
 client as Dask events (``Worker.log_event`` / ``Client.subscribe_topic``), at most every
-0.1 s, so the view moves while the batch runs. A task whose worker dies is run again
+0.1 s, so the view moves while the batch runs (a batch without a view streams nothing). A task whose worker dies is run again
 by the scheduler (its ``allowed-failures``); one that fails for good turns each of its
 inputs into a failed run that names the reason: no input goes missing.
 
@@ -191,21 +191,28 @@ def run_chunk(
     token: str,
     pairs: list[tuple[int, WorkflowEvent]],
     settings: Settings,
-    topic: str,
+    topic: str | None,
     chunk: int,
 ) -> ChunkResult:
-    """Run one chunk on a Dask worker, on a new event loop in this worker thread."""
+    """Run one chunk on a Dask worker, on a new event loop in this worker thread.
+
+    Progress streams to ``topic``; ``None`` when the batch shows no view: then nothing is
+    sent while the chunk runs, and runs per step are not counted.
+    """
     workflow, observers, store = _shipped(payload, token)
     if store is not None:
         settings = dataclasses.replace(settings, limits={**settings.limits, "store": store})
-    worker = _distributed().get_worker()
-
-    def send(message: dict[str, Any]) -> None:
-        worker.log_event(topic, message)
-
     started = time.perf_counter()
-    state = _StreamState(len(pairs))
-    batch = LocalBatch(workflow, settings, state, _Streamer(state, send, chunk), observers)
+    state = BatchState(len(pairs)) if topic is None else _StreamState(len(pairs))
+    streamer = None
+    if isinstance(state, _StreamState):
+        worker = _distributed().get_worker()
+
+        def send(message: dict[str, Any]) -> None:
+            worker.log_event(topic, message)
+
+        streamer = _Streamer(state, send, chunk)
+    batch = LocalBatch(workflow, settings, state, streamer, observers)
     asyncio.run(batch.run(_Pairs(pairs)))
     outcomes = [batch.outcomes[index] for index, _ in pairs]
     return ChunkResult(outcomes, batch.trace, time.perf_counter() - started)
@@ -307,13 +314,17 @@ class _DaskBatch:
         self.outcomes: dict[int, tuple[dict[str, Any], RunResult]] = {}
         self.stopped: str | None = None
         self.token = uuid.uuid4().hex
-        self.topic = f"baxiflow-batch-{self.token}"
+        # Progress streams back only to a view.
+        self.topic = None if display is None else f"baxiflow-batch-{self.token}"
 
     async def run(self, inputs: Inputs, payload: bytes) -> None:
         client = self.client
         loop = asyncio.get_running_loop()
         apply = self.stream.apply
-        client.subscribe_topic(self.topic, lambda event: loop.call_soon_threadsafe(apply, event[1]))
+        if self.topic is not None:
+            client.subscribe_topic(
+                self.topic, lambda event: loop.call_soon_threadsafe(apply, event[1])
+            )
         # A key of its own (hash=False): the same workflow shipped again by a later batch must
         # not share a key that this batch releases when it ends.
         shipped = await _call(client, client.scatter, payload, hash=False)
@@ -351,7 +362,8 @@ class _DaskBatch:
                     chunk, pairs, _future = waiting.pop(task)
                     self._gather(chunk, pairs, task)
         finally:
-            client.unsubscribe_topic(self.topic)
+            if self.topic is not None:
+                client.unsubscribe_topic(self.topic)
             for task in waiting:
                 task.cancel()
             if waiting:
