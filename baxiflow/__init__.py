@@ -11,6 +11,7 @@ from baxiflow.batch import BatchResult, run_many, run_many_sync
 from baxiflow.diagrams import Diagram, Finding, ValidationReport, diagram, validate
 from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import (
+    AnswerError,
     BaxiflowError,
     BaxiflowWarning,
     EventNameError,
@@ -23,6 +24,7 @@ from baxiflow.exceptions import (
     TraceFormatError,
     WorkflowError,
 )
+from baxiflow.handle import WorkflowRun
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, WorkflowObserver
 from baxiflow.progress import ProgressObserver, ProgressView, TerminalProgress, progress_view
@@ -32,6 +34,7 @@ from baxiflow.runner import RunResult, run, run_sync
 from baxiflow.trace import Trace, record
 
 __all__ = [
+    "AnswerError",
     "BatchResult",
     "BaxiflowError",
     "BaxiflowWarning",
@@ -61,6 +64,7 @@ __all__ = [
     "WorkflowEvent",
     "WorkflowManager",
     "WorkflowObserver",
+    "WorkflowRun",
     "diagram",
     "progress_view",
     "record",

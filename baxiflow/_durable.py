@@ -2,7 +2,14 @@
 
 A durable run's log is its event stream: every emitted event and every handler call's start
 and end, appended in order. The queue at any point follows from the log: the events emitted
-whose dispatch has not finished. :func:`state_from_log` derives it, for a run to go on with
+whose dispatch has not finished.
+
+A call is known in the log by the event it handled (its ``seq``), its handler's qualified
+name, and which registration of that handler for that event it is (its *occurrence*: 0,
+or 1 for the second when the same handler is registered twice). Not by its position among
+the event's handlers: a run resumed on a changed registry (``allow_changed=True``) matches
+each logged call to the registration it was, wherever that registration stands now, and a
+handler that was not there runs as new. :func:`state_from_log` derives it, for a run to go on with
 (``WorkflowManager.resume``) or for a fork of it from any event (``WorkflowManager.replay``).
 The stores themselves (SQLite, PostgreSQL) live in :mod:`baxiflow.store`; the core knows
 them only through :class:`RunStore`.
@@ -21,11 +28,13 @@ them only through :class:`RunStore`.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeAlias
 
+from baxiflow._asking import Requests
 from baxiflow._engine import Pending, RunState
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.observe import WorkflowObserver
@@ -40,6 +49,7 @@ __all__ = [
     "SavedRun",
     "fingerprint",
     "fork_state",
+    "occurrences",
     "registry_changes",
     "state_from_log",
 ]
@@ -63,6 +73,8 @@ class LoggedEvent:
         handler: The handler that emitted it (or failed, for an error event it made).
         position: That handler's place among the handlers of its trigger; ``None`` for a
             root or an event a guard made.
+        occurrence: Which registration of ``handler`` for the trigger's event made it (see
+            the module's docstring); ``None`` where ``position`` is.
     """
 
     seq: int
@@ -71,6 +83,7 @@ class LoggedEvent:
     event: WorkflowEvent
     handler: str | None = None
     position: int | None = None
+    occurrence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +92,18 @@ class LoggedCall:
 
     Attributes:
         trigger_seq: The event it handled.
-        position: The handler's place among that event's handlers.
+        position: The handler's place among that event's handlers when it ran.
         handler: The handler's qualified name.
         status: ``"running"`` if the log holds no end, else how it ended (a call that ended
             ``"cancelled"`` was cut short and runs again on resume).
+        occurrence: Which registration of ``handler`` for that event it was (0 for the first).
     """
 
     trigger_seq: int
     position: int
     handler: str
     status: str
+    occurrence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +200,29 @@ def registry_changes(then: str, now: str) -> str:
     return f"now {'; '.join(added)}; before {'; '.join(gone)}"
 
 
+@functools.lru_cache(maxsize=64)
+def occurrences(fingerprint: str) -> Mapping[tuple[str, int], int]:
+    """The registrations that repeat a handler, from a :func:`fingerprint`.
+
+    Returns ``{(event name, position): occurrence}`` for each registration whose handler is
+    registered earlier for the same event too (every other one's occurrence is 0). Kept
+    for the last few registries: every logged run asks.
+
+    >>> occurrences('["start: plan", "task: work, audit, work"]')
+    {('task', 2): 1}
+    """
+    found: dict[tuple[str, int], int] = {}
+    for line in json.loads(fingerprint):
+        # Qualified names hold no ": " nor ", "; an event's name might.
+        event, _, names = line.rpartition(": ")
+        seen: dict[str, int] = {}
+        for position, name in enumerate(names.split(", ")):
+            if occurrence := seen.get(name, 0):
+                found[(event, position)] = occurrence
+            seen[name] = occurrence + 1
+    return found
+
+
 def _dispatched(event: LoggedEvent, by_seq: dict[int, LoggedEvent]) -> bool:
     """Whether the run dispatches ``event`` at all: not progress, not an error from an error."""
     name = event.event.name
@@ -203,6 +241,16 @@ def _ancestry(event: LoggedEvent, by_seq: dict[int, LoggedEvent]) -> tuple[str, 
     return tuple(reversed(names))
 
 
+def _identities(route: Route) -> tuple[tuple[int, str, int], ...]:
+    """``(position, handler name, occurrence)`` of each registration of ``route``."""
+    seen: dict[str, int] = {}
+    found = []
+    for registration in route if isinstance(route, tuple) else (route,):
+        occurrence = seen[registration.name] = seen.get(registration.name, -1) + 1
+        found.append((registration.position, registration.name, occurrence))
+    return tuple(found)
+
+
 def _counters(events: Sequence[LoggedEvent]) -> dict[str, int]:
     return {
         "seq": max((e.seq for e in events), default=-1),
@@ -219,40 +267,48 @@ def state_from_log(
     """Where a logged run stands: the events whose dispatch has not finished, in order.
 
     An event's dispatch has finished when each of its handlers' calls has ended (the log
-    holds a call's row once it ended ``ok`` or ``error``). A call that did not end runs
-    again; the second value says, for each that had emitted events, how many the log
-    already holds (they are matched, not emitted twice).
+    holds a call's row once it ended ``ok`` or ``error``); calls are matched to the
+    registrations of ``route`` by handler name and occurrence (see the module's
+    docstring). A call that did not end runs again; the second value says, for each that
+    had emitted events, ``(trigger_seq, position now)`` and how many the log already
+    holds (they are matched, not emitted twice). The requests for input the log leaves
+    open are open in the state.
     """
     by_seq = {e.seq: e for e in events}
-    ended: dict[int, set[int]] = {}
-    for call in calls:
-        # A call cut short (the run was stopped or died) has not done its work: it runs again.
-        if call.status in ("ok", "error"):
-            ended.setdefault(call.trigger_seq, set()).add(call.position)
-    emitted_by: dict[tuple[int, int], int] = {}
+    # A call cut short (the run was stopped or died) has not done its work: it runs again.
+    ended = {(c.trigger_seq, c.handler, c.occurrence) for c in calls if c.status in ("ok", "error")}
+    emitted_by: dict[tuple[int, str, int], int] = {}
     for e in events:
-        if e.parent_seq is not None and e.position is not None:
-            key = (e.parent_seq, e.position)
+        if e.parent_seq is not None and e.handler is not None and e.occurrence is not None:
+            key = (e.parent_seq, e.handler, e.occurrence)
             emitted_by[key] = emitted_by.get(key, 0) + 1
     pending: list[Pending] = []
     reruns: dict[tuple[int, int], int] = {}
+    by_name: dict[str, tuple[tuple[int, str, int], ...]] = {}
+    requests = Requests()
     for logged in sorted(events, key=lambda e: e.seq):
+        requests.follow(logged.event, logged.seq, logged.parent_seq)
         found = route(logged.event.name)
         if found is None or not _dispatched(logged, by_seq):
             continue
-        left = tuple(
-            r.position
-            for r in (found if isinstance(found, tuple) else (found,))
-            if r.position not in ended.get(logged.seq, ())
-        )
+        left: list[int] = []
+        identities = by_name.get(logged.event.name)
+        if identities is None:
+            identities = by_name[logged.event.name] = _identities(found)
+        for position, name, occurrence in identities:
+            call = (logged.seq, name, occurrence)
+            if call not in ended:
+                left.append(position)
+                if emitted := emitted_by.get(call, 0):
+                    reruns[(logged.seq, position)] = emitted
         if left:
             ancestry = _ancestry(logged, by_seq)
-            pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, left))
-            for position in left:
-                if emitted := emitted_by.get((logged.seq, position), 0):
-                    reruns[(logged.seq, position)] = emitted
+            pending.append(Pending(logged.event, logged.seq, logged.depth, ancestry, tuple(left)))
     first = min(events, key=lambda e: e.seq).event if events else None
-    return RunState(pending, (), **_counters(events), initial_event=first), reruns
+    state = RunState(
+        pending, (), **_counters(events), initial_event=first, requests=requests.seqs()
+    )
+    return state, reruns
 
 
 def fork_state(

@@ -7,8 +7,11 @@ What only observers or guards need is gated: a run with no observers makes no
 :class:`~baxiflow.observe.RunInfo`, no handler calls and reads no clock.
 
 A run starts from one initial event, or from a saved :class:`RunState` (events waiting for
-dispatch, counters, lineage). Opened to the outside (:meth:`Engine.open_inbox`), it waits for
-:meth:`Engine.deliver` when its queue runs dry instead of ending, until the inbox is closed.
+dispatch, counters, lineage, open requests). Opened to the outside (:meth:`Engine.open_inbox`),
+it waits for :meth:`Engine.deliver` when its queue runs dry instead of ending, until the inbox
+is closed. A run that takes answers (:meth:`Engine.take_answers`) waits only while a request
+for input is open (see :mod:`baxiflow._asking`); a run that takes none reports its open
+requests with an error event when its queue runs dry, and ends.
 
 >>> import asyncio
 >>> from baxiflow.event import WorkflowEvent
@@ -38,6 +41,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from baxiflow._asking import Requests, unanswered_error
 from baxiflow._deadline import Expiry, Watchdog
 from baxiflow._guarded import guard_handler
 from baxiflow._observer_group import ObserverGroup
@@ -58,8 +62,8 @@ from baxiflow._routing import (
     max_events_error,
     timeout_error,
 )
-from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
-from baxiflow.exceptions import ObserverWarning
+from baxiflow.event import ERROR, INPUT_REQUIRED, PROGRESS, WorkflowEvent
+from baxiflow.exceptions import AnswerError, ObserverWarning
 from baxiflow.observe import (
     EmittedEvent,
     HandlerCall,
@@ -71,7 +75,11 @@ from baxiflow.observe import (
 from baxiflow.registry import EventHandler, HandlerRegistration, Route
 from baxiflow.retry import Retry
 
-__all__ = ["Engine", "Pending", "RunState"]
+__all__ = ["WAITING", "Engine", "Pending", "RunState"]
+
+WAITING = WorkflowEvent("waiting")
+"""What the stream of a run that takes answers yields, this very object, when the run starts
+to wait for them; never seen by observers (``WorkflowRun`` keeps it from its caller)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -123,6 +131,7 @@ class RunState:
         initial_event: The event the run started from, as observers see it
             (``RunInfo.initial_event``); by default the first of ``roots`` or ``pending``.
             A state with nothing left to dispatch needs it: its run ends at once.
+        requests: The open requests for input, ``(seq, event)``, oldest first.
 
     The engine updates the counters as the run goes on.
 
@@ -130,7 +139,7 @@ class RunState:
     <RunState: 1 pending, 0 roots, seq 5, count 0, errors 0>
     """
 
-    __slots__ = ("count", "errors", "initial_event", "pending", "roots", "seq")
+    __slots__ = ("count", "errors", "initial_event", "pending", "requests", "roots", "seq")
 
     def __init__(
         self,
@@ -141,8 +150,10 @@ class RunState:
         count: int = 0,
         errors: int = 0,
         initial_event: WorkflowEvent | None = None,
+        requests: Sequence[tuple[int, WorkflowEvent]] = (),
     ) -> None:
         self.initial_event = initial_event
+        self.requests = requests
         self.pending = pending
         self.roots = roots
         self.seq = seq
@@ -198,6 +209,12 @@ class Engine:
     # What only some runs set; a run nobody watches never pays for storing them.
     _inbox: deque[WorkflowEvent] | None = None
     _wakeup: asyncio.Event | None = None
+    _holds = False  # an open inbox keeps the run waiting until it is closed
+    _answers = False  # the run takes answers: it waits while requests are open
+    _wait_timeout: float | None = None
+    _waiting = False  # its queue is empty and it waits for events from outside
+    _requests: Requests | None = None  # made at the first request
+    _ended = False
     _run_id: str | None = None
     _workflow_name: str | None = None
     _group: ObserverGroup | None = None
@@ -259,6 +276,8 @@ class Engine:
             self._roots = list(start.roots)
             self._first = first
             self._seq, self._count, self._errors = start.seq, start.count, start.errors
+            for seq, request in start.requests:
+                self._open_requests().ask(request, seq)
         if run_id is not None:
             self._run_id = run_id
         if workflow_name is not None:
@@ -282,9 +301,59 @@ class Engine:
 
     def open_inbox(self) -> None:
         """Let events arrive from outside: an empty queue waits for them instead of ending."""
+        self._holds = True
+        self._start_inbox()
+
+    def take_answers(self, wait_timeout: float | None = None) -> None:
+        """Let answers to the run's requests arrive (:meth:`answer`).
+
+        While a request is open and the queue is empty, the run waits, after yielding
+        :data:`WAITING`; a wait longer than ``wait_timeout`` seconds gives the open requests
+        up with an error event.
+        """
+        self._answers, self._wait_timeout = True, wait_timeout
+        self._start_inbox()
+
+    def _start_inbox(self) -> None:
         if self._inbox is None:
             self._inbox = deque()
             self._wakeup = asyncio.Event()
+
+    @property
+    def requests(self) -> list[WorkflowEvent]:
+        """The open requests for input, oldest first."""
+        return [] if self._requests is None else self._requests.open()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the run has ended (its stream is over)."""
+        return self._ended
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the queue is empty and the run waits for events from outside."""
+        return self._waiting
+
+    def answer(self, event: WorkflowEvent, request: WorkflowEvent | None = None) -> WorkflowEvent:
+        """Deliver ``event`` as the answer to the open request it replies to; return that request.
+
+        Raises:
+            AnswerError: No open request takes it (``request``, when given, is not open), its
+                value is not one of the choices, or its data cannot be logged; nothing changes.
+            RuntimeError: The run takes no answers (see :meth:`take_answers`).
+        """
+        if not self._answers:
+            raise RuntimeError("this run takes no answers; call take_answers() first")
+        if self._ended:
+            raise AnswerError(
+                f"run {self.run_id!r} has ended; it takes no more answers (a durable run left "
+                "waiting goes on with workflow.resume(run_id, store, answers=[...]))"
+            )
+        if self._check is not None and (problem := self._check(event)):
+            raise AnswerError(f"the answer cannot be logged: {problem}")
+        asked = self._open_requests().answer(event, request)
+        self.deliver(event)
+        return asked
 
     def deliver(self, event: WorkflowEvent) -> None:
         """Hand the run an event from outside; it is emitted once the queue is empty.
@@ -312,15 +381,26 @@ class Engine:
         return _each(roots)
 
     async def _arrivals(self, seq: int, count: int) -> None:
-        """Wait until events arrive from outside or the inbox is closed."""
+        """Wait until events arrive from outside, the inbox is closed or the wait times out."""
         self._seq, self._count = seq, count
+        deadline = None
+        if self._wait_timeout is not None:
+            deadline = asyncio.get_running_loop().time() + self._wait_timeout
         while self._inbox is not None and self._wakeup is not None:
             if self._inbox:
                 self._roots.extend(self._inbox)
                 self._inbox.clear()
-                return
+                break
             self._wakeup.clear()
-            await self._wakeup.wait()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                self._give_up_requests("wait_timeout")
+                break
+        self._waiting = False
+        if self._info is not None:
+            self._info.status = "running"
 
     # The loop ----------------------------------------------------------------------
 
@@ -355,10 +435,12 @@ class Engine:
                 elif self._roots:
                     trigger, source, registration, item, lineage, trigger_seq, depth, name, dispatch = self._roots[0], self._take_roots(), None, None, None, None, 0, None, route  # fmt: skip
                 else:
-                    self._idle(seq)
-                    if self._inbox is None:
+                    if not self._rests(seq):
                         break
-                    await self._arrivals(seq, count)
+                    if self._waiting:
+                        if self._answers:
+                            yield WAITING
+                        await self._arrivals(seq, count)
                     continue
                 if registration is not None:
                     name, handler = registration.name, registration.handler
@@ -374,9 +456,11 @@ class Engine:
                             if event.__class__ is not kind and not isinstance(event, kind):
                                 raise NotAnEvent(event)
                             seq += 1
+                            if (emitted := event.name) == INPUT_REQUIRED:
+                                self._asked(event, seq)
                             if on_event is not None:
                                 on_event(event, seq, trigger_seq, depth, name, trigger)
-                            if (emitted := event.name) != PROGRESS:
+                            if emitted != PROGRESS:
                                 count += 1
                                 if (found := dispatch(emitted)) is not None:
                                     queue.append((event, found, lineage, seq, depth))
@@ -390,6 +474,8 @@ class Engine:
                             if slots is not None and slots.inline and (queue or slots.tasks):
                                 break  # other work waits: the call goes on in a task of its own
                     except BaseException as exc:
+                        if exc.__class__ is RefusedEvent:
+                            seq = self._refused(seq)
                         source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
@@ -400,18 +486,59 @@ class Engine:
             yield self._stopped(stop, seq, item)
         except BaseException as exc:
             status = "stopped" if isinstance(exc, GeneratorExit) else "cancelled"
+            if self._waiting:
+                status = "waiting"  # left while it waits: a durable run goes on later
             raise
         finally:
+            self._ended = True
             await self._finish(seq, count, status, on_event is not None)
 
     # What the loop does rarely, or only for observers and guards --------------------
 
-    def _idle(self, seq: int) -> None:
-        """The queue is empty: the run ends now, or waits for events from outside."""
+    def _rests(self, seq: int) -> bool:
+        """The queue is empty: whether the run goes on (it waits for events from outside, or
+        gives up the requests nothing can answer with an error event) rather than ending."""
+        if self._requests and not self._answers:
+            self._give_up_requests("left_open")
+            return True
+        inbox = self._inbox
+        if inbox:  # events arrived while the queue ran: emit them without waiting
+            self._roots.extend(inbox)
+            inbox.clear()
+            return True
+        self._waiting = inbox is not None and bool(self._holds or self._requests)
+        if self._waiting and self._info is not None:
+            self._info.status = "waiting"
         if self._group is not None and self._group.hears_idle:
             assert self._info is not None
             self._info.events = seq + 1
-            self._group.notify("run_idle", self._info, self._inbox is None)
+            self._group.notify("run_idle", self._info, not self._waiting)
+        return self._waiting
+
+    def _open_requests(self) -> Requests:
+        if self._requests is None:
+            self._requests = Requests()
+        return self._requests
+
+    def _asked(self, request: WorkflowEvent, seq: int) -> None:
+        """A handler asks: open the request, or refuse it as the handler's failure."""
+        try:
+            self._open_requests().ask(request, seq)
+        except ValueError as exc:
+            raise RefusedEvent(request, f"{exc}") from None
+
+    def _refused(self, seq: int) -> int:
+        """The event numbered ``seq`` was refused before it was emitted: it takes no number
+        and opens no request; the number of the last event emitted."""
+        if self._requests is not None:
+            self._requests.drop(seq)
+        return seq - 1
+
+    def _give_up_requests(self, reason: str) -> None:
+        """End the wait for every open request with one error event, emitted next."""
+        given_up = [] if self._requests is None else self._requests.abandon()
+        if given_up:
+            self._roots.append(unanswered_error(given_up, reason, self._wait_timeout))
 
     def _route_after_error(self, name: str) -> Route | None:
         """Routing for events emitted while handling an error: errors are not dispatched."""

@@ -5,6 +5,8 @@
 WorkflowEvent(name='start', data={'name': 'Alice'}, metadata=None, error=None)
 >>> WorkflowEvent.progress("search", "Searching...").data
 {'step': 'search', 'description': 'Searching...'}
+>>> WorkflowEvent.input_required("Book it?", reply="approval", choices=["yes", "no"]).data
+{'prompt': 'Book it?', 'reply': 'approval', 'choices': ['yes', 'no']}
 """
 
 from __future__ import annotations
@@ -12,19 +14,32 @@ from __future__ import annotations
 import math
 import os
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from baxiflow.exceptions import EventNameError
 
-__all__ = ["ERROR", "PROGRESS", "TracebackText", "WorkflowEvent", "check_event_name"]
+__all__ = [
+    "ERROR",
+    "INPUT_REQUIRED",
+    "PROGRESS",
+    "TracebackText",
+    "WorkflowEvent",
+    "check_event_name",
+    "request_problem",
+]
 
 PROGRESS = "progress"
 """Name of progress events: yielded to the caller, never dispatched to handlers."""
 
 ERROR = "error"
 """Name of error events: yielded, and dispatched to handlers registered for ``"error"``."""
+
+INPUT_REQUIRED = "input_required"
+"""Name of requests for input (:meth:`WorkflowEvent.input_required`): dispatched like any
+event; the run keeps each open until its answer arrives from outside."""
 
 
 def check_event_name(name: object) -> str:
@@ -40,6 +55,29 @@ def check_event_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise EventNameError(f"event name must be a non-empty string, got {name!r}")
     return name
+
+
+_REQUEST_KEYS = frozenset({"prompt", "reply", "choices"})
+
+
+def request_problem(data: object) -> str | None:
+    """What is wrong with the data of an ``"input_required"`` event, or ``None``.
+
+    >>> request_problem({"prompt": "Go on?", "reply": "error"})
+    "a request's reply must name an event its answer is dispatched as, not 'error'"
+    """
+    if not isinstance(data, dict):
+        return "a request's data must be a dict with 'prompt' and 'reply'"
+    prompt, reply, choices = data.get("prompt"), data.get("reply"), data.get("choices")
+    if not isinstance(prompt, str) or not prompt:
+        return f"a request's prompt must be a non-empty string, got {prompt!r}"
+    if not isinstance(reply, str) or not reply:
+        return f"a request's reply must be a non-empty event name, got {reply!r}"
+    if reply in (PROGRESS, ERROR, INPUT_REQUIRED):
+        return f"a request's reply must name an event its answer is dispatched as, not {reply!r}"
+    if choices is not None and (not isinstance(choices, list) or not choices):
+        return f"a request's choices must be a non-empty list or None, got {choices!r}"
+    return None
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -180,6 +218,64 @@ class WorkflowEvent:
         if total is not None:
             data["total"] = _check_amount("total", total, positive=True)
         return cls(PROGRESS, data, metadata)
+
+    @classmethod
+    def input_required(
+        cls,
+        prompt: str,
+        *,
+        reply: str,
+        choices: Iterable[Any] | None = None,
+        data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WorkflowEvent:
+        """Make an ``"input_required"`` event: a question to a person, answered by an event.
+
+        A handler yields it and goes on or ends; nothing of it runs again when the answer
+        comes. The answer is the event ``reply`` sent to the run from outside
+        (``run.answer(request, value)`` sends ``WorkflowEvent(reply, {"value": value})``),
+        dispatched to the handlers of ``reply`` like any event. While a request is open and
+        the queue is empty, a run started with ``workflow.start`` waits for the answer.
+
+        Args:
+            prompt: The question, as a person reads it.
+            reply: The name of the event that carries the answer; the run's open requests
+                each have their own.
+            choices: The values an answer may take (a button each in a notebook); ``None``
+                for any value (a text box).
+            data: More for the person to see (the booking, the extracted field); its keys
+                join ``prompt``, ``reply`` and ``choices`` in the event's data.
+            metadata: Context, as on any event; the error that gives the request up keeps it.
+
+        Raises:
+            ValueError: ``prompt`` is empty, ``reply`` is not an event name an answer can
+                have, ``choices`` is empty, or ``data`` uses a key the request keeps.
+
+        >>> WorkflowEvent.input_required("Which city?", reply="city", data={"ticket": 7}).data
+        {'prompt': 'Which city?', 'reply': 'city', 'ticket': 7}
+        >>> WorkflowEvent.input_required("Go on?", reply="progress")
+        Traceback (most recent call last):
+        ...
+        ValueError: a request's reply must name an event its answer is dispatched as, not 'progress'
+        """
+        fields: dict[str, Any] = {"prompt": prompt, "reply": reply}
+        if choices is not None:
+            fields["choices"] = list(choices)
+        if data:
+            if clash := sorted(set(data) & _REQUEST_KEYS):
+                raise ValueError(
+                    f"a request's data= cannot set {', '.join(clash)}; pass them as arguments"
+                )
+            fields.update(data)
+        problem = request_problem(fields)
+        if problem is not None:
+            raise ValueError(problem)
+        return cls(INPUT_REQUIRED, fields, metadata)
+
+    @property
+    def is_request(self) -> bool:
+        """True for ``"input_required"`` events."""
+        return self.name == INPUT_REQUIRED
 
     @classmethod
     def failure(

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from baxiflow.event import WorkflowEvent
 
 __all__ = [
+    "AnswerError",
     "BaxiflowError",
     "BaxiflowWarning",
     "EventNameError",
@@ -33,6 +34,11 @@ __all__ = [
 
 class BaxiflowError(Exception):
     """Base class of every error baxiflow raises."""
+
+
+class AnswerError(BaxiflowError, ValueError):
+    """An answer was refused: no open request of the run takes it, or its value is not one
+    of the request's choices. The run is left as it was; the message lists what it waits for."""
 
 
 class HandlerTypeError(BaxiflowError, TypeError):

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from enum import Enum
 from typing import Any, Final, Protocol, Self, TypeAlias, TypeVar
 
+from baxiflow._asking import Requests
 from baxiflow._checks import check_limit
 from baxiflow._durable import (
     Durability,
@@ -29,6 +30,7 @@ from baxiflow._durable import (
 )
 from baxiflow._engine import Engine, new_run_id
 from baxiflow.event import WorkflowEvent
+from baxiflow.handle import WorkflowRun
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
 from baxiflow.registry import EventHandler, HandlerRegistration, Registry, check_handled_name
 from baxiflow.retry import Retry
@@ -62,6 +64,8 @@ class WorkflowManager:
         name: The workflow's name, for observers and exporters (``RunInfo.workflow_name``);
             ``None`` to let them use the initial event's name.
         store: Log every run durably there (see :mod:`baxiflow.store`); ``None`` for none.
+        wait_timeout: Most seconds a run started with :meth:`start` waits for an answer
+            to its requests before giving them up with an error event; ``None`` for no limit.
         concurrency: Most handler calls running at once in one run. At 1 (the default) a
             run calls one handler at a time, as the spec describes. At N, a call starts as
             soon as its event is dispatched and a slot is free, in dispatch order, and runs
@@ -77,6 +81,7 @@ class WorkflowManager:
     """
 
     __slots__ = (
+        "_fingerprint",
         "_observers",
         "_registry",
         "concurrency",
@@ -86,6 +91,7 @@ class WorkflowManager:
         "retry",
         "store",
         "timeout",
+        "wait_timeout",
     )
 
     def __init__(
@@ -97,6 +103,7 @@ class WorkflowManager:
         observers: Iterable[Observer] = (),
         name: str | None = None,
         store: RunStore | None = None,
+        wait_timeout: float | None = None,
         concurrency: int = 1,
         retry: Retry | None = None,
     ) -> None:
@@ -109,12 +116,14 @@ class WorkflowManager:
         self.name = name
         self.store = store
         self._registry = Registry()
+        self._fingerprint: str | None = None
         self.max_events: int | None = check_limit("max_events", max_events, integer=True)
         self.timeout: float | None = check_limit("timeout", timeout, integer=False)
         self.handler_timeout: float | None = check_limit(
             "handler_timeout", handler_timeout, integer=False
         )
         self._observers: list[WorkflowObserver] = [as_observer(o) for o in observers]
+        self.wait_timeout: float | None = check_limit("wait_timeout", wait_timeout, integer=False)
 
     def __repr__(self) -> str:
         events = ", ".join(
@@ -169,6 +178,7 @@ class WorkflowManager:
             event_name, handler, emits=emits, concurrency=concurrency, sequential=sequential,
             retry=retry,
         )  # fmt: skip
+        self._fingerprint = None
         return self
 
     def on(
@@ -282,9 +292,71 @@ class WorkflowManager:
                 itself, before any iteration).
             ValueError: A guard setting is not a positive number or ``None``.
         """
+        return self._new_run(
+            "process", initial_event, max_events, timeout, handler_timeout, observers, store,
+            run_id, durability, concurrency,
+        ).stream()  # fmt: skip
+
+    def start(
+        self,
+        initial_event: WorkflowEvent,
+        *,
+        max_events: int | _Unset | None = _UNSET,
+        timeout: float | _Unset | None = _UNSET,
+        handler_timeout: float | _Unset | None = _UNSET,
+        observers: Iterable[Observer] = (),
+        store: RunStore | _Unset | None = _UNSET,
+        run_id: str | None = None,
+        durability: Durability = "batched",
+        concurrency: int | None = None,
+        wait_timeout: float | _Unset | None = _UNSET,
+    ) -> WorkflowRun:
+        """Run the workflow from ``initial_event`` as a :class:`~baxiflow.handle.WorkflowRun`
+        that takes answers to its requests for input.
+
+        ``async for event in run`` yields what :meth:`process` yields; ``await
+        run.answer(request, value)`` or ``await run.send(event)`` answers a request (see
+        :mod:`baxiflow.handle`). While a request is open and the queue is empty, the run
+        waits for its answer instead of ending.
+
+        Args:
+            initial_event: The event to start from.
+            wait_timeout: Most seconds one wait for answers may last, then the open
+                requests are given up with an error event naming their prompts (the run
+                goes on: ``"error"`` handlers get it); overrides the manager's; ``None``
+                for no limit.
+            max_events, timeout, handler_timeout, observers, store, run_id, durability,
+            concurrency: As in :meth:`process`. A run's ``timeout`` is checked while its handlers
+                work; time spent waiting for an answer counts only against ``wait_timeout``.
+
+        Raises:
+            TypeError: ``initial_event`` is not a :class:`WorkflowEvent`.
+            ValueError: A guard setting is not a positive number or ``None``.
+        """
+        engine = self._new_run(
+            "start", initial_event, max_events, timeout, handler_timeout, observers, store,
+            run_id, durability, concurrency,
+        )  # fmt: skip
+        engine.take_answers(self._wait_timeout(wait_timeout))
+        return WorkflowRun(engine)
+
+    def _new_run(
+        self,
+        caller: str,
+        initial_event: WorkflowEvent,
+        max_events: int | _Unset | None,
+        timeout: float | _Unset | None,
+        handler_timeout: float | _Unset | None,
+        observers: Iterable[Observer],
+        store: RunStore | _Unset | None,
+        run_id: str | None,
+        durability: Durability,
+        concurrency: int | None,
+    ) -> Engine:
+        """The engine of a new run, as :meth:`process` and :meth:`start` describe it."""
         if not isinstance(initial_event, WorkflowEvent):
             raise TypeError(
-                f"process() takes a WorkflowEvent to start from, got {type(initial_event).__name__}"
+                f"{caller}() takes a WorkflowEvent to start from, got {type(initial_event).__name__}"
             )
         guards = self._guards(max_events, timeout, handler_timeout)
         options = self._options(concurrency)
@@ -295,8 +367,7 @@ class WorkflowManager:
                 raise ValueError("run_id= names a run in a store: pass store= as well")
             everyone = [*self._observers, *extra] if extra else self._observers
             # Positional: this runs once per run, and keyword arguments cost more to pass.
-            engine = Engine(self._registry.route, initial_event, *guards, everyone, None, self.name, **options)  # fmt: skip
-            return engine.stream()
+            return Engine(self._registry.route, initial_event, *guards, everyone, None, self.name, **options)  # fmt: skip
         if problem := run_store.check_event(initial_event):
             raise ValueError(f"the initial event cannot be logged: {problem}")
         run_id = new_run_id() if run_id is None else run_id
@@ -305,22 +376,25 @@ class WorkflowManager:
         return Engine(
             self._registry.route, initial_event, *guards, everyone, run_id, self.name,
             check=run_store.check_event, **options,
-        ).stream()  # fmt: skip
+        )  # fmt: skip
 
     def resume(
         self,
         run_id: str,
         store: RunStore,
         *,
+        answers: Iterable[WorkflowEvent] = (),
         allow_changed: bool = False,
         durability: Durability = "batched",
         observers: Iterable[Observer] = (),
         max_events: int | _Unset | None = _UNSET,
         timeout: float | _Unset | None = _UNSET,
         handler_timeout: float | _Unset | None = _UNSET,
+        wait_timeout: float | _Unset | None = _UNSET,
         concurrency: int | None = None,
-    ) -> AsyncGenerator[WorkflowEvent, None]:
-        """Go on with an unfinished logged run; an async generator like :meth:`process`.
+    ) -> WorkflowRun:
+        """Go on with an unfinished logged run: a :class:`~baxiflow.handle.WorkflowRun`, which
+        ``async for`` iterates like :meth:`process`.
 
         Events already logged are not emitted again. A handler call that started and did
         not finish runs again; the events it yields that the log already holds (its first
@@ -329,11 +403,25 @@ class WorkflowManager:
         that call (at least once). With several calls in flight when the run stopped,
         every one of them runs again.
 
+        A run left ``waiting`` for answers goes on with ``answers``: reply events, as
+        :meth:`WorkflowRun.send <baxiflow.handle.WorkflowRun.send>` takes them. They are
+        emitted once the run's queue is empty; nothing before them runs again. Like a run
+        from :meth:`start`, the resumed run waits for answers to requests still open.
+
         Raises:
             LookupError: The store has no such run.
             ValueError: The run finished, the handlers changed since it was logged (pass
                 ``allow_changed=True`` to go on anyway), or another process is running it.
+            AnswerError: An answer is refused (no open request takes it, or its value is
+                not a choice); checked before the run is taken over, so nothing changes.
         """
+        answers = list(answers)
+        if answers and (logged := store.logged(run_id)):
+            requests = Requests()
+            for event in logged:
+                requests.follow(event.event, event.seq, event.parent_seq)
+            for answer in answers:
+                requests.answer(answer)
         saved = store.resume_run(
             run_id,
             self.fingerprint(),
@@ -343,10 +431,14 @@ class WorkflowManager:
         )
         guards = self._guards(max_events, timeout, handler_timeout)
         everyone = [saved.log, *self._observers, *map(as_observer, observers)]
-        return Engine(
+        engine = Engine(
             self._registry.route, saved.state, *guards, everyone, run_id, self.name, saved.reruns,
             check=store.check_event, **self._options(concurrency),
-        ).stream()  # fmt: skip
+        )  # fmt: skip
+        engine.take_answers(self._wait_timeout(wait_timeout))
+        for answer in answers:
+            engine.answer(answer)
+        return WorkflowRun(engine)
 
     def replay(
         self,
@@ -393,7 +485,15 @@ class WorkflowManager:
 
     def fingerprint(self) -> str:
         """A digest of the registry (event names, handler order and names), as logs keep it."""
-        return fingerprint(self._registry.all())
+        if self._fingerprint is None:  # made once per registry: every logged run needs it
+            self._fingerprint = fingerprint(self._registry.all())
+        return self._fingerprint
+
+    def _wait_timeout(self, wait_timeout: float | _Unset | None) -> float | None:
+        if wait_timeout is _UNSET:
+            return self.wait_timeout
+        checked: float | None = check_limit("wait_timeout", wait_timeout, integer=False)
+        return checked
 
     def _options(self, concurrency: int | None) -> dict[str, Any]:
         """The engine's concurrency and retry options for one run (none in the common case)."""

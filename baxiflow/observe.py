@@ -38,15 +38,27 @@ __all__ = [
 ]
 
 RunStatus: TypeAlias = Literal[
-    "running", "ok", "error", "max_events", "timeout", "log_failed", "stopped", "cancelled"
+    "running",
+    "waiting",
+    "ok",
+    "error",
+    "max_events",
+    "timeout",
+    "log_failed",
+    "stopped",
+    "cancelled",
 ]
-"""How a run ended.
+"""Where a run stands, and how it ended.
+
+``running``, or ``waiting`` while its queue is empty and it waits for answers to its
+requests for input (or other events from outside), until it ends.
 
 ``ok``: no error event; ``error``: it ended on its own with error events along the way;
 ``max_events`` / ``timeout``: a guard ended it (its final event says why);
 ``log_failed``: its durable log could not be written (see :mod:`baxiflow.store`);
 ``stopped``: the caller stopped iterating early; ``cancelled``: the task was cancelled
-or interrupted.
+or interrupted; ``waiting``: it was stopped or cancelled while it waited for answers (a
+durable run goes on with ``workflow.resume(run_id, store, answers=[...])``).
 """
 
 HandlerStatus: TypeAlias = Literal["running", "ok", "error", "timeout", "cancelled"]
@@ -62,7 +74,8 @@ class RunInfo:
         initial_event: The event the run started from.
         started_at: Wall-clock start, seconds since the epoch.
         workflow_name: ``WorkflowManager(name=...)``, or ``None`` when the manager has none.
-        status: ``"running"`` until the run ends, then a :data:`RunStatus`.
+        status: ``"running"`` (``"waiting"`` while it waits for answers) until the run
+            ends, then a :data:`RunStatus`.
         events: Events emitted so far, the initial one and progress events included.
         errors: Error events emitted so far.
         duration: Seconds from start to end; ``None`` while running.
@@ -174,8 +187,9 @@ class WorkflowObserver:
 
     def run_idle(self, run: RunInfo, ending: bool) -> None:
         """Called when the run's queue is empty: it ends now (``ending``), or it waits for
-        events from outside. An exporter or a durable log can commit here, while the run
-        can still report a failure with its final event."""
+        events from outside (``run.status`` is ``"waiting"``: answers to its requests for
+        input). An exporter or a durable log can commit here, while the run can still
+        report a failure with its final event."""
 
     def run_finished(self, run: RunInfo) -> None:
         """Called once when the run ends, however it ended; ``run.status`` says how."""

@@ -44,6 +44,16 @@ other libraries calls ``nest_asyncio2.apply()`` explicitly, and ``run_sync`` kee
 The one limit of the worker thread: objects bound to the notebook's event loop (a client
 session opened with ``await`` in an earlier cell, an ``asyncio.Lock`` already in use)
 cannot be used by handlers run through ``run_sync``; use ``await run(...)`` for those.
+
+Input from people
+-----------------
+A flow whose handlers ask (:meth:`WorkflowEvent.input_required
+<baxiflow.WorkflowEvent.input_required>`) waits for the answers under ``await run(...)``:
+in a notebook the progress panel shows each open request with a button per choice (or a
+text box), and a click sends the answer while the cell still awaits. ``input=`` answers
+instead: ``"stdin"`` asks on standard input, a function ``request -> value`` (or an async
+one) answers from code. ``run_sync`` blocks the thread a click would arrive on, so without
+``input=`` a request ends its run with an error event pointing to ``await run(...)``.
 """
 
 from __future__ import annotations
@@ -52,22 +62,31 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
+import inspect
+import sys
 import threading
-from collections.abc import Callable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, Literal, NoReturn, TypeAlias, TypeVar
 
 from baxiflow._text import run_counts
 from baxiflow.event import PROGRESS, WorkflowEvent
-from baxiflow.exceptions import WorkflowError
+from baxiflow.exceptions import AnswerError, WorkflowError
+from baxiflow.handle import WorkflowRun
 from baxiflow.manager import WorkflowManager
 from baxiflow.observe import Observer, RunInfo, RunStatus, WorkflowObserver
-from baxiflow.progress import progress_view
+from baxiflow.progress import progress_view, request_text
 from baxiflow.trace import Trace
 
-__all__ = ["PendingRun", "RunResult", "run", "run_sync"]
+__all__ = ["Input", "PendingRun", "RunResult", "run", "run_sync"]
 
 T = TypeVar("T")
+
+Input: TypeAlias = "Literal['stdin'] | Callable[[WorkflowEvent], Any] | None"
+"""What answers a run's requests for input (``input=``): ``"stdin"`` asks on standard input;
+a function of the request returns the value (or an awaitable of it); ``None`` leaves them to
+the notebook's panel or to ``send`` from code."""
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -192,6 +211,7 @@ def run(
     observers: Iterable[Observer] = (),
     trace: Trace | None = None,
     title: str | None = None,
+    input: Input = None,
     **limits: Any,
 ) -> PendingRun:
     """Run ``workflow`` to the end with a live progress view; ``await`` it for the result.
@@ -207,8 +227,11 @@ def run(
             one); a new one if ``None``.
         title: The progress panel's label (``view=True`` only); by default the run's
             number and its initial event.
-        **limits: ``max_events``, ``timeout``, ``handler_timeout``, or ``store``, ``run_id``
-            and ``durability`` for a durable run, as in :meth:`WorkflowManager.process`.
+        input: What answers the run's requests for input (see :data:`Input`); by default
+            the notebook panel's buttons, or ``send`` from code.
+        **limits: ``max_events``, ``timeout``, ``handler_timeout``, ``wait_timeout``, or
+            ``store``, ``run_id`` and ``durability`` for a durable run, as in
+            :meth:`WorkflowManager.start`.
 
     Returns:
         A :class:`PendingRun`: ``await`` it for the :class:`RunResult`.
@@ -216,7 +239,8 @@ def run(
     Raises:
         MissingDependencyError: ``view=True`` and neither ipywidgets nor tqdm is installed.
     """
-    return PendingRun(_run(workflow, initial_event, view, observers, trace, title, limits))
+    answers = _Answers(input, takes_answers=True)
+    return PendingRun(_run(workflow, initial_event, view, observers, trace, title, answers, limits))
 
 
 async def _run(
@@ -226,6 +250,7 @@ async def _run(
     observers: Iterable[Observer],
     trace: Trace | None,
     title: str | None,
+    answers: _Answers,
     limits: dict[str, Any],
 ) -> RunResult:
     trace = Trace() if trace is None else trace
@@ -236,11 +261,19 @@ async def _run(
     elif view is not False:
         extra.append(view)
     events: list[WorkflowEvent] = []
-    stream = workflow.process(initial_event, observers=extra, **limits)
+    stream: AsyncIterator[WorkflowEvent]
+    run: WorkflowRun | None = None
+    if answers.takes_answers:
+        stream = run = workflow.start(initial_event, observers=extra, **limits)
+    else:
+        limits.pop("wait_timeout", None)  # the run never waits
+        stream = workflow.process(initial_event, observers=extra, **limits)
     async with contextlib.aclosing(stream):
         async for event in stream:
             if event.name != PROGRESS:
                 events.append(event)
+                if event.is_request and answers.answer is not None and run is not None:
+                    await answers.answer(run, event)
     assert capture.info is not None  # process() always starts the run before yielding
     return RunResult(trace, events, capture.info)
 
@@ -253,6 +286,7 @@ def run_sync(
     observers: Iterable[Observer] = (),
     trace: Trace | None = None,
     title: str | None = None,
+    input: Input = None,
     **limits: Any,
 ) -> RunResult:
     """:func:`run` for code that cannot ``await``; works inside a running notebook loop.
@@ -263,11 +297,14 @@ def run_sync(
     patched (see the module docs for why). Interrupting cancels the run and re-raises
     ``KeyboardInterrupt``.
 
-    Takes the same arguments as :func:`run`.
+    Takes the same arguments as :func:`run`. Nothing can click while it blocks, so a
+    request for input is answered only through ``input=`` (``"stdin"`` in a terminal);
+    without it, a request ends the run with an error event pointing to ``await run(...)``.
     """
+    answers = _Answers(input, takes_answers=input is not None)
 
     def start() -> Coroutine[Any, Any, RunResult]:
-        return _run(workflow, initial_event, view, observers, trace, title, limits)
+        return _run(workflow, initial_event, view, observers, trace, title, answers, limits)
 
     try:
         asyncio.get_running_loop()
@@ -275,6 +312,62 @@ def run_sync(
         with asyncio.Runner() as runner:
             return runner.run(start())
     return _run_in_worker(start)
+
+
+class _Answers:
+    """How a notebook run answers its requests: ``input=``, checked where it enters."""
+
+    __slots__ = ("answer", "takes_answers")
+
+    def __init__(self, given: Input, *, takes_answers: bool) -> None:
+        self.takes_answers = takes_answers
+        self.answer: Callable[[WorkflowRun, WorkflowEvent], Coroutine[Any, Any, None]] | None
+        if given is None:
+            self.answer = None
+        elif given == "stdin":
+            self.answer = _ask_on_stdin
+        elif callable(given):
+            self.answer = functools.partial(_answer_from_code, given)
+        else:
+            raise TypeError(
+                f'input= takes "stdin", a function of the request, or None; got {given!r:.80}'
+            )
+
+
+async def _answer_from_code(
+    answerer: Callable[[WorkflowEvent], Any], run: WorkflowRun, request: WorkflowEvent
+) -> None:
+    value = answerer(request)
+    if inspect.isawaitable(value):
+        value = await value
+    await run.answer(request, value)
+
+
+async def _ask_on_stdin(run: WorkflowRun, request: WorkflowEvent) -> None:
+    """Ask ``request`` on standard input until the answer is taken (a choice, when it has some).
+
+    Raises:
+        EOFError: Standard input ended before an answer was given.
+    """
+    choices = (request.data or {}).get("choices")
+    while True:
+        line = await asyncio.to_thread(_read_line, f"{request_text(request)}: ")
+        if not line:
+            raise EOFError(f"standard input ended with no answer to {request_text(request)}")
+        text = line.strip()
+        # A typed choice is matched by its text, so a choice of 3 or True can be typed too.
+        value = next((c for c in choices if str(c) == text), text) if choices else text
+        try:
+            await run.answer(request, value)
+            return
+        except AnswerError as exc:
+            print(exc, file=sys.stdout, flush=True)
+
+
+def _read_line(prompt: str) -> str:
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    return sys.stdin.readline()
 
 
 def _run_in_worker(start: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -62,6 +62,7 @@ EXPECTED_VIEWS: dict[str, frozenset[str]] = {
     "03_seeing_the_flow.ipynb": frozenset({"diagram"}),
     "04_progress_and_traces.ipynb": frozenset({"progress"}),
     "05_agentic_chat.ipynb": frozenset({"diagram", "progress"}),
+    "08_input_from_people.ipynb": frozenset({"progress"}),
 }
 
 # JupyterLab settings for a quiet, offline, fully rendered page: no news or update checks,
@@ -542,3 +543,78 @@ def test_a_24_handler_diagram_shows_its_labels_at_least_10_px_high(lab: Lab, bro
     assert sizes[0]["smallest"] >= 10, sizes
     # Wider than the output area, which scrolls rather than shrinking it.
     assert sizes[0]["width"] > sizes[0]["area"], sizes
+
+
+# A run that waits for a person: the cell awaits it while the panel shows the request.
+ASKING_NOTEBOOK = (
+    """\
+from baxiflow import WorkflowEvent, WorkflowManager, run
+
+workflow = WorkflowManager()
+
+@workflow.on("ticket")
+async def triage(event):
+    yield WorkflowEvent.progress("triage", "reading the ticket")
+    yield WorkflowEvent.input_required(
+        "Book an engineer for ticket 42?", reply="approval", choices=["approve", "reject"],
+        data={"customer": "Ada"},
+    )
+
+@workflow.on("approval")
+async def book(event):
+    yield WorkflowEvent("booked" if event.data["value"] == "approve" else "closed")
+
+result = await run(workflow, WorkflowEvent("ticket"))""",
+    'print("finished", result.status, result.final.name)',
+)
+
+
+def test_clicking_a_choice_in_the_panel_answers_the_run_and_the_saved_notebook_shows_it_finished(
+    lab: Lab, browser: Any
+) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in ASKING_NOTEBOOK]
+    notebook.metadata["kernelspec"] = {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+    name = "asking.ipynb"
+    nbformat.write(notebook, lab.root / name)
+    page = browser.new_page()
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    try:
+        page.goto(lab.notebook_url(name), timeout=60_000)
+        wait_for_kernel(page, name)
+        run_all_cells(page)
+        request = panel.locator(".baxiflow-panel .baxiflow-request")
+        request.wait_for(timeout=60_000)
+        # The request sits inside its run's panel: the prompt, the details, a button per choice.
+        assert "Book an engineer for ticket 42?" in request.inner_text()
+        assert "customer: Ada" in request.inner_text()
+        buttons = request.locator("button")
+        assert buttons.all_inner_texts() == ["approve", "reject"]
+        assert "waiting ·" in panel.locator(".baxiflow-panel").inner_text()
+        assert_panels_line_up_and_show_all_their_text(panel, name)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        panel.locator(".baxiflow-panel").screenshot(path=str(ARTIFACTS / "asking-waiting.png"))
+        buttons.first.click()
+        wait_until_all_cells_ran(page, 2)
+        page.wait_for_timeout(500)
+        assert request.count() == 0  # answered: the request left the panel
+        assert "ok ·" in panel.locator(".baxiflow-panel").inner_text()
+        assert_panels_line_up_and_show_all_their_text(panel, name)
+        panel.locator(".baxiflow-panel").screenshot(path=str(ARTIFACTS / "asking-answered.png"))
+        save_notebook(page, lab.root / name, 2)
+    finally:
+        page.close()
+        lab.shut_down_kernels()
+    saved = nbformat.read(lab.root / name, as_version=4)
+    assert errors_in(saved) == []
+    [view] = [
+        output.data["text/plain"]
+        for output in saved.cells[0].outputs
+        if WIDGET_MIMETYPE in output.get("data", {})
+    ]
+    assert view.splitlines()[0].startswith("ticket ok: 4 events, 1 progress, 0 errors")
+    assert [output.text for output in saved.cells[1].outputs] == ["finished ok booked\n"]

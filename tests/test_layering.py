@@ -15,6 +15,7 @@ import baxiflow
 PACKAGE = Path(baxiflow.__file__).parent
 
 CORE = (
+    "_asking",
     "_checks",
     "_deadline",
     "_durable",
@@ -28,6 +29,7 @@ CORE = (
     "_text",
     "event",
     "exceptions",
+    "handle",
     "manager",
     "observe",
     "registry",

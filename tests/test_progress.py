@@ -83,7 +83,7 @@ async def test_view_shows_one_row_per_step_in_order_with_bars_and_labels() -> No
     assert greet.description.value == "Saying hello"
     assert (download.bar.value, download.bar.bar_style) == (0.75, "success")
     assert download.description.value == "3/4 (75%) · 3 of 4 files"
-    assert panel.widget.children[1:] == (greet.box, download.box, panel.error)
+    assert panel.widget.children[1:] == (greet.box, download.box, panel.asking, panel.error)
     assert panel.run_bar.bar_style == "success"
     assert panel.summary.value.startswith("ok · 3 events, 4 progress, 0 errors · ")
 

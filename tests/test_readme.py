@@ -60,6 +60,16 @@ def test_readme_compares_features_only_and_claims_no_speed_figures() -> None:
     assert not re.search(r"\d+(\.\d+)?\s*(x|\u00d7|µs|ms|s)\b", why)
 
 
+def test_readme_input_example_waits_for_the_answer_and_prints_what_it_promises() -> None:
+    (example,) = [block for block in python_blocks() if "input_required" in block]
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["ticket", "input_required", "approval", "booked"]
+    promised = section("Input from people: `input_required` and `workflow.start`")
+    assert "prints `ticket`, `input_required`, `approval`, `booked`." in promised
+
+
 def test_readme_concurrency_example_overlaps_and_retries_as_it_says() -> None:
     (block,) = [b for b in python_blocks() if "concurrency=5" in b]
     result = subprocess.run(

@@ -59,6 +59,12 @@ def store(open_store: Any) -> Any:
 
 
 @pytest.fixture
+def target(tmp_path: Path) -> str:
+    """The store as a subprocess names it: the file of ``open_store``."""
+    return str(tmp_path / "runs.db")
+
+
+@pytest.fixture
 def committed(tmp_path: Path) -> Any:
     """How many events the store's log holds committed, as another connection sees it."""
 
@@ -214,6 +220,85 @@ def test_a_file_that_is_not_a_baxiflow_store_is_refused_and_left_untouched(
     assert other.read_bytes() == before
 
 
+# The tables of schema version 1, the first released, verbatim ({real} and {int} are the
+# dialect's types), and the columns each had: a store written by that baxiflow.
+VERSION_1_TABLES = (
+    """CREATE TABLE IF NOT EXISTS baxiflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS baxiflow_runs (
+        run_id TEXT PRIMARY KEY, status TEXT NOT NULL, workflow_name TEXT,
+        fingerprint TEXT NOT NULL, created {real} NOT NULL, updated {real} NOT NULL,
+        parent_run_id TEXT, fork_seq {int}, lease_owner TEXT, lease_until {real})""",
+    """CREATE TABLE IF NOT EXISTS baxiflow_events (
+        run_id TEXT NOT NULL, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
+        name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
+        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS baxiflow_calls (
+        run_id TEXT NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
+        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
+        error TEXT, emitted {int} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, trigger_seq, position))""",
+)
+VERSION_1_COLUMNS = {
+    "baxiflow_meta": "key, value",
+    "baxiflow_runs": "run_id, status, workflow_name, fingerprint, created, updated,"
+    " parent_run_id, fork_seq, lease_owner, lease_until",
+    "baxiflow_events": "run_id, seq, parent_seq, depth, name, handler, position, error,"
+    " elapsed, data, metadata, reused",
+    "baxiflow_calls": "run_id, trigger_seq, position, handler, started, finished, status,"
+    " error, emitted",
+}
+
+
+@pytest.fixture
+def write_version_1(tmp_path: Path) -> Callable[[SQLiteStore], None]:
+    """Writes ``open_store``'s database as baxiflow's schema version 1 held the runs of
+    ``source`` (a store of this version)."""
+
+    def write(source: SQLiteStore) -> None:
+        with sqlite3.connect(tmp_path / "runs.db") as connection:
+            for statement in VERSION_1_TABLES:
+                connection.execute(statement.format(real="REAL", int="INTEGER"))
+            for table, columns in VERSION_1_COLUMNS.items():
+                rows = source._rows(f"SELECT {columns} FROM {table}")
+                marks = ", ".join("?" * (columns.count(",") + 1))
+                connection.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+            connection.execute("UPDATE baxiflow_meta SET value = '1' WHERE key = 'version'")
+
+    return write
+
+
+async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
+    tmp_path: Path, open_store: Any, write_version_1: Callable[[SQLiteStore], None]
+) -> None:
+    # Runs logged now, written into a database of the version 1 tables: one finished, one
+    # stopped in the second call of a handler registered twice, which version 1 knew by
+    # its position alone.
+    source = SQLiteStore(tmp_path / "source.db")
+    await collect(
+        counting_workflow([]).process(WorkflowEvent("start"), store=source, run_id="done")
+    )
+    stream = chain.build_twice().process(WorkflowEvent("start"), store=source, run_id="cut")
+    second_task_parts = 0
+    async for event in stream:
+        second_task_parts += event.data == {"i": 1, "part": 1}
+        if second_task_parts == 2:  # the second call of note for the second task
+            break
+    await stream.aclose()
+    write_version_1(source)
+    reference = await collect(chain.build_twice().process(WorkflowEvent("start")))
+
+    store = open_store()
+
+    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("2",)]
+    assert [e.event for e in store.logged("done")] == [e.event for e in source.logged("done")]
+    assert len(store.trace("done").spans) == 4
+    calls: list[int] = []
+    rest = await collect(chain.build_twice(calls=calls).resume("cut", store))
+    assert shape(rest) == [("noted", {"i": 1, "part": 2})] and calls == [0]
+    assert shape([e.event for e in store.logged("cut")]) == shape(reference)
+    source.close()
+    open_store()  # opened again: already version 2, nothing to migrate
+
+
 def test_a_store_from_a_newer_baxiflow_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     SQLiteStore(path).close()
@@ -315,6 +400,59 @@ async def kill_at_random_points_and_resume(
             assert shape([e.event for e in logged]) == reference, run_id
         finally:
             store.close()
+
+
+def _killed_in_the_second_call_of_note(target: str, run_id: str) -> None:
+    """Runs ``build_twice`` in a subprocess that kills itself in the second task's second
+    call of ``note``, after that call's first event was committed."""
+    finished = subprocess.run(
+        [sys.executable, str(EXAMPLES / "durable_chain.py"), target, run_id, "twice"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert finished.returncode == -signal.SIGKILL, finished.stderr.decode()
+
+
+async def test_a_process_killed_in_the_second_call_of_a_handler_registered_twice_resumes_that_call(
+    target: str, open_store: Any
+) -> None:
+    _killed_in_the_second_call_of_note(target, "twice")
+    store = open_store()
+    reference = await collect(chain.build_twice().process(WorkflowEvent("start")))
+    calls: list[int] = []
+
+    rest = await collect(chain.build_twice(calls=calls).resume("twice", store))
+
+    assert shape(rest) == [("noted", {"i": 1, "part": 2})]
+    assert calls == [0]  # only the call that died ran again
+    assert shape([e.event for e in store.logged("twice")]) == shape(reference)
+    # plan, and note twice for each task: every call ended once, all of them well.
+    assert [span["status"] for span in store.trace("twice").spans] == ["ok"] * 5
+
+
+async def test_a_changed_registry_resumes_each_logged_call_as_the_registration_it_was(
+    target: str, open_store: Any
+) -> None:
+    # A handler registered before the two notes moves them to positions 1 and 2: the
+    # notes' logged calls still match them (by name and occurrence), and the new handler,
+    # never logged, runs for both tasks.
+    _killed_in_the_second_call_of_note(target, "changed")
+    store = open_store()
+
+    async def audit(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        yield WorkflowEvent("audited", {"i": event.data["i"]})
+
+    calls: list[int] = []
+    changed = chain.build_twice(calls=calls, first=audit)
+    rest = await collect(changed.resume("changed", store, allow_changed=True))
+
+    assert shape(rest) == [
+        ("audited", {"i": 0}), ("audited", {"i": 1}), ("noted", {"i": 1, "part": 2}),
+    ]  # fmt: skip
+    assert calls == [0]
+    noted = [e.event.data for e in store.logged("changed") if e.event.name == "noted"]
+    assert noted == [{"i": i, "part": p} for i in (0, 1) for _ in (0, 1) for p in (1, 2)]
 
 
 async def test_runs_killed_at_random_points_resume_to_exactly_the_uninterrupted_log(

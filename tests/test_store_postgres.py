@@ -14,17 +14,23 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 # The behaviours both stores share, run here on this module's fixtures of the same names.
 from test_store import (  # noqa: F401
+    VERSION_1_COLUMNS,
+    VERSION_1_TABLES,
     collect,
     counting_workflow,
     kill_at_random_points_and_resume,
+    test_a_changed_registry_resumes_each_logged_call_as_the_registration_it_was,
     test_a_logged_run_holds_every_event_it_yielded_with_its_data,
+    test_a_process_killed_in_the_second_call_of_a_handler_registered_twice_resumes_that_call,
     test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything,
     test_a_second_process_cannot_resume_a_run_that_is_being_run,
+    test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on,
     test_durability_decides_what_another_reader_sees_during_the_run,
     test_replay_forks_a_run_from_an_event_with_a_changed_handler,
     test_resuming_is_refused_for_finished_unknown_and_changed_runs,
@@ -100,6 +106,31 @@ def open_store(dsn: str) -> Iterator[Callable[[], PostgresStore]]:
 @pytest.fixture
 def store(open_store: Callable[[], PostgresStore]) -> PostgresStore:
     return open_store()
+
+
+@pytest.fixture
+def target(dsn: str) -> str:
+    """The store as a subprocess names it."""
+    return dsn
+
+
+@pytest.fixture
+def write_version_1(dsn: str) -> Callable[[Any], None]:
+    """Writes the test's schema as baxiflow's schema version 1 held the runs of ``source``."""
+    import psycopg
+
+    def write(source: Any) -> None:
+        with psycopg.connect(dsn) as connection:
+            for statement in VERSION_1_TABLES:
+                connection.execute(statement.format(real="DOUBLE PRECISION", int="BIGINT"))
+            for table, columns in VERSION_1_COLUMNS.items():
+                rows = source._rows(f"SELECT {columns} FROM {table}")
+                marks = ", ".join(["%s"] * (columns.count(",") + 1))
+                with connection.cursor() as cursor:
+                    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+            connection.execute("UPDATE baxiflow_meta SET value = '1' WHERE key = 'version'")
+
+    return write
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def source(cell: dict[str, Any]) -> str:
     return "".join(cell["source"])
 
 
-def test_there_are_the_seven_tutorials_in_reading_order() -> None:
+def test_there_are_the_eight_tutorials_in_reading_order() -> None:
     assert [path.name[:3] for path in NOTEBOOKS] == [
         "01_",
         "02_",
@@ -34,6 +34,7 @@ def test_there_are_the_seven_tutorials_in_reading_order() -> None:
         "05_",
         "06_",
         "07_",
+        "08_",
     ]
 
 

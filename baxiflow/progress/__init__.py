@@ -12,15 +12,24 @@ from baxiflow.progress._state import (
     RunProgress,
     StepState,
     StepStatus,
+    request_text,
 )
 from baxiflow.progress._terminal import TerminalProgress
 from baxiflow.progress._throttle import Throttle
-from baxiflow.progress._widgets import ProgressView, RunPanel, StepRow, in_notebook, progress_view
+from baxiflow.progress._widgets import (
+    ProgressView,
+    RequestRow,
+    RunPanel,
+    StepRow,
+    in_notebook,
+    progress_view,
+)
 
 __all__ = [
     "BarStyle",
     "ProgressObserver",
     "ProgressView",
+    "RequestRow",
     "RunPanel",
     "RunProgress",
     "StepRow",
@@ -30,4 +39,5 @@ __all__ = [
     "Throttle",
     "in_notebook",
     "progress_view",
+    "request_text",
 ]

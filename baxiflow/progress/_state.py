@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar
 
+from baxiflow._asking import Requests
 from baxiflow._text import format_duration, run_counts, traceback_location
 from baxiflow.event import ERROR, PROGRESS, WorkflowEvent
 from baxiflow.exceptions import ObserverWarning, warn_from_caller
@@ -45,6 +46,7 @@ __all__ = [
     "RunProgress",
     "StepState",
     "StepStatus",
+    "request_text",
     "run_label",
 ]
 
@@ -65,10 +67,12 @@ _STEP_STYLES: Final[dict[StepStatus, BarStyle]] = {
 
 _RUN_STYLES: Final[dict[RunStatus, BarStyle]] = {
     "running": "info",
+    "waiting": "warning",
     "ok": "success",
     "error": "danger",
     "max_events": "danger",
     "timeout": "danger",
+    "log_failed": "danger",
     "stopped": "warning",
     "cancelled": "warning",
 }
@@ -227,6 +231,7 @@ class RunProgress:
         "_latest",
         "_latest_step",
         "_repeats",
+        "_requests",
         "_run",
         "_steps",
         "elapsed",
@@ -258,6 +263,7 @@ class RunProgress:
         self._latest: EmittedEvent | None = None
         self._repeats = 0
         self._latest_step: object = _NOT_WAITING
+        self._requests = Requests()
 
     def __repr__(self) -> str:
         return f"<RunProgress {self.status}: {len(self.steps)} steps, {self.events} events>"
@@ -289,8 +295,19 @@ class RunProgress:
         self._settle()
         if name == PROGRESS:
             self._progress(event, emitted)
-        elif name == ERROR:
+            return
+        if self.status == "waiting":
+            self.status = "running"
+            self._raise_style("info")
+        self._requests.follow(event, emitted.seq, emitted.parent_seq)
+        if name == ERROR:
             self._error(event, emitted.handler_name)
+
+    def idle(self, run: RunInfo) -> None:
+        """The run's queue is empty: it waits for answers (``run.status``), or it ends."""
+        if run.status == "waiting":
+            self.status = "waiting"
+            self._raise_style("warning")
 
     def handler_finished(self, call: HandlerCall) -> None:
         """Close the steps ``call`` reported: done when it ended well, failed when it did not."""
@@ -324,6 +341,11 @@ class RunProgress:
         """Every step, by name, in order of appearance."""
         self._settle()
         return self._steps
+
+    @property
+    def requests(self) -> list[WorkflowEvent]:
+        """The run's open requests for input, oldest first."""
+        return self._requests.open()
 
     @property
     def run_id(self) -> str | None:
@@ -380,6 +402,7 @@ class RunProgress:
         """
         lines = [f"{self.header_text()}, elapsed={format_duration(self.elapsed)}"]
         lines.extend(f"  {step.text()}" for step in self.steps.values())
+        lines.extend(f"  asks: {request_text(request)}" for request in self.requests)
         error = self.error_text()
         if error is not None:
             lines.append(f"  {error}")
@@ -458,6 +481,18 @@ class RunProgress:
     def _raise_style(self, style: BarStyle) -> None:
         if self.style != "danger":
             self.style = style
+
+
+def request_text(request: WorkflowEvent) -> str:
+    """``"Book an engineer? (yes / no)"``: a request for input on one line.
+
+    >>> request_text(WorkflowEvent.input_required("Which city?", reply="city"))
+    'Which city? (any answer)'
+    """
+    data = request.data or {}
+    choices = data.get("choices")
+    shown = "any answer" if choices is None else " / ".join(map(str, choices))
+    return f"{data.get('prompt')} ({shown})"
 
 
 def run_label(run: RunInfo) -> str:
@@ -562,6 +597,17 @@ class ProgressObserver(WorkflowObserver, Generic[P]):
         tracked.dirty = True
         if tracked.timer is None:
             self._draw_later(tracked)
+
+    def run_idle(self, run: RunInfo, ending: bool) -> None:
+        tracked = self._runs.get(run.run_id)
+        if tracked is None or ending:
+            return
+        # It waits for a person: show where it stands now, not after the throttle.
+        tracked.state.idle(run)
+        if tracked.timer is not None:
+            tracked.timer.cancel()
+            tracked.timer = None
+        self._draw_now(tracked)
 
     def run_finished(self, run: RunInfo) -> None:
         tracked = self._runs.get(run.run_id)

@@ -36,6 +36,7 @@ from baxiflow.progress._state import (
     RunProgress,
     StepState,
     StepStatus,
+    request_text,
 )
 from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
@@ -57,13 +58,14 @@ def _bar_class() -> Any:
 
 
 class _TerminalPanel:
-    __slots__ = ("bar", "file", "written")
+    __slots__ = ("asked", "bar", "file", "written")
 
     def __init__(self, bar: Any, file: TextIO) -> None:
         # bar is None when the output is not a terminal: plain lines then, no \r frames.
         self.bar = bar
         self.file = file
         self.written: dict[str, tuple[StepStatus, int]] = {}
+        self.asked: set[int] = set()  # the requests written, by id
 
 
 class TerminalProgress(ProgressObserver[_TerminalPanel]):
@@ -116,6 +118,10 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
             if step.status != "active" and panel.written.get(step.name) != mark:
                 panel.written[step.name] = mark
                 _write(panel, f"  {step.text()}")
+        for request in state.requests:
+            if id(request) not in panel.asked:
+                panel.asked.add(id(request))
+                _write(panel, f"  asks: {request_text(request)}")
         if bar is None:
             return
         live = state.current

@@ -30,12 +30,15 @@ from __future__ import annotations
 import html
 import itertools
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from baxiflow._optional import import_optional
 from baxiflow._text import format_duration
-from baxiflow.exceptions import MissingDependencyError
+from baxiflow.event import WorkflowEvent
+from baxiflow.exceptions import AnswerError, MissingDependencyError
+from baxiflow.handle import find_run
 from baxiflow.progress._state import (
     ProgressObserver,
     RunProgress,
@@ -43,7 +46,7 @@ from baxiflow.progress._state import (
 )
 from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
-__all__ = ["ProgressView", "RunPanel", "StepRow", "in_notebook", "progress_view"]
+__all__ = ["ProgressView", "RequestRow", "RunPanel", "StepRow", "in_notebook", "progress_view"]
 
 _WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 _RUN_NUMBERS = itertools.count(1)
@@ -123,6 +126,92 @@ class StepRow:
         _set_text(self.description, _row_text(step))
 
 
+class RequestRow:
+    """The widgets of one open request for input: its prompt, then a button per choice, or a
+    text box and a ``send`` button; answering sends the answer to the run.
+
+    Attributes:
+        request: The ``"input_required"`` event.
+        box: The ``VBox`` holding the rest.
+        prompt: ``HTML`` with the prompt, and the request's other data as ``key: value``.
+        buttons: One ``Button`` per choice; the text box's ``send`` button when it has none.
+        text: The ``Text`` box of a request without choices, else ``None``.
+        note: ``HTML``: why an answer was refused, or the answer once it was sent.
+    """
+
+    __slots__ = ("_send", "box", "buttons", "note", "prompt", "request", "text")
+
+    def __init__(
+        self,
+        widgets: ModuleType,
+        request: WorkflowEvent,
+        send: Callable[[WorkflowEvent, Any], str | None],
+    ) -> None:
+        self.request, self._send = request, send
+        data = request.data or {}
+        self.prompt = widgets.HTML(_prompt_html(data), layout=widgets.Layout(max_width="100%"))
+        choices = data.get("choices")
+        self.text = None
+        if choices is None:
+            self.text = widgets.Text(
+                placeholder="your answer", layout=widgets.Layout(width=_BAR_WIDTH)
+            )
+            button = widgets.Button(description="send", tooltip=f"answer: {data.get('prompt')}")
+            button.on_click(lambda _: self.answer(self.text.value if self.text else ""))
+            self.buttons = [button]
+            controls = [self.text, button]
+        else:
+            self.buttons = [_choice_button(widgets, self, choice) for choice in choices]
+            controls = self.buttons
+        self.note = widgets.HTML("")
+        self.box = widgets.VBox(
+            [self.prompt, widgets.HBox(controls), self.note], _dom_classes=("baxiflow-request",)
+        )
+
+    def answer(self, value: Any) -> None:
+        """Send ``value`` as the answer, as a click does; say so, or why it was refused."""
+        problem = self._send(self.request, value)
+        if problem is not None:
+            self.note.value = f'<span class="baxiflow-refused">{html.escape(problem)}</span>'
+            return
+        for control in (*self.buttons, *([self.text] if self.text else [])):
+            control.disabled = True
+        self.note.value = f"answered: {html.escape(str(value))}"
+
+
+def _choice_button(widgets: ModuleType, row: RequestRow, choice: Any) -> Any:
+    button = widgets.Button(description=str(choice), tooltip=str(choice))
+    button.on_click(lambda _: row.answer(choice))
+    return button
+
+
+def _prompt_html(data: dict[str, Any]) -> str:
+    details = " · ".join(
+        f"{html.escape(str(key))}: {html.escape(str(value))}"
+        for key, value in data.items()
+        if key not in ("prompt", "reply", "choices")
+    )
+    shown = f'<b class="baxiflow-prompt">{html.escape(str(data.get("prompt")))}</b>'
+    if details:
+        shown += f'<div class="baxiflow-details">{details}</div>'
+    return f'<div style="white-space: normal; overflow-wrap: anywhere">{shown}</div>'
+
+
+def send_answer(run_id: str | None, request: WorkflowEvent, value: Any) -> str | None:
+    """Answer ``request`` of run ``run_id`` in this process; why it was refused, or ``None``."""
+    run = None if run_id is None else find_run(run_id)
+    if run is None:
+        return (
+            "this run takes no answers: run it with `await baxiflow.run(...)` or "
+            "workflow.start(...) to answer here"
+        )
+    try:
+        run.answer_nowait(request, value)
+    except AnswerError as exc:
+        return str(exc)
+    return None
+
+
 class RunPanel:
     """The widgets of one run, with a deterministic text form (its ``repr``).
 
@@ -143,6 +232,8 @@ class RunPanel:
         error: ``HTML``, empty until an error: the last error, where it happened, and its
             traceback folded under a ``<details>`` element.
         rows: One :class:`StepRow` per step, by step name, in order of appearance.
+        requests: One :class:`RequestRow` per open request for input, in the order asked.
+        asking: The ``VBox`` of the request rows, under the step rows, above the error.
     """
 
     def __init__(self, widgets: ModuleType, state: RunProgress) -> None:
@@ -154,7 +245,11 @@ class RunPanel:
         header = widgets.HBox([self.title.widget, self.run_bar, self.summary.widget])
         self.error = widgets.HTML("", layout=widgets.Layout(max_width="100%"))
         self.rows: dict[str, StepRow] = {}
-        self.widget = widgets.VBox([header, self.error], _dom_classes=("baxiflow-panel",))
+        self.requests: list[RequestRow] = []
+        self.asking = widgets.VBox([])
+        self.widget = widgets.VBox(
+            [header, self.asking, self.error], _dom_classes=("baxiflow-panel",)
+        )
         self.display_handle: Any = None
 
     def __repr__(self) -> str:
@@ -190,9 +285,25 @@ class RunPanel:
             else:
                 row.update(step)
         if added:
-            # The error box stays last, under the step rows.
-            *shown, error_box = self.widget.children
-            self.widget.children = (*shown, *added, error_box)
+            # The requests and the error box stay last, under the step rows.
+            *shown, asking, error_box = self.widget.children
+            self.widget.children = (*shown, *added, asking, error_box)
+        self._draw_requests(state.requests)
+
+    def _draw_requests(self, requests: list[WorkflowEvent]) -> None:
+        """One row per open request: new ones added, answered ones taken away."""
+        if [id(row.request) for row in self.requests] == list(map(id, requests)):
+            return
+        kept = {id(row.request): row for row in self.requests}
+        run_id = self.state.run_id
+        self.requests = [
+            kept.get(id(request))
+            or RequestRow(
+                self._widgets, request, lambda asked, value: send_answer(run_id, asked, value)
+            )
+            for request in requests
+        ]
+        self.asking.children = tuple(row.box for row in self.requests)
 
 
 class ProgressView(ProgressObserver[RunPanel]):

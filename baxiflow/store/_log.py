@@ -6,12 +6,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from baxiflow._durable import Durability
+from baxiflow._durable import Durability, occurrences
 from baxiflow.exceptions import StoreError
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
 
 if TYPE_CHECKING:
     from baxiflow.store._sqlite import SQLStore
+
+from baxiflow.store._codec import encode
 
 __all__ = ["BATCH_SECONDS", "RunLog", "store_status"]
 
@@ -23,10 +25,13 @@ def store_status(status: RunStatus) -> str:
     """A run's status in the store, from how it ended.
 
     ``finished`` when the stream ended by itself (error events included); ``failed`` when a
-    guard ended it; ``interrupted`` when the consumer stopped or the task was cancelled.
+    guard ended it; ``waiting`` when it was left while it waited for answers; ``interrupted``
+    when the consumer stopped or the task was cancelled otherwise.
     """
     if status in ("ok", "error"):
         return "finished"
+    if status == "waiting":
+        return "waiting"
     if status in ("max_events", "timeout"):
         return "failed"
     return "interrupted"
@@ -47,6 +52,8 @@ class RunLog(WorkflowObserver):
         run_id: The run's id (the engine runs under the same id).
         durability: ``"sync"``, ``"batched"`` or ``"exit"``.
         begin: Called once when the run starts (it creates or takes over the run's row).
+        fingerprint: The registry the run runs on (:func:`baxiflow._durable.fingerprint`),
+            which says the occurrence of each call.
     """
 
     def __init__(
@@ -55,17 +62,21 @@ class RunLog(WorkflowObserver):
         run_id: str,
         durability: Durability,
         begin: Callable[[], None],
+        fingerprint: str,
     ) -> None:
         self._store = store
         self.run_id = run_id
         self._durability = durability
         self._begin = begin
+        self._repeats = occurrences(fingerprint)
+        self._no_text = store.no_text
         self._last_commit = 0.0
         self._events: list[tuple[Any, ...]] = []
         self._calls: list[tuple[Any, ...]] = []
         self._rollbacks = store.rollbacks
         self._uncommitted = False  # the run's row, written at its start, not committed yet
         self._ended = False  # the run's end is written (when its queue ran dry)
+        self._waiting = False  # the run's row says it waits for answers
         self.failed = False
         """True once a write failed: nothing more is written."""
 
@@ -77,7 +88,23 @@ class RunLog(WorkflowObserver):
         self._last_commit = time.monotonic()
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
-        self._events.append(self._store.event_row(self.run_id, emitted))
+        if self._waiting:
+            self._waiting = False
+            self._write(self._store.mark_run, self.run_id, "running")
+        event, seq, parent_seq, depth, handler_name, elapsed, _, call = emitted
+        checked, data, metadata = self._store.encoded  # by check_event, just before
+        if checked is not event:
+            data, metadata = encode(event.data), encode(event.metadata)
+        position = occurrence = None
+        if call is not None:
+            position = call.position
+            occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
+        none, error = self._no_text, event.error
+        self._events.append(
+            (self.run_id, seq, parent_seq, depth, event.name, handler_name, position, occurrence,
+             none if error is None else error, elapsed, none if data is None else data,
+             none if metadata is None else metadata)
+        )  # fmt: skip
         if self._durability == "exit":
             return
         now = time.monotonic()
@@ -86,7 +113,13 @@ class RunLog(WorkflowObserver):
             self._flush()
 
     def handler_finished(self, call: HandlerCall) -> None:
-        self._calls.append(self._store.call_row(self.run_id, call))
+        position = call.position
+        occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
+        error = call.error
+        self._calls.append(
+            (self.run_id, call.trigger_seq, position, call.handler_name, occurrence, call.started,
+             call.finished, call.status, self._no_text if error is None else error, call.emitted)
+        )  # fmt: skip
 
     def run_idle(self, run: RunInfo, ending: bool) -> None:
         # Commit while the run can still report a failure with its final event: when it
@@ -94,6 +127,10 @@ class RunLog(WorkflowObserver):
         if ending:
             self._write(self._store.end_run, self.run_id, "finished")
             self._ended = True
+        elif run.status == "waiting":
+            # The request is logged; the wait is the run's status until an answer comes.
+            self._write(self._store.mark_run, self.run_id, "waiting")
+            self._waiting = True
         if self._durability != "exit" or ending:
             self._flush()
 
@@ -111,7 +148,9 @@ class RunLog(WorkflowObserver):
         """Write and commit what the run appended since the last commit."""
         events, calls = self._events, self._calls
         self._events, self._calls = [], []
-        self._write(lambda: self._store.write(events, calls, renew=self.run_id))
+        # An ended run's row holds no lease any more: there is none to renew.
+        renew = None if self._ended else self.run_id
+        self._write(lambda: self._store.write(events, calls, renew=renew))
         self._uncommitted = False
 
     def _write(self, write: Callable[..., object], *arguments: object) -> None:

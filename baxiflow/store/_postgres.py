@@ -136,7 +136,8 @@ class PostgresStore(SQLStore):
                 f"schema {schema!r} of {self.where} is not a baxiflow store: it holds "
                 f"{', '.join(sorted(found))} but no baxiflow_meta; it was left untouched"
             )
-        for table, columns in table_columns().items():
+        # A store of an older version lacks the columns added since; it is migrated next.
+        for table, columns in table_columns(oldest=True).items():
             missing = sorted(columns - found.get(table, columns))
             if missing:
                 raise StoreError(

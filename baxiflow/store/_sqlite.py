@@ -1,16 +1,23 @@
 """Durable stores over SQL: the shared schema and logic, and the SQLite store.
 
 Three tables: ``baxiflow_runs`` (one row per run), ``baxiflow_events`` (the log: one row
-per emitted event, in order) and ``baxiflow_calls`` (one row per handler call: started, then
-ended), plus ``baxiflow_meta`` holding the schema version. Event data and metadata are kept
-as JSON through the trace's codec, so what comes back equals what was emitted.
+per emitted event, in order) and ``baxiflow_calls`` (one row per ended handler call), plus
+``baxiflow_meta`` holding the schema version. Event data and metadata are kept as JSON
+through the trace's codec, so what comes back equals what was emitted.
+
+A call is known by its trigger's ``seq``, its handler's qualified name and its
+``occurrence`` (which registration of that handler for that event it is; see
+:mod:`baxiflow._durable`). Events name the call that emitted them the same way.
+
+The schema is versioned (:data:`SCHEMA_VERSION`, in ``baxiflow_meta``). A store of an
+older version is migrated when it is opened, in one transaction; one of a newer version
+is refused. Version 1 (the first released) knew a call by its position alone; version 2
+adds the ``occurrence`` columns and keys calls by handler name and occurrence.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import math
 import os
 import re
 import socket
@@ -28,6 +35,7 @@ from baxiflow._durable import (
     LoggedCall,
     LoggedEvent,
     SavedRun,
+    occurrences,
     registry_changes,
     state_from_log,
 )
@@ -35,14 +43,14 @@ from baxiflow.event import WorkflowEvent
 from baxiflow.exceptions import StoreError
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.registry import Route
+from baxiflow.store._codec import decode, encode, encode_event
 from baxiflow.store._log import RunLog
 from baxiflow.trace import Trace
-from baxiflow.trace._jsonable import MARKERS, from_jsonable, to_jsonable
 
 __all__ = ["LEASE_SECONDS", "SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
 
-SCHEMA_VERSION = 1
-"""Version of the tables' layout; a store written by a newer baxiflow is refused."""
+SCHEMA_VERSION = 2
+"""Version of the tables' layout; an older store is migrated, a newer one is refused."""
 
 LEASE_SECONDS = 30.0
 """How long a running process holds its run without renewing (it renews at each commit)."""
@@ -59,6 +67,12 @@ RUN_COLUMNS = (
 )
 """Columns of :meth:`SQLStore.runs`, in order."""
 
+_CALLS_TABLE = """CREATE TABLE IF NOT EXISTS {table} (
+        run_id TEXT NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
+        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
+        error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, trigger_seq, handler, occurrence))"""
+
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS baxiflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS baxiflow_runs (
@@ -68,114 +82,46 @@ _TABLES = (
     """CREATE TABLE IF NOT EXISTS baxiflow_events (
         run_id TEXT NOT NULL, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
         name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
-        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, seq))""",
-    """CREATE TABLE IF NOT EXISTS baxiflow_calls (
-        run_id TEXT NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
-        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
-        error TEXT, emitted {int} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, trigger_seq, position))""",
+        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int},
+        PRIMARY KEY (run_id, seq))""",
+    _CALLS_TABLE.format(table="baxiflow_calls", real="{real}", int="{int}"),
 )
 
-
-_REPR_MARKER = '"__repr__"'
-"""In encoded data, the mark of a value the codec could keep only as its repr."""
+_ADDED_COLUMNS = {"baxiflow_events": {"occurrence"}, "baxiflow_calls": {"occurrence"}}
+"""Columns added since version 1: a store may lack them until it is migrated."""
 
 
 _INSERT_EVENT = (
     "INSERT INTO baxiflow_events (run_id, seq, parent_seq, depth, name, handler, position,"
-    " error, elapsed, data, metadata, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+    " occurrence, error, elapsed, data, metadata, reused)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, {text}, ?, {text}, {text}, {reused})"
 )
 _UPSERT_CALL = (
-    "INSERT INTO baxiflow_calls (run_id, trigger_seq, position, handler, started, finished,"
-    " status, error, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (run_id, trigger_seq, position) DO UPDATE SET handler = excluded.handler,"
-    " started = excluded.started, finished = excluded.finished, status = excluded.status,"
-    " error = excluded.error, emitted = excluded.emitted"
+    "INSERT INTO baxiflow_calls (run_id, trigger_seq, position, handler, occurrence, started,"
+    " finished, status, error, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {text}, ?)"
+    " ON CONFLICT (run_id, trigger_seq, handler, occurrence) DO UPDATE SET"
+    " position = excluded.position, started = excluded.started, finished = excluded.finished,"
+    " status = excluded.status, error = excluded.error, emitted = excluded.emitted"
 )
 """A call run again on resume takes the place of the one cut short."""
 
 
-def table_columns() -> dict[str, set[str]]:
-    """Each table's columns, as baxiflow creates them.
+def table_columns(*, oldest: bool = False) -> dict[str, set[str]]:
+    """Each table's columns, as baxiflow creates them; with ``oldest``, those that every
+    version of the schema has.
 
     >>> sorted(table_columns()["baxiflow_meta"])
     ['key', 'value']
+    >>> "occurrence" in table_columns(oldest=True)["baxiflow_calls"]
+    False
     """
     tables = {}
     for statement in _TABLES:
         name, _, body = statement.removeprefix("CREATE TABLE IF NOT EXISTS ").partition(" (")
         # A column is a name followed by its type; "PRIMARY KEY (a, b)" names no new one.
-        tables[name] = set(re.findall(r"(?:^|,)\s*(\w+) (?:TEXT|\{real\}|\{int\})", body))
+        columns = set(re.findall(r"(?:^|,)\s*(\w+) (?:TEXT|\{real\}|\{int\})", body))
+        tables[name] = columns - _ADDED_COLUMNS.get(name, set()) if oldest else columns
     return tables
-
-
-def _encode(value: object) -> str | None:
-    if value is None:
-        return None
-    if value.__class__ is dict and _plain(value):
-        return json.dumps(value)  # the common case, which the codec would give back unchanged
-    return json.dumps(to_jsonable(value))
-
-
-def _plain(mapping: dict[Any, Any]) -> bool:
-    """Whether JSON holds ``mapping`` exactly as it is: string keys (none a codec marker),
-    and values that are strings, booleans, ``None``, small integers or finite floats."""
-    if len(mapping) == 1 and next(iter(mapping)) in MARKERS:
-        return False
-    for key, item in mapping.items():
-        if key.__class__ is not str:
-            return False
-        kind = item.__class__
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is int:
-            if item.bit_length() > 64:
-                return False
-        elif kind is not float or not math.isfinite(item):
-            return False
-    return True
-
-
-def _decode(text: str | None) -> Any:
-    return None if text is None else from_jsonable(json.loads(text))
-
-
-def unloggable(event: WorkflowEvent) -> str | None:
-    """What in ``event`` the log could not give back exactly, or ``None``.
-
-    The trace's codec decides: what it keeps only as a ``repr`` cannot come back.
-
-    >>> unloggable(WorkflowEvent("ok", {"when": (2026, 12), 3: float("nan")}))
-    >>> unloggable(WorkflowEvent("bad", {"when": {1, 2}}))
-    "data['when'] is a set, which the log could keep only as its repr"
-    """
-    for part in ("data", "metadata"):
-        found = _first_unloggable(getattr(event, part), part)
-        if found is not None:
-            return found
-    return None
-
-
-def _first_unloggable(value: object, path: str) -> str | None:
-    if isinstance(value, list | tuple):
-        pairs: Any = enumerate(value)
-    elif isinstance(value, dict):
-        for key in value:
-            if _kept_as_repr(key):
-                return f"a key of {path} is a {type(key).__name__}, which the log could keep only as its repr"
-        pairs = value.items()
-    elif _kept_as_repr(value):
-        return f"{path} is a {type(value).__name__}, which the log could keep only as its repr"
-    else:
-        return None
-    for key, item in pairs:
-        if (found := _first_unloggable(item, f"{path}[{key!r}]")) is not None:
-            return found
-    return None
-
-
-def _kept_as_repr(value: object) -> bool:
-    encoded = to_jsonable(value)
-    return isinstance(encoded, dict) and len(encoded) == 1 and "__repr__" in encoded
 
 
 def _process_alive(owner: str) -> bool:
@@ -202,12 +148,20 @@ class SQLStore:
     placeholder: ClassVar[str] = "?"
     real: ClassVar[str] = "REAL"
     integer: ClassVar[str] = "INTEGER"
+    no_text: ClassVar[object] = None
+    """What a log row holds for an error, data or metadata that is ``None``."""
+    text_parameter: ClassVar[str] = "?"
+    """How the log's statements take those columns (and turn :attr:`no_text` into NULL)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._encoded: tuple[WorkflowEvent | None, str | None, str | None] = (None, None, None)
+        self.encoded: tuple[WorkflowEvent | None, str | None, str | None] = (None, None, None)
+        """The last event :meth:`check_event` passed, with its data and metadata encoded."""
         self.rollbacks = 0
         """How many times the store dropped its uncommitted writes after an error."""
+        self._insert_events = self._sql(_INSERT_EVENT.format(reused=0, text=self.text_parameter))
+        self._insert_reused = self._sql(_INSERT_EVENT.format(reused=1, text=self.text_parameter))
+        self._upsert_calls = self._sql(_UPSERT_CALL.format(text=self.text_parameter))
         self._connection = self._connect()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
@@ -265,36 +219,74 @@ class SQLStore:
         with self._lock:
             self._connection.close()
 
+    def _begin(self) -> None:
+        """Open a write transaction now, if none is open (for a migration's DDL)."""
+
     def _prepare(self) -> None:
         self._check_foreign()
         for table in _TABLES:
             self._execute(table.format(real=self.real, int=self.integer))
+        self._begin()  # the version is read again, and migrated, in one transaction
         found = self._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'")
+        version = int(found[0][0]) if found else SCHEMA_VERSION
         if not found:
             self._execute(
                 "INSERT INTO baxiflow_meta (key, value) VALUES ('version', ?)",
                 (str(SCHEMA_VERSION),),
             )
-        elif int(found[0][0]) > SCHEMA_VERSION:
+        elif version > SCHEMA_VERSION:
             raise StoreError(
-                f"the store at {self.where} has schema version {found[0][0]}, newer than this "
+                f"the store at {self.where} has schema version {version}, newer than this "
                 f"baxiflow's {SCHEMA_VERSION}; upgrade baxiflow to use it"
             )
+        while version < SCHEMA_VERSION:
+            _MIGRATIONS[version](self)
+            version += 1
+            self._execute(
+                "UPDATE baxiflow_meta SET value = ? WHERE key = 'version'", (str(version),)
+            )
         self.commit()
+
+    def _migrate_from_1(self) -> None:
+        """Version 1 to 2: calls and events name a call by handler and occurrence."""
+        for table in ("baxiflow_events", "baxiflow_calls"):
+            self._execute(f"ALTER TABLE {table} ADD COLUMN occurrence {self.integer}")
+            self._execute(f"UPDATE {table} SET occurrence = 0 WHERE position IS NOT NULL")
+        # Version 1 kept no occurrence: a repeated handler's comes from the run's registry.
+        for run_id, logged_fingerprint in self._rows(
+            "SELECT run_id, fingerprint FROM baxiflow_runs"
+        ):
+            for (event, position), occurrence in occurrences(logged_fingerprint).items():
+                for table, trigger in (("baxiflow_calls", "trigger_seq"), ("baxiflow_events", "parent_seq")):  # fmt: skip
+                    self._execute(
+                        f"UPDATE {table} SET occurrence = ? WHERE run_id = ? AND position = ?"
+                        f" AND {trigger} IN (SELECT seq FROM baxiflow_events"
+                        " WHERE run_id = ? AND name = ?)",
+                        (occurrence, run_id, position, run_id, event),
+                    )
+        # The calls' key changes: SQLite can change a key only by making the table again.
+        self._execute(
+            _CALLS_TABLE.format(table="baxiflow_calls_v2", real=self.real, int=self.integer)
+        )
+        columns = "run_id, trigger_seq, position, handler, occurrence, started, finished, status, error, emitted"
+        self._execute(
+            f"INSERT INTO baxiflow_calls_v2 ({columns}) SELECT {columns} FROM baxiflow_calls"
+        )
+        self._execute("DROP TABLE baxiflow_calls")
+        self._execute("ALTER TABLE baxiflow_calls_v2 RENAME TO baxiflow_calls")
 
     # Writing a run ---------------------------------------------------------------------
 
     def check_event(self, event: WorkflowEvent) -> str | None:
         """What in ``event`` this store could not give back exactly; ``None`` if all of it.
 
-        The encoded data is kept for :meth:`event_row`, which logs the same event next.
+        The encoded data is kept in :attr:`encoded` for the run's log, which logs the same
+        event next.
         """
-        data, metadata = _encode(event.data), _encode(event.metadata)
-        if _REPR_MARKER in (data or "") or _REPR_MARKER in (metadata or ""):
-            problem = unloggable(event)
-            if problem is not None:
-                return problem
-        self._encoded = (event, data, metadata)
+        data, metadata, problem = encode_event(event)
+        if problem is not None:
+            return problem
+        self.encoded = (event, data, metadata)
         return None
 
     def open_run(
@@ -323,9 +315,9 @@ class SQLStore:
                  now + LEASE_SECONDS),
             )  # fmt: skip
             for event in reused:
-                self._insert_event(run_id, event, elapsed=0.0, reused=True)
+                self._log_reused(run_id, event)
 
-        return RunLog(self, run_id, durability, begin)
+        return RunLog(self, run_id, durability, begin, fingerprint)
 
     def resume_run(
         self,
@@ -344,7 +336,7 @@ class SQLStore:
             calls = [
                 LoggedCall(*row)
                 for row in self._rows(
-                    "SELECT trigger_seq, position, handler, status FROM baxiflow_calls"
+                    "SELECT trigger_seq, position, handler, status, occurrence FROM baxiflow_calls"
                     " WHERE run_id = ?",
                     (run_id,),
                 )
@@ -358,7 +350,7 @@ class SQLStore:
                 (time.time(), run_id),
             )
 
-        return SavedRun(run_id, state, reruns, RunLog(self, run_id, durability, begin))
+        return SavedRun(run_id, state, reruns, RunLog(self, run_id, durability, begin, fingerprint))
 
     def _take_lease(self, run_id: str, fingerprint: str, allow_changed: bool) -> None:
         rows = self._rows(
@@ -379,7 +371,7 @@ class SQLStore:
             )
         if owner is not None and owner != self.owner:
             held = until is not None and until > time.time() and _process_alive(owner)
-            if held and status == "running":
+            if held and status in ("running", "waiting"):
                 raise ValueError(
                     f"run {run_id!r} is being run by another process ({owner}); "
                     "two processes cannot go on with one run"
@@ -395,22 +387,6 @@ class SQLStore:
                 f"run {run_id!r} was taken over by another process while this one resumed it"
             )
 
-    def event_row(self, run_id: str, emitted: EmittedEvent) -> tuple[Any, ...]:
-        """The log's row for ``emitted`` (its data encoded once, by :meth:`check_event`)."""
-        event, call = emitted.event, emitted.call
-        checked, data, metadata = self._encoded
-        if checked is not event:
-            data, metadata = _encode(event.data), _encode(event.metadata)
-        return (run_id, emitted.seq, emitted.parent_seq, emitted.depth, event.name,
-                emitted.handler_name, None if call is None else call.position, event.error,
-                emitted.elapsed, data, metadata)  # fmt: skip
-
-    @staticmethod
-    def call_row(run_id: str, call: HandlerCall) -> tuple[Any, ...]:
-        """The log's row for the ended ``call``."""
-        return (run_id, call.trigger_seq, call.position, call.handler_name, call.started,
-                call.finished, call.status, call.error, call.emitted)  # fmt: skip
-
     def write(
         self,
         events: list[tuple[Any, ...]],
@@ -423,24 +399,30 @@ class SQLStore:
             try:
                 cursor = self._connection.cursor()
                 if events:
-                    cursor.executemany(self._sql(_INSERT_EVENT), events)
+                    cursor.executemany(self._insert_events, events)
                 if calls:
-                    cursor.executemany(self._sql(_UPSERT_CALL), calls)
+                    cursor.executemany(self._upsert_calls, calls)
             except Exception as exc:
                 raise StoreError(f"the store at {self.where} failed: {exc}") from exc
             self.commit(renew=renew)
 
-    def _insert_event(
-        self, run_id: str, logged: LoggedEvent, *, elapsed: float, reused: bool
-    ) -> None:
+    def _log_reused(self, run_id: str, logged: LoggedEvent) -> None:
+        """Log ``logged``, an event of the run a fork reuses."""
         event = logged.event
+        texts = [event.error, encode(event.data), encode(event.metadata)]
+        error, data, metadata = (self.no_text if t is None else t for t in texts)
         self._execute(
-            "INSERT INTO baxiflow_events (run_id, seq, parent_seq, depth, name, handler, position,"
-            " error, elapsed, data, metadata, reused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._insert_reused,
             (run_id, logged.seq, logged.parent_seq, logged.depth, event.name, logged.handler,
-             logged.position, event.error, elapsed, _encode(event.data),
-             _encode(event.metadata), int(reused)),
+             logged.position, logged.occurrence, error, 0.0, data, metadata),
         )  # fmt: skip
+
+    def mark_run(self, run_id: str, status: str) -> None:
+        """Set a running run's status (``running`` or ``waiting``); this process keeps it."""
+        self._execute(
+            "UPDATE baxiflow_runs SET status = ?, updated = ? WHERE run_id = ? AND lease_owner = ?",
+            (status, time.time(), run_id, self.owner),
+        )
 
     def end_run(self, run_id: str, status: str) -> None:
         self._execute(
@@ -454,8 +436,8 @@ class SQLStore:
     def logged(self, run_id: str) -> list[LoggedEvent]:
         """The events of run ``run_id``'s log, in order."""
         rows = self._rows(
-            "SELECT seq, parent_seq, depth, name, handler, position, error, data, metadata"
-            " FROM baxiflow_events WHERE run_id = ? ORDER BY seq",
+            "SELECT seq, parent_seq, depth, name, handler, position, occurrence, error, data,"
+            " metadata FROM baxiflow_events WHERE run_id = ? ORDER BY seq",
             (run_id,),
         )
         return [
@@ -463,11 +445,12 @@ class SQLStore:
                 seq,
                 parent_seq,
                 depth,
-                WorkflowEvent(name, _decode(data), _decode(metadata), error),
+                WorkflowEvent(name, decode(data), decode(metadata), error),
                 handler,
                 position,
+                occurrence,
             )
-            for seq, parent_seq, depth, name, handler, position, error, data, metadata in rows
+            for seq, parent_seq, depth, name, handler, position, occurrence, error, data, metadata in rows
         ]
 
     def runs(self) -> list[dict[str, Any]]:
@@ -485,8 +468,8 @@ class SQLStore:
         )
         columns = ("seq", "parent_seq", "depth", "name", "handler", "error", "data", "metadata")
         return [
-            {**dict(zip(columns, row[:6], strict=False)), "data": _decode(row[6]),
-             "metadata": _decode(row[7]), "reused": bool(row[8])}
+            {**dict(zip(columns, row[:6], strict=False)), "data": decode(row[6]),
+             "metadata": decode(row[7]), "reused": bool(row[8])}
             for row in rows
         ]  # fmt: skip
 
@@ -522,7 +505,9 @@ class SQLStore:
             call = HandlerCall(run, len, handler, position, trigger, trigger_seq, started,
                                finished, call_status, emitted, error)  # fmt: skip
             trace.handler_finished(call)
-        run.status = {"finished": "ok", "failed": "error"}.get(status, "stopped")  # type: ignore[assignment]
+        run.status = {"finished": "ok", "failed": "error", "waiting": "waiting"}.get(
+            status, "stopped"
+        )  # type: ignore[assignment]
         if status == "finished" and any(e.event.error for e in logged):
             run.status = "error"
         run.events, run.errors = len(logged), sum(e.event.name == "error" for e in logged)
@@ -566,6 +551,10 @@ class SQLStore:
         )
 
 
+_MIGRATIONS: dict[int, Callable[[SQLStore], None]] = {1: SQLStore._migrate_from_1}
+"""For each older version, what brings a store from it to the next."""
+
+
 def _check_durability(durability: object) -> None:
     if durability not in DURABILITIES:
         raise ValueError(
@@ -586,6 +575,11 @@ class SQLiteStore(SQLStore):
     []
     >>> store.close()
     """
+
+    # The sqlite3 module binds None slowly (it looks for an adapter each time): the log's
+    # rows hold 0 instead, which NULLIF turns into NULL (a text never equals an integer).
+    no_text: ClassVar[object] = 0
+    text_parameter: ClassVar[str] = "NULLIF(?, 0)"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -622,6 +616,10 @@ class SQLiteStore(SQLStore):
                     )
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level="DEFERRED")
         return connection
+
+    def _begin(self) -> None:
+        if not self._connection.in_transaction:
+            self._connection.execute("BEGIN IMMEDIATE")
 
     def _check_foreign(self) -> None:
         tables = {row[0] for row in self._rows("SELECT name FROM sqlite_master WHERE type='table'")}

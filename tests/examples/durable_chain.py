@@ -1,14 +1,18 @@
 """A long workflow for the crash tests: run it logged, be killed anywhere, be resumed.
 
 ``python durable_chain.py STORE RUN_ID`` runs it from the start with a SQLite store, or with
-a PostgreSQL store when STORE is a ``postgresql://`` DSN.
+a PostgreSQL store when STORE is a ``postgresql://`` DSN. ``python durable_chain.py STORE
+RUN_ID twice`` runs :func:`build_twice` instead, which kills its own process (SIGKILL) in
+the second call of a handler registered twice, its first event committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from baxiflow import WorkflowEvent, WorkflowManager
 
@@ -43,13 +47,52 @@ def build() -> WorkflowManager:
     return workflow
 
 
-async def main(path: str, run_id: str) -> None:
+def build_twice(
+    *,
+    calls: list[int] | None = None,
+    die_in: int | None = None,
+    first: Callable[..., object] | None = None,
+) -> WorkflowManager:
+    """Two tasks, each handled by ``note`` registered twice (after ``first``, if given).
+
+    ``calls`` gets one entry per call of ``note``; its call number ``die_in`` (counting
+    from 0) kills the process after its first event.
+    """
+    workflow = WorkflowManager()
+    made: list[int] = [] if calls is None else calls
+
+    @workflow.on("start")
+    async def plan(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("task", {"i": 0})
+        yield WorkflowEvent("task", {"i": 1})
+
+    if first is not None:
+        workflow.register("task", first)
+
+    async def note(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        assert event.data is not None
+        number = len(made)
+        made.append(number)
+        yield WorkflowEvent("noted", {"i": event.data["i"], "part": 1})
+        if number == die_in:
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield WorkflowEvent("noted", {"i": event.data["i"], "part": 2})
+
+    workflow.register("task", note).register("task", note)
+    return workflow
+
+
+async def main(path: str, run_id: str, twice: bool = False) -> None:
     from baxiflow.store import PostgresStore, SQLiteStore
 
     store = PostgresStore(path) if path.startswith("postgresql://") else SQLiteStore(path)
-    async for _ in build().process(WorkflowEvent("start"), store=store, run_id=run_id):
+    # The second task's second call of note dies: call number 3.
+    workflow, durability = (build_twice(die_in=3), "sync") if twice else (build(), "batched")
+    async for _ in workflow.process(
+        WorkflowEvent("start"), store=store, run_id=run_id, durability=durability
+    ):
         pass
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["twice"]))

@@ -1,0 +1,142 @@
+"""How a durable log keeps event data: JSON through the trace's codec, checked at emit time.
+
+What the codec gives back exactly is kept as JSON text; what it could keep only as its
+``repr`` (a set, an arbitrary object) is refused, naming where it is in the event.
+
+>>> text = encode({"pair": (1, 2), 3: "three"})
+>>> decode(text)
+{'pair': (1, 2), 3: 'three'}
+>>> encode({"n": 1})
+'{"n": 1}'
+"""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+import math
+from collections.abc import Callable
+from typing import Any
+
+from baxiflow.event import WorkflowEvent
+from baxiflow.trace._jsonable import MARKERS, from_jsonable, to_jsonable
+
+__all__ = ["REPR_MARKER", "decode", "encode", "encode_event", "unloggable"]
+
+REPR_MARKER = '"__repr__"'
+"""In encoded data, the mark of a value the codec could keep only as its repr."""
+
+
+def _plain_dumper() -> Callable[[dict[str, Any]], str]:
+    """``json.dumps`` for a dict that :func:`_plain` accepts, with the same output.
+
+    ``json.dumps`` sets up a new C encoder on every call, which costs twice the encoding
+    of a small dict; this one is set up once (without the check for cycles, which a dict of
+    scalars cannot have).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the json module's C speedups
+        return json.dumps
+    encoder = make(None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                   False, False, True)  # fmt: skip
+    return lambda value: "".join(encoder(value, 0))
+
+
+_dump_plain = _plain_dumper()
+
+
+def encode(value: object) -> str | None:
+    """``value`` as the log keeps it: JSON text (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if value.__class__ is dict and _plain(value):
+        return _dump_plain(value)  # the common case
+    return json.dumps(to_jsonable(value))
+
+
+def encode_event(event: WorkflowEvent) -> tuple[str | None, str | None, str | None]:
+    """``event``'s data and metadata as :func:`encode` keeps them, and what in them could
+    not come back exactly (``None`` when all of it can).
+
+    >>> encode_event(WorkflowEvent("x", {"n": 1}))
+    ('{"n": 1}', None, None)
+    >>> encode_event(WorkflowEvent("x", {"n": {1}}))[2]
+    "data['n'] is a set, which the log could keep only as its repr"
+    """
+    value = event.data
+    # encode(), unrolled: this runs for every event of a logged run.
+    data = None
+    if value is not None:
+        data = _dump_plain(value) if value.__class__ is dict and _plain(value) else encode(value)
+    metadata = None if event.metadata is None else encode(event.metadata)
+    if (data is not None and REPR_MARKER in data) or (
+        metadata is not None and REPR_MARKER in metadata
+    ):
+        return data, metadata, unloggable(event)
+    return data, metadata, None
+
+
+_SCALARS = frozenset({str, bool, type(None)})
+
+
+def _plain(mapping: dict[Any, Any]) -> bool:
+    """Whether JSON holds ``mapping`` exactly as it is: string keys (none a codec marker),
+    and values that are strings, booleans, ``None``, small integers or finite floats."""
+    if len(mapping) == 1 and not MARKERS.isdisjoint(mapping):
+        return False
+    for key, item in mapping.items():
+        if key.__class__ is not str:
+            return False
+        kind = item.__class__
+        if kind in _SCALARS:
+            continue
+        if kind is int:
+            if item.bit_length() > 64:
+                return False
+        elif kind is not float or not math.isfinite(item):
+            return False
+    return True
+
+
+def decode(text: str | None) -> Any:
+    """What :func:`encode` made ``text`` from."""
+    return None if text is None else from_jsonable(json.loads(text))
+
+
+def unloggable(event: WorkflowEvent) -> str | None:
+    """What in ``event`` the log could not give back exactly, or ``None``.
+
+    The trace's codec decides: what it keeps only as a ``repr`` cannot come back.
+
+    >>> unloggable(WorkflowEvent("ok", {"when": (2026, 12), 3: float("nan")}))
+    >>> unloggable(WorkflowEvent("bad", {"when": {1, 2}}))
+    "data['when'] is a set, which the log could keep only as its repr"
+    """
+    for part in ("data", "metadata"):
+        found = _first_unloggable(getattr(event, part), part)
+        if found is not None:
+            return found
+    return None
+
+
+def _first_unloggable(value: object, path: str) -> str | None:
+    if isinstance(value, list | tuple):
+        pairs: Any = enumerate(value)
+    elif isinstance(value, dict):
+        for key in value:
+            if _kept_as_repr(key):
+                return f"a key of {path} is a {type(key).__name__}, which the log could keep only as its repr"
+        pairs = value.items()
+    elif _kept_as_repr(value):
+        return f"{path} is a {type(value).__name__}, which the log could keep only as its repr"
+    else:
+        return None
+    for key, item in pairs:
+        if (found := _first_unloggable(item, f"{path}[{key!r}]")) is not None:
+            return found
+    return None
+
+
+def _kept_as_repr(value: object) -> bool:
+    encoded = to_jsonable(value)
+    return isinstance(encoded, dict) and len(encoded) == 1 and "__repr__" in encoded
