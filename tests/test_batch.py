@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_properties import NAMES, build, registry_spec
 
 import baxiflow
 from baxiflow import MissingDependencyError, WorkflowEvent, WorkflowManager, run_many, run_many_sync
@@ -329,3 +332,26 @@ async def test_the_view_counts_the_runs_in_each_step_while_the_batch_runs(
     gate.set()
     assert (await batch).ok
     assert dict(views[0].state.steps) == {} and views[0].state.done == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=registry_spec, max_events=st.integers(1, 30))
+def test_an_unobserved_batch_reads_each_runs_end_as_the_engine_reports_it(
+    spec: dict[str, list[list[str]]], max_events: int
+) -> None:
+    # keep="summary" runs go unobserved: the batch reads status and counts from the events;
+    # keep="all" runs are observed by the trace: those are the engine's own RunInfo.
+    workflow = build(spec, max_events)
+    inputs = [WorkflowEvent(name) for name in NAMES]
+    short = run_many_sync(workflow, inputs, view=False, keep="summary", concurrency=2)
+    full = run_many_sync(workflow, inputs, view=False, keep="all", concurrency=2)
+    for unobserved, observed in zip(short.results, full.results, strict=True):
+        assert unobserved.final == observed.final
+        assert (unobserved.status, unobserved.info.events, unobserved.info.errors) == (
+            observed.status,
+            observed.info.events,
+            observed.info.errors,
+        )
+    assert [{**r, "run_id": 0, "duration": 0} for r in short.records] == [
+        {**r, "run_id": 0, "duration": 0} for r in full.records
+    ]
