@@ -54,6 +54,7 @@ from baxiflow._routing import (
     Stop,
     close,
     descend,
+    ended_status,
     handler_error,
     invalid_event_error,
     lineage_of,
@@ -961,14 +962,14 @@ class Engine:
 
     def _max_events_stop(self, item: Queued | None, last: WorkflowEvent, name: str | None) -> Stop:
         error = max_events_error(self._limit, item, last, name, self._queue)
-        return Stop(error, "max_events")
+        return Stop(error)
 
     def _timeout_stop(
         self, expired: Expiry, name: str | None, trigger: WorkflowEvent, *, started: bool = True
     ) -> Stop:
         assert name is not None, "only handler steps are guarded"
         elapsed = time.perf_counter() - self._clock_start
-        return Stop(timeout_error(expired, elapsed, name, trigger, started=started), "timeout")
+        return Stop(timeout_error(expired, elapsed, name, trigger, started=started))
 
     def _stopped(self, stop: Stop, seq: int, item: Queued | None) -> WorkflowEvent:
         """A guard ended the run: end the running call and emit the final event."""
@@ -990,7 +991,7 @@ class Engine:
             return
         if self._call is not None and self._call.status == "running":
             self._call_finished(self._call, "cancelled")
-        info.status = ("error" if info.errors else "ok") if status == "running" else status
+        info.status = ended_status(info.errors) if status == "running" else status
         info.events = self._seq + 1
         self._errors = info.errors
         info.duration = time.perf_counter() - self._clock_start

@@ -157,7 +157,7 @@ class ObserverGroup:
         about: it stops the run, with a final error event, as a guard does.
         """
         if isinstance(exc, StoreError):
-            raise Stop(log_error(exc), "log_failed") from exc
+            raise Stop(log_error(exc)) from exc
         if id(observer) in self._warned:
             return
         self._warned.add(id(observer))

@@ -22,22 +22,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import Literal, TypeAlias
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Final, Literal, TypeAlias
 
 from baxiflow._deadline import Expiry, Watchdog
 from baxiflow.event import ERROR, TracebackText, WorkflowEvent
+from baxiflow.observe import RunStatus
 from baxiflow.registry import Route
 
 __all__ = [
     "LINEAGE_KEPT",
     "LINEAGE_WINDOW",
+    "STOP_STATUS",
     "Lineage",
     "Queued",
     "RouteOf",
     "Stop",
     "close",
     "descend",
+    "ended_status",
     "handler_error",
     "invalid_event_error",
     "lineage_of",
@@ -45,6 +49,7 @@ __all__ = [
     "max_events_error",
     "name_cycle",
     "names_of",
+    "stop_status",
     "timeout_error",
 ]
 
@@ -116,15 +121,56 @@ def name_cycle(names: tuple[str, ...]) -> list[str]:
     return [] if latest is None else list(names[latest[0] : latest[1] + 1])
 
 
-class Stop(Exception):
-    """A guard ended the run, or its durable log failed; carries the final error event."""
+STOP_STATUS: Final[Mapping[object, Literal["max_events", "timeout", "log_failed"]]] = (
+    MappingProxyType(
+        {
+            "max_events": "max_events",
+            "timeout": "timeout",
+            "handler_timeout": "timeout",
+            "log_failed": "log_failed",
+        }
+    )
+)
+"""The status of a run that a stop ended, by the ``reason`` in its final error event's data."""
 
-    def __init__(
-        self, event: WorkflowEvent, status: Literal["max_events", "timeout", "log_failed"]
-    ) -> None:
+
+class Stop(Exception):
+    """A guard ended the run, or its durable log failed; carries the final error event.
+
+    Its :attr:`status` is read from the event's ``reason`` (:data:`STOP_STATUS`), so a
+    reader of the run's events tells its end the same way (:func:`stop_status`).
+    """
+
+    def __init__(self, event: WorkflowEvent) -> None:
         super().__init__(event.error)
         self.event = event
-        self.status = status
+        assert event.data is not None, "a stop's event says why the run stopped"
+        self.status = STOP_STATUS[event.data["reason"]]
+
+
+def stop_status(final: WorkflowEvent) -> RunStatus | None:
+    """How a stop ended the run whose last event is ``final``; ``None`` when none did.
+
+    >>> stop_status(WorkflowEvent(ERROR, {"reason": "handler_timeout"}, None, "too slow"))
+    'timeout'
+    >>> stop_status(WorkflowEvent("done")) is None
+    True
+    """
+    data = final.data
+    if final.name != ERROR or not isinstance(data, dict):
+        return None
+    return STOP_STATUS.get(data.get("reason"))
+
+
+def ended_status(errors: int, stopped: RunStatus | None = None) -> RunStatus:
+    """How a run that was neither cancelled nor closed early ended.
+
+    >>> ended_status(0), ended_status(2), ended_status(1, "max_events")
+    ('ok', 'error', 'max_events')
+    """
+    if stopped is not None:
+        return stopped
+    return "error" if errors else "ok"
 
 
 def handler_error(

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_properties import NAMES, build, registry_spec
 
 import baxiflow
 from baxiflow import MissingDependencyError, WorkflowEvent, WorkflowManager, run_many, run_many_sync
@@ -257,3 +260,98 @@ async def test_the_batch_trace_goes_to_jsonl_and_back_with_its_input_index(
     again = Trace.from_jsonl(path)
     assert again.runs == batch.trace.runs
     assert sorted(row["input_index"] for row in again.runs) == [0, 1, 2]
+
+
+def ending_workflow() -> WorkflowManager:
+    """Input n ends: 0 ok, 1 with a handler's error, 2 at max_events, 3 at handler_timeout."""
+    workflow = WorkflowManager(max_events=5, handler_timeout=0.2)
+
+    @workflow.on("start")
+    async def start(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        n = event.data["n"]
+        yield WorkflowEvent.progress("start", "starting")
+        if n == 1:
+            raise LookupError("no such user")
+        if n == 3:
+            await asyncio.sleep(5)
+        yield WorkflowEvent("loop" if n == 2 else "done")
+
+    @workflow.on("loop")
+    async def loop(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("loop")
+
+    return workflow
+
+
+async def test_every_keep_reports_how_each_run_ended_as_the_engine_does() -> None:
+    workflow = ending_workflow()
+    summary = await run_many(workflow, starts(4), view=False, keep="summary")
+    full = await run_many(workflow, starts(4), view=False, keep="all")
+    assert [r.status for r in summary.results] == ["ok", "error", "max_events", "timeout"]
+    # With keep="all" the statuses are the engine's own (the trace observes every run).
+    traced = {row["input_index"]: row for row in full.trace.runs}
+    assert [traced[i]["status"] for i in range(4)] == [r.status for r in summary.results]
+    assert [traced[i]["events"] for i in range(4)] == [row["events"] for row in summary.records]
+    assert [traced[i]["errors"] for i in range(4)] == [r.info.errors for r in summary.results]
+    for kept, short in zip(full.records, summary.records, strict=True):
+        assert {k: v for k, v in kept.items() if k not in ("run_id", "duration")} == {
+            k: v for k, v in short.items() if k not in ("run_id", "duration")
+        }
+    assert summary.records[1]["error"] == "no such user"
+    assert summary.records[3]["final"] == "error" and summary.records[0]["final"] == "done"
+    assert len({row["run_id"] for row in summary.records}) == 4
+
+
+async def test_the_view_counts_the_runs_in_each_step_while_the_batch_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from baxiflow.batch import BatchDisplay, _run
+
+    views: list[BatchDisplay] = []
+
+    def shown(state: BatchState) -> BatchDisplay:
+        views.append(BatchDisplay(state, interval=0.0))
+        return views[-1]
+
+    monkeypatch.setattr(_run, "batch_view", shown)
+    gate = asyncio.Event()
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent.progress("fetch", "fetching")
+        if event.data["n"] < 4:
+            await gate.wait()
+        yield WorkflowEvent.progress("answer", "answering")
+        yield WorkflowEvent("done")
+
+    batch = asyncio.create_task(run_many(workflow, starts(6), concurrency=6))
+    while not views or views[0].state.done < 2:
+        await asyncio.sleep(0.01)
+    assert dict(views[0].state.steps) == {"fetch": 4} and views[0].state.running == 4
+    gate.set()
+    assert (await batch).ok
+    assert dict(views[0].state.steps) == {} and views[0].state.done == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=registry_spec, max_events=st.integers(1, 30))
+def test_an_unobserved_batch_reads_each_runs_end_as_the_engine_reports_it(
+    spec: dict[str, list[list[str]]], max_events: int
+) -> None:
+    # keep="summary" runs go unobserved: the batch reads status and counts from the events;
+    # keep="all" runs are observed by the trace: those are the engine's own RunInfo.
+    workflow = build(spec, max_events)
+    inputs = [WorkflowEvent(name) for name in NAMES]
+    short = run_many_sync(workflow, inputs, view=False, keep="summary", concurrency=2)
+    full = run_many_sync(workflow, inputs, view=False, keep="all", concurrency=2)
+    for unobserved, observed in zip(short.results, full.results, strict=True):
+        assert unobserved.final == observed.final
+        assert (unobserved.status, unobserved.info.events, unobserved.info.errors) == (
+            observed.status,
+            observed.info.events,
+            observed.info.errors,
+        )
+    assert [{**r, "run_id": 0, "duration": 0} for r in short.records] == [
+        {**r, "run_id": 0, "duration": 0} for r in full.records
+    ]

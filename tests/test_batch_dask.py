@@ -19,8 +19,10 @@ import pytest
 cloudpickle = pytest.importorskip("cloudpickle")
 distributed = pytest.importorskip("distributed")
 
+from test_store_postgres import dsn, server  # noqa: E402, F401 - the PostgreSQL fixtures
+
 from baxiflow import WorkflowEvent, WorkflowManager, run_many  # noqa: E402
-from baxiflow.batch import _dask  # noqa: E402
+from baxiflow.batch import BatchDisplay, BatchState, _dask, _run  # noqa: E402
 
 # The workers import baxiflow, not this test module: ship its handlers by value, as
 # cloudpickle does on its own for a notebook's or a script's.
@@ -75,10 +77,22 @@ async def test_a_batch_on_the_cluster_equals_the_local_batch_and_streams_progres
         apply(stream, message)
 
     monkeypatch.setattr(_dask._Stream, "apply", timed_apply)
+    views: list[BatchDisplay] = []
+
+    def silent_view(state: BatchState) -> BatchDisplay:
+        views.append(BatchDisplay(state))
+        return views[-1]
+
+    monkeypatch.setattr(_run, "batch_view", silent_view)
     workflow = make_workflow(delay=0.02)
     async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
-        batch = await run_many(workflow, starts(120), client=client, chunk_size=10, view=False)
-    ended = time.perf_counter()
+        batch = await run_many(workflow, starts(120), client=client, chunk_size=10)
+        ended = time.perf_counter()
+        streamed = len(seen)
+        # Without a view, nothing streams while the batch runs.
+        unseen = await run_many(workflow, starts(40), client=client, chunk_size=10, view=False)
+    assert len(seen) == streamed and len(unseen.results) == 40
+    assert views[0].state.done == 120 and views[0].redraws >= 1
     local = await run_many(workflow, starts(120), view=False)
     assert events_of(batch) == events_of(local)
     assert [r["status"] for r in batch.records] == [r["status"] for r in local.records]
@@ -192,3 +206,110 @@ async def test_a_chunk_that_fails_for_good_reports_its_inputs_failed_with_the_re
     reason = batch.records[0]["error"]
     assert "the Dask task running inputs 0..2 failed" in reason
     assert "refuses to be unpickled" in reason
+
+
+def logged_batch_workflow() -> WorkflowManager:
+    workflow = WorkflowManager(name="logged")
+
+    @workflow.on("start")
+    async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(0.01)
+        if event.data["n"] % 7 == 3:
+            raise ValueError(f"no answer for {event.data['n']}")
+        yield WorkflowEvent("done", {"value": event.data["n"] ** 2, "pid": os.getpid()})
+
+    return workflow
+
+
+async def check_every_run_is_logged(store: Any, batch: Any) -> None:
+    assert len(batch.results) == 40
+    assert [index for index, _ in batch.failed] == [n for n in range(40) if n % 7 == 3]
+    logged = {row["run_id"]: row for row in store.runs()}
+    assert {row["run_id"] for row in batch.records} <= set(logged)
+    for row, result in zip(batch.records, batch.results, strict=True):
+        assert logged[row["run_id"]]["status"] == "finished"
+        assert [e.event.name for e in store.logged(row["run_id"])] == [
+            e.name for e in result.events
+        ]
+
+
+def writers(store: Any, batch: Any) -> set[int]:
+    """The worker processes that logged the batch's runs (each names its pid in "done")."""
+    done = [e.event for row in batch.records for e in store.logged(row["run_id"])]
+    return {event.data["pid"] for event in done if event.name == "done"}
+
+
+async def test_a_batch_on_the_cluster_logs_every_run_in_one_sqlite_store(
+    cluster: Any, tmp_path: Path
+) -> None:
+    from baxiflow.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "runs.db")
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        batch = await run_many(
+            logged_batch_workflow(), starts(40), client=client, chunk_size=4, view=False,
+            store=store,
+        )  # fmt: skip
+    await check_every_run_is_logged(store, batch)
+    assert len(writers(store, batch)) == 2
+    store.close()
+
+
+def test_a_pickled_sqlite_store_never_opens_a_new_file_elsewhere(tmp_path: Path) -> None:
+    import pickle
+
+    from baxiflow.exceptions import StoreError
+    from baxiflow.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "runs.db")
+    shipped = pickle.dumps(store)
+    store.close()
+    (tmp_path / "runs.db").rename(tmp_path / "moved.db")
+    with pytest.raises(StoreError, match="is not on this machine"):
+        pickle.loads(shipped)
+    assert not (tmp_path / "runs.db").exists()
+
+
+async def test_a_store_that_cannot_be_shipped_is_refused_before_anything_runs(
+    cluster: Any,
+) -> None:
+    class LocalOnly:
+        def __reduce__(self) -> Any:
+            raise TypeError("this store holds a connection")
+
+        def check_event(self, event: WorkflowEvent) -> None:
+            return None
+
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        with pytest.raises(TypeError, match="store= on Dask: a LocalOnly cannot be shipped"):
+            await run_many(
+                logged_batch_workflow(), starts(4), client=client, view=False,
+                store=LocalOnly(),
+            )  # fmt: skip
+
+
+async def test_a_batch_on_the_cluster_logs_every_run_in_one_postgres_store(
+    cluster: Any,
+    dsn: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    import psycopg
+
+    from baxiflow.store import PostgresStore
+
+    def connections() -> int:
+        with psycopg.connect(dsn) as connection:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            return int(connection.execute(query).fetchone()[0])  # type: ignore[index]
+
+    store = PostgresStore(dsn)
+    before = connections()
+    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
+        batch = await run_many(
+            logged_batch_workflow(), starts(40), client=client, chunk_size=4, view=False,
+            store=store,
+        )  # fmt: skip
+    await check_every_run_is_logged(store, batch)
+    # Each worker opened the store from its DSN, and closed it when the batch ended.
+    assert len(writers(store, batch)) == 2
+    assert connections() == before
+    store.close()

@@ -584,6 +584,24 @@ async def test_a_trace_pickles_and_copies_with_its_rows_bound_and_counts() -> No
     assert len(copied.records) == 8 and copied.dropped_records == 12
 
 
+async def test_extend_adds_another_traces_runs_rows_and_calls_after_its_own_in_order() -> None:
+    mine, theirs = Trace(), Trace()
+    await record(branching_workflow(), WorkflowEvent("start", metadata={"id": 1}), trace=mine)
+    built = list(mine.records)  # some rows built, then a run whose rows are not
+    await record(branching_workflow(), WorkflowEvent("start", metadata={"id": 2}), trace=mine)
+    await record(branching_workflow(), WorkflowEvent("start", metadata={"id": 3}), trace=theirs)
+    shipped = pickle.loads(pickle.dumps(theirs))  # as a Dask worker sends it back
+    expected = (
+        pickle.loads(pickle.dumps(mine)).records + theirs.records,
+        mine.spans + theirs.spans,
+        [*mine.runs, *theirs.runs],
+    )
+    mine.extend(shipped)
+    assert (mine.records, mine.spans, mine.runs) == expected
+    assert mine.records[: len(built)] == built
+    assert [row["metadata"]["id"] for row in mine.records if row["seq"] == 0] == [1, 2, 3]
+
+
 # DataFrames -----------------------------------------------------------------------------
 
 

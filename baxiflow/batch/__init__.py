@@ -6,7 +6,8 @@ keeps. A failing run never stops the batch; an input that is not a :class:`Workf
 becomes a failed run that says so. Cancelling the batch (interrupting the cell, cancelling
 its task) cancels every running run, closes their handlers and returns only when they are
 done. With ``client=`` a ``distributed.Client`` (synchronous or asynchronous), the inputs go
-to the Dask workers in chunks sized so a task lasts about 100 ms; the workflow is shipped
+to the Dask workers in chunks sized so a task lasts about 250 ms (smaller at the end, so
+the workers finish together); the workflow is shipped
 once (cloudpickle, so handlers from a notebook work), each worker runs its chunk on an event
 loop of its own, and progress and outcome rows stream back while the batch runs.
 

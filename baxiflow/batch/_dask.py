@@ -7,14 +7,22 @@ fresh event loop (``asyncio.run``), never the worker's communication loop, and r
 chunk's inputs ``concurrency`` at a time through the same :class:`LocalBatch` as a local
 batch. While it runs, it sends the outcome rows of ended runs and its runs per step to the
 client as Dask events (``Worker.log_event`` / ``Client.subscribe_topic``), at most every
-0.1 s, so the view moves while the batch runs. A task whose worker dies is run again
+0.1 s, so the view moves while the batch runs (a batch without a view streams nothing). A task whose worker dies is run again
 by the scheduler (its ``allowed-failures``); one that fails for good turns each of its
 inputs into a failed run that names the reason: no input goes missing.
+
+A ``store=`` travels with the workflow: each worker thread unpickles it once per batch,
+which opens it again (a ``PostgresStore`` from its DSN, an ``SQLiteStore`` from its path,
+on this machine only), and closes it when the batch ends (:func:`release`). Each chunk's
+trace comes back as the compact fields its rows are built from; the batch's trace builds
+them when it is read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import math
 import pickle
 import threading
@@ -44,10 +52,12 @@ from baxiflow.observe import WorkflowObserver
 from baxiflow.runner import RunResult
 from baxiflow.trace import Trace
 
-__all__ = ["ChunkResult", "check_client", "run_chunk", "run_on_dask"]
+__all__ = ["ChunkResult", "check_client", "release", "run_chunk", "run_on_dask"]
 
-TASK_SECONDS: Final = 0.1
-"""The least a chunk should last, so Dask's per-task cost stays small against the runs."""
+TASK_SECONDS: Final = 0.25
+"""How long a chunk should last, so Dask's per-task cost (scheduling, shipping, the
+client's and the scheduler's work) stays small against the runs; the last chunks of an
+input of known length are smaller (see :meth:`_DaskBatch._next_size`)."""
 
 MAX_CHUNK: Final = 10_000
 """The most inputs in one chunk, whatever the rate."""
@@ -79,8 +89,41 @@ def check_client(client: object) -> None:
 
 # Worker side ------------------------------------------------------------------------
 
-_loaded = threading.local()
-"""Each worker thread's unpickled workflow, by batch token: unpickled once per thread."""
+_loaded: dict[tuple[str, int], tuple[WorkflowManager, list[WorkflowObserver], Any]] = {}
+"""What each worker thread unpickled of a batch, by ``(batch token, thread)``: the workflow,
+the observers and the store, each unpickled (a store: opened) once per thread and batch."""
+_loading = threading.Lock()
+
+
+_released: set[str] = set()
+"""Batches that have ended: a chunk of one that starts late opens no store again."""
+
+
+def _shipped(payload: bytes, token: str) -> tuple[WorkflowManager, list[WorkflowObserver], Any]:
+    """This thread's copy of the batch's workflow, observers and store (``None`` for none)."""
+    key = (token, threading.get_ident())
+    loaded = _loaded.get(key)
+    if loaded is None:
+        loaded = pickle.loads(payload)
+        with _loading:
+            ended = token in _released
+            if not ended:
+                _loaded[key] = loaded
+        if ended:
+            if loaded[2] is not None:
+                loaded[2].close()
+            raise RuntimeError("this batch has ended; its chunk was not run")
+    return loaded
+
+
+def release(token: str) -> None:
+    """The batch ``token`` has ended: forget its workflow here and close its stores."""
+    with _loading:
+        _released.add(token)
+        ended = [_loaded.pop(key) for key in list(_loaded) if key[0] == token]
+    for _, _, store in ended:
+        if store is not None:
+            store.close()
 
 
 @dataclass(slots=True)
@@ -148,22 +191,28 @@ def run_chunk(
     token: str,
     pairs: list[tuple[int, WorkflowEvent]],
     settings: Settings,
-    topic: str,
+    topic: str | None,
     chunk: int,
 ) -> ChunkResult:
-    """Run one chunk on a Dask worker, on a new event loop in this worker thread."""
-    loaded = getattr(_loaded, "batch", None)
-    if loaded is None or loaded[0] != token:
-        loaded = _loaded.batch = (token, *pickle.loads(payload))
-    _, workflow, observers = loaded
-    worker = _distributed().get_worker()
+    """Run one chunk on a Dask worker, on a new event loop in this worker thread.
 
-    def send(message: dict[str, Any]) -> None:
-        worker.log_event(topic, message)
-
+    Progress streams to ``topic``; ``None`` when the batch shows no view: then nothing is
+    sent while the chunk runs, and runs per step are not counted.
+    """
+    workflow, observers, store = _shipped(payload, token)
+    if store is not None:
+        settings = dataclasses.replace(settings, limits={**settings.limits, "store": store})
     started = time.perf_counter()
-    state = _StreamState(len(pairs))
-    batch = LocalBatch(workflow, settings, state, _Streamer(state, send, chunk), observers)
+    state = BatchState(len(pairs)) if topic is None else _StreamState(len(pairs))
+    streamer = None
+    if isinstance(state, _StreamState):
+        worker = _distributed().get_worker()
+
+        def send(message: dict[str, Any]) -> None:
+            worker.log_event(topic, message)
+
+        streamer = _Streamer(state, send, chunk)
+    batch = LocalBatch(workflow, settings, state, streamer, observers)
     asyncio.run(batch.run(_Pairs(pairs)))
     outcomes = [batch.outcomes[index] for index, _ in pairs]
     return ChunkResult(outcomes, batch.trace, time.perf_counter() - started)
@@ -259,28 +308,28 @@ class _DaskBatch:
         self.stream = _Stream(state, display)
         self.fixed_size = chunk_size
         self.size = chunk_size or settings.concurrency
+        self.threads = 1
         self.trace = Trace() if settings.keep == "all" else None
         self.empty = Trace()
         self.outcomes: dict[int, tuple[dict[str, Any], RunResult]] = {}
         self.stopped: str | None = None
         self.token = uuid.uuid4().hex
-        self.topic = f"baxiflow-batch-{self.token}"
+        # Progress streams back only to a view.
+        self.topic = None if display is None else f"baxiflow-batch-{self.token}"
 
     async def run(self, inputs: Inputs, payload: bytes) -> None:
         client = self.client
         loop = asyncio.get_running_loop()
         apply = self.stream.apply
-        client.subscribe_topic(self.topic, lambda event: loop.call_soon_threadsafe(apply, event[1]))
+        if self.topic is not None:
+            client.subscribe_topic(
+                self.topic, lambda event: loop.call_soon_threadsafe(apply, event[1])
+            )
         # A key of its own (hash=False): the same workflow shipped again by a later batch must
         # not share a key that this batch releases when it ends.
         shipped = await _call(client, client.scatter, payload, hash=False)
-        threads = sum((await _call(client, client.nthreads)).values())
-        most_in_flight = max(2, 2 * threads)
-        self.cap = (
-            MAX_CHUNK
-            if inputs.total is None
-            else max(1, math.ceil(inputs.total / max(threads, 1) / 2))
-        )
+        self.threads = max(1, sum((await _call(client, client.nthreads)).values()))
+        most_in_flight = max(2, 2 * self.threads)
         waiting: dict[asyncio.Task[Any], tuple[int, list[tuple[int, WorkflowEvent]], Any]] = {}
         number = 0
         exhausted = False
@@ -313,19 +362,23 @@ class _DaskBatch:
                     chunk, pairs, _future = waiting.pop(task)
                     self._gather(chunk, pairs, task)
         finally:
-            client.unsubscribe_topic(self.topic)
+            if self.topic is not None:
+                client.unsubscribe_topic(self.topic)
             for task in waiting:
                 task.cancel()
             if waiting:
                 await asyncio.wait(waiting)
                 futures = [future for _, _, future in waiting.values()]
                 await _call(client, client.cancel, futures)
+            with contextlib.suppress(Exception):  # a worker that is gone has nothing to free
+                await _call(client, client.run, release, self.token)
             await inputs.aclose()
 
     async def _take(self, inputs: Inputs) -> tuple[list[tuple[int, WorkflowEvent]], bool]:
         """Read up to one chunk of events; a non-event ends at once as a failed run."""
         pairs: list[tuple[int, WorkflowEvent]] = []
-        while len(pairs) < self.size:
+        size = self._next_size(inputs)
+        while len(pairs) < size:
             item = await inputs.next()
             if item is None:
                 return pairs, True
@@ -352,15 +405,22 @@ class _DaskBatch:
                 self._record(index, failed_result(event, reason, type(exc).__name__))
             return
         if self.trace is not None and outcome.trace is not None:
-            self.trace.runs.extend(outcome.trace.runs)
-            self.trace.records.extend(outcome.trace.records)
-            self.trace.spans.extend(outcome.trace.spans)
+            self.trace.extend(outcome.trace)
         for row, result in outcome.outcomes:
             kept = RunResult(self.trace or self.empty, result.events, result.info)
             self._record(row["index"], kept, row)
         if self.fixed_size is None and outcome.elapsed > 0:
             wanted = math.ceil(len(pairs) / outcome.elapsed * TASK_SECONDS)
-            self.size = min(max(self.size, wanted), self.cap)
+            self.size = min(max(self.size, wanted), MAX_CHUNK)
+
+    def _next_size(self, inputs: Inputs) -> int:
+        """Inputs for the next chunk: ``chunk_size``, or what lasts :data:`TASK_SECONDS` at
+        the rate seen so far; near the end of an input of known length, fewer, so that the
+        workers run out of work at about the same time (guided self-scheduling)."""
+        if self.fixed_size is not None or inputs.total is None:
+            return self.size
+        left = inputs.total - inputs.read
+        return max(1, min(self.size, math.ceil(left / (2 * self.threads))))
 
     def _record(self, index: int, result: RunResult, row: dict[str, Any] | None = None) -> None:
         row = outcome_row(index, result) if row is None else row
@@ -403,7 +463,30 @@ async def run_on_dask(
 ) -> BatchResult:
     """Run the batch on ``client``'s cluster; see the module docstring."""
     cloudpickle = import_optional("cloudpickle", feature=_FEATURE, extra="dask")
-    payload = cloudpickle.dumps((workflow, observers))
+    # The store goes once with the workflow, not with every chunk: each worker thread opens
+    # it once (a PostgresStore from its DSN, an SQLiteStore from its path).
+    store = settings.limits.get("store")
+    if store is not None:
+        limits = {name: value for name, value in settings.limits.items() if name != "store"}
+        settings = dataclasses.replace(settings, limits=limits)
+    try:
+        payload = cloudpickle.dumps((workflow, observers, store))
+    except Exception as exc:
+        if store is None or not _pickles(cloudpickle, (workflow, observers)):
+            raise
+        raise TypeError(
+            f"store= on Dask: a {type(store).__name__} cannot be shipped to the workers "
+            f"({exc}); a PostgresStore can (each worker opens it from its DSN), and an "
+            "SQLiteStore on a LocalCluster of this machine (from its path)"
+        ) from exc
     batch = _DaskBatch(client, settings, state, display, chunk_size)
     await batch.run(inputs, payload)
     return batch.result(time.perf_counter() - started)
+
+
+def _pickles(cloudpickle: ModuleType, value: object) -> bool:
+    try:
+        cloudpickle.dumps(value)
+    except Exception:
+        return False
+    return True

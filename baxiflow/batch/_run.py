@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from enum import Enum
 from typing import Any, Final, Protocol
 
 from baxiflow._checks import check_limit
+from baxiflow._engine import new_run_id
+from baxiflow._routing import ended_status, stop_status
 from baxiflow.batch._result import BatchResult, Keep, failed_result
 from baxiflow.batch._state import BatchState
 from baxiflow.batch._view import BatchDisplay, batch_view
@@ -161,7 +162,8 @@ def not_an_event(index: int, item: object) -> RunResult:
 
 
 class _Watch(WorkflowObserver):
-    """Keeps the run's :class:`RunInfo` and tags its row in the trace with the input index."""
+    """Keeps the :class:`RunInfo` of a run that is observed anyway (by the batch's trace or
+    the caller's observers), and tags the run's row in the trace with its input index."""
 
     def __init__(self, index: int, runs: list[dict[str, Any]] | None) -> None:
         self.index = index
@@ -182,7 +184,13 @@ class _Watch(WorkflowObserver):
 class LocalBatch:
     """Runs a batch's inputs on this event loop, ``concurrency`` at a time.
 
-    The one place where a batch's runs are made, locally and on each Dask worker.
+    The one place where a batch's runs are made, locally and on each Dask worker. The
+    batch learns each run's outcome from the events it consumes (status, final event,
+    error, counts), so a run that nothing else observes stays unobserved: no observer,
+    no :class:`RunInfo` made by the engine, no hook per event. A run observed anyway (the
+    trace of ``keep="all"``, the caller's observers) also tells the batch its
+    :class:`RunInfo`, so its row and its result carry the same run id as its trace.
+    Progress steps are counted only for a view.
     """
 
     def __init__(
@@ -197,80 +205,104 @@ class LocalBatch:
         self.settings = settings
         self.state = state
         self.display = display
-        self.trace = Trace() if settings.keep == "all" else None
+        self.keep_all = settings.keep == "all"
+        self.trace = Trace() if self.keep_all else None
         self.observers = observers if self.trace is None else [*observers, self.trace]
+        self.options = settings.limits
+        self.logged = settings.limits.get("store") is not None
         self.empty = Trace()
         self.outcomes: dict[int, tuple[dict[str, Any], RunResult]] = {}
+        self.running: dict[int, asyncio.Task[None]] = {}
         self.failures = 0
         self.stopped: str | None = None
 
     async def run(self, inputs: Source) -> None:
         """Run every input (until ``max_failures``), then return; cancelling cancels every run."""
         slots = asyncio.Semaphore(self.settings.concurrency)
-        running: set[asyncio.Task[None]] = set()
+        running = self.running
         try:
             while self.stopped is None:
                 await slots.acquire()
                 item = await inputs.next()
                 if item is None or self.stopped is not None:
                     break
-                task = asyncio.create_task(self._run_in_slot(slots, *item))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            if running:
-                await asyncio.wait(set(running))
+                index, event = item
+                running[index] = asyncio.create_task(self.run_one(slots, index, event))
+            while running:
+                await asyncio.wait(list(running.values()))
         finally:
-            for task in running:
+            for task in running.values():
                 task.cancel()
-            if running:
-                await asyncio.wait(set(running))
+            while running:
+                await asyncio.wait(list(running.values()))
             await inputs.aclose()
 
-    async def _run_in_slot(self, slots: asyncio.Semaphore, index: int, item: object) -> None:
+    async def run_one(self, slots: asyncio.Semaphore, index: int, item: object) -> None:
+        """Run input ``index`` to its end, record its outcome, then free its slot."""
         try:
-            await self.run_one(index, item)
+            if not isinstance(item, WorkflowEvent):
+                self._ended(index, not_an_event(index, item), ran=False)
+                return
+            self.state.run_started()
+            try:
+                result, error = await self._consume(index, item)
+            except Exception as exc:  # an observer or a guard setting broke the run itself
+                result, error = failed_result(item, f"{exc}", type(exc).__name__), None
+            self._ended(index, result, ran=True, error=error)
         finally:
             slots.release()
+            del self.running[index]
 
-    async def run_one(self, index: int, item: object) -> None:
-        """Run input ``index`` to its end and record its outcome."""
-        if not isinstance(item, WorkflowEvent):
-            self._ended(index, not_an_event(index, item), ran=False)
-            return
-        state, keep_all = self.state, self.settings.keep == "all"
-        state.run_started()
-        watch = _Watch(index, None if self.trace is None else self.trace.runs)
+    async def _consume(self, index: int, item: WorkflowEvent) -> tuple[RunResult, str | None]:
+        """Run ``item`` and read its outcome from its events: ``(result, last error)``."""
+        keep_all, steps = self.keep_all, self.display is not None
+        options, watch, run_id = self.options, None, None
+        if self.observers:
+            watch = _Watch(index, None if self.trace is None else self.trace.runs)
+            options = {**options, "observers": [*self.observers, watch]}
+        if self.logged:
+            # The run's id in the store, so its row names the run to resume or replay.
+            run_id = new_run_id()
+            options = {**options, "run_id": run_id}
+        started_at, clock = time.time(), time.perf_counter()
         kept: list[WorkflowEvent] = []
-        final: WorkflowEvent | None = None
-        error: str | None = None
-        step: str | None = None
+        final = error = step = None
+        count = errors = 0
+        stream = self.workflow.process(item, **options)
         try:
-            stream = self.workflow.process(
-                item, observers=[*self.observers, watch], **self.settings.limits
-            )
-            async with contextlib.aclosing(stream):
-                async for event in stream:
-                    if event.name == PROGRESS:
-                        new = (event.data or {}).get("step")
-                        if new != step:
-                            state.step(step, new)
-                            step = new
-                            self.changed()
-                        continue
-                    if event.name == ERROR:
-                        error = event.error
-                    if keep_all:
-                        kept.append(event)
-                    final = event
-        except Exception as exc:  # an observer or a guard setting broke the run itself
-            self._ended(index, failed_result(item, f"{exc}", type(exc).__name__), ran=True)
-            return
+            async for event in stream:
+                count += 1
+                if event.name == PROGRESS:
+                    if steps:
+                        step = self._step(step, event)
+                    continue
+                if event.name == ERROR:
+                    errors += 1
+                    error = event.error
+                if keep_all:
+                    kept.append(event)
+                final = event
         finally:
-            state.step(step, None)
-        assert watch.info is not None  # process() starts the run before yielding
+            await stream.aclose()
+            if step is not None:
+                self.state.step(step, None)
         events = kept if keep_all else ([] if final is None else [final])
-        result = RunResult(self.trace or self.empty, events, watch.info)
-        self._ended(index, result, ran=True, error=error)
+        info = None if watch is None else watch.info
+        if info is None:
+            stopped = None if final is None else stop_status(final)
+            info = RunInfo(
+                run_id or new_run_id(), item, started_at, self.workflow.name,
+                ended_status(errors, stopped), count, errors, time.perf_counter() - clock,
+            )  # fmt: skip
+        return RunResult(self.trace or self.empty, events, info), error
+
+    def _step(self, step: str | None, event: WorkflowEvent) -> str | None:
+        """A run at ``step`` yielded a progress event: the step it is at now."""
+        new = (event.data or {}).get("step")
+        if new != step:
+            self.state.step(step, new)
+            self.changed()
+        return new
 
     def _ended(self, index: int, result: RunResult, *, ran: bool, error: str | None = None) -> None:
         row = outcome_row(index, result, error)
@@ -355,7 +387,7 @@ async def run_many(
         view: Show one live panel for the batch (widgets in a notebook, a tqdm bar
             elsewhere); ``False`` for none.
         client: A ``distributed.Client`` to run on Dask workers, or ``None`` to run here.
-        chunk_size: Inputs per Dask task; by default sized so a task lasts ~100 ms.
+        chunk_size: Inputs per Dask task; by default sized so a task lasts ~250 ms.
         observers: More observers for every run (on Dask they run on the workers).
         max_failures: Stop after this many failed runs: no new run starts, the running
             ones finish, and :attr:`BatchResult.stopped` says so.
@@ -365,7 +397,7 @@ async def run_many(
         timeout: As in :meth:`WorkflowManager.process`, for every run.
         handler_timeout: As in :meth:`WorkflowManager.process`, for every run.
         store: Log every run durably there (see :mod:`baxiflow.store`), each under its own
-            run id (``RunResult.info.run_id``); local batches only for now.
+            run id (``RunResult.info.run_id``); on Dask each worker opens it again.
         durability: As in :meth:`WorkflowManager.process`, with ``store``.
 
     Returns:
@@ -427,11 +459,6 @@ def _checked(
     )
     check_limit("chunk_size", chunk_size, integer=True)
     if store is not None:
-        if client is not None:
-            raise ValueError(
-                "store= logs the runs of a local batch; on Dask each worker would need its "
-                "own connection to the store, which run_many does not open yet"
-            )
         settings.limits.update(store=store, durability=durability)
     if client is not None:
         from baxiflow.batch._dask import check_client

@@ -73,6 +73,11 @@ class PostgresStore(SQLStore):
         self._where = redact_dsn(dsn)
         super().__init__()
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """A store pickles as its DSN: unpickled (on a Dask worker, say), it opens a
+        connection of its own to the same database."""
+        return (type(self), (self.dsn,))
+
     @property
     def where(self) -> str:
         return self._where

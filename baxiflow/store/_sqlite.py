@@ -623,6 +623,24 @@ class SQLiteStore(SQLStore):
         self.path = Path(path)
         super().__init__()
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """A store pickles as its path: unpickled in another process of this machine (a
+        worker of a Dask ``LocalCluster``, say), it opens the same file, which must be
+        there; WAL lets the processes write it at once.
+
+        >>> import pickle, tempfile, os
+        >>> store = SQLiteStore(os.path.join(tempfile.mkdtemp(), "runs.db"))
+        >>> again = pickle.loads(pickle.dumps(store))
+        >>> again.path == store.path, again is store
+        (True, False)
+        >>> again.close(); store.close(); os.remove(store.path)
+        >>> pickle.loads(pickle.dumps(store))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        baxiflow.exceptions.StoreError: the SQLite store .../runs.db is not on this machine ...
+        """
+        return (_reopened, (type(self), self.path))
+
     @property
     def where(self) -> str:
         return str(self.path)
@@ -651,3 +669,14 @@ class SQLiteStore(SQLStore):
         if not tables:
             self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _reopened(kind: type[SQLiteStore], path: Path) -> SQLiteStore:
+    """Open a pickled SQLite store again; only where its file is (never a new, empty one)."""
+    if not path.exists():
+        raise StoreError(
+            f"the SQLite store {path} is not on this machine (pickled, an SQLite store opens "
+            "its file again and never makes a new one); processes on several machines "
+            "share a PostgresStore"
+        )
+    return kind(path)

@@ -360,6 +360,22 @@ class _Rows:
         del self.rows[:from_rows]
         del self.pending[: (excess - from_rows) * self.width]
 
+    def state(self) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Copies of the built rows and of the fields still waiting, within the bound."""
+        with self.lock:
+            self._cut()
+            return list(self.rows), list(self.pending)
+
+    def extend(self, rows: list[dict[str, Any]], pending: list[Any], dropped: int) -> None:
+        """Add another table's rows and waiting fields after this one's, building none of
+        the waiting ones (unless rows come after them)."""
+        if rows:
+            self.read().extend(rows)
+        with self.lock:
+            self.pending.extend(pending)
+            self.dropped += dropped
+            self._cut()
+
     def read(self) -> list[dict[str, Any]]:
         with self.lock:
             self._cut()
@@ -479,20 +495,25 @@ class Trace(Recorder):
 
     def __getstate__(self) -> dict[str, Any]:
         """What ``pickle`` and ``copy`` keep: the rows, the bound and the dropped counts,
-        and any attribute a subclass adds.
+        and any attribute a subclass adds. Rows not built yet travel as the compact fields
+        they are built from, and are built when read.
 
         >>> import pickle
         >>> pickle.loads(pickle.dumps(Trace(max_records=5))).max_records
         5
         """
         state = {k: v for k, v in vars(self).items() if k not in _TRACE_ATTRIBUTES}
+        records, record_fields = self._records.state()
+        spans, span_fields = self._spans.state()
         state["_trace"] = {
             "max_records": self.max_records,
-            "records": self.records,
-            "spans": self.spans,
+            "records": records,
+            "record_fields": record_fields,
+            "spans": spans,
+            "span_fields": span_fields,
             "runs": self._runs,
             "open_runs": self._open_runs,
-            "dropped": (self.dropped_records, self.dropped_spans),
+            "dropped": (self._records.dropped, self._spans.dropped),
         }
         return state
 
@@ -500,12 +521,36 @@ class Trace(Recorder):
         state = dict(state)
         trace = state.pop("_trace")
         Trace.__init__(self, trace["max_records"])
-        self._records.rows.extend(trace["records"])
-        self._spans.rows.extend(trace["spans"])
+        dropped_records, dropped_spans = trace["dropped"]
+        self._records.extend(trace["records"], trace.get("record_fields", []), dropped_records)
+        self._spans.extend(trace["spans"], trace.get("span_fields", []), dropped_spans)
         self._runs.extend(trace["runs"])
         self._open_runs.update(trace["open_runs"])
-        self._records.dropped, self._spans.dropped = trace["dropped"]
         vars(self).update(state)
+
+    def extend(self, other: Trace) -> None:
+        """Add every run, event row and handler call of ``other`` after this trace's own.
+
+        Rows ``other`` has not built yet are built when this trace's are read, so
+        gathering many traces into one (a batch's chunks from Dask workers) stays cheap.
+
+        >>> import asyncio
+        >>> from baxiflow import WorkflowEvent, WorkflowManager
+        >>> async def done(event):
+        ...     yield WorkflowEvent("done")
+        >>> workflow = WorkflowManager().register("start", done)
+        >>> first, second = Trace(), Trace()
+        >>> _ = asyncio.run(record(workflow, WorkflowEvent("start"), trace=first))
+        >>> _ = asyncio.run(record(workflow, WorkflowEvent("start"), trace=second))
+        >>> first.extend(second)
+        >>> len(first.runs), [row["event"] for row in first.records]
+        (2, ['start', 'done', 'start', 'done'])
+        """
+        for mine, theirs in ((self._records, other._records), (self._spans, other._spans)):
+            rows, pending = theirs.state()
+            mine.extend(rows, pending, theirs.dropped)
+        self._runs.extend(other._runs)
+        self._open_runs.update(other._open_runs)
 
     # DataFrames ---------------------------------------------------------------------
 
