@@ -389,6 +389,14 @@ class Engine:
         self._guard = None  # they are no handler's work
         return _each(roots), (roots[0], None, None, 0, self._route, None, None)
 
+    async def _wait(self, seq: int, count: int) -> AsyncGenerator[WorkflowEvent, None]:
+        """When the run waits: :data:`WAITING` for the run's handle, if it takes answers,
+        then the wait for events from outside."""
+        if self._waiting:
+            if self._answers:
+                yield WAITING
+            await self._arrivals(seq, count)
+
     async def _arrivals(self, seq: int, count: int) -> None:
         """Wait until events arrive from outside, the inbox is closed or the wait times out."""
         self._seq, self._count = seq, count
@@ -416,12 +424,11 @@ class Engine:
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, slots = self._route, self._queue, self._limit, self._slots
-        seq, count, kind = self._seq, self._count, WorkflowEvent
+        seq, count, kind, held = self._seq, self._count, WorkflowEvent, False
         on_event, resuming, stepping = self._hooks()
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
-        held = False  # True while the caller holds an event (back to False before a step ends)
         try:
             self._open()
             while True:
@@ -442,16 +449,19 @@ class Engine:
                     registration, (source, step) = None, self._take_roots()
                     trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif self._rests(seq):  # the queue ran dry, yet the run goes on
-                    if self._waiting:
-                        if self._answers:
-                            yield WAITING  # tells the run's handle that it waits
-                        await self._arrivals(seq, count)
+                    async for waiting in self._wait(seq, count):
+                        yield waiting
                     continue
                 else:
                     break
                 if registration is not None:
-                    name = registration.name
-                    source = self._call_handler(registration, trigger, trigger_seq, stepping)
+                    name, handler = registration.name, registration.handler
+                    if stepping:
+                        handler = self._step_started(registration, trigger, trigger_seq)
+                    try:
+                        source = handler(trigger)
+                    except Exception as exc:
+                        source = self._failed(handler_error(exc, "handler_error", name, trigger))
                 while True:
                     try:
                         async for event in source:
@@ -466,7 +476,7 @@ class Engine:
                                 count += 1
                                 if (found := dispatch(emitted)) is not None:
                                     queue.append((event, found, lineage, seq, depth))
-                            held = True
+                            held = True  # the caller holds the event (False before a step ends)
                             yield event
                             held = False
                             if count > limit:
@@ -479,7 +489,6 @@ class Engine:
                         source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
-                # Not short-circuited by stepping: a call cut short at a yield goes on apart.
                 if (slots is None or not self._run_apart(slots, source)) and stepping:
                     self._step_ended(name, trigger)
         except Stop as stop:
@@ -694,24 +703,6 @@ class Engine:
         slots = self._slots
         return slots is not None and slots.inline is not None and bool(self._queue or slots.tasks)
 
-    def _call_handler(
-        self,
-        registration: HandlerRegistration,
-        trigger: WorkflowEvent,
-        trigger_seq: int | None,
-        stepping: bool,
-    ) -> AsyncGenerator[WorkflowEvent, None]:
-        """Call ``registration``'s handler on ``trigger`` (its step started when ``stepping``):
-        what the loop emits from, the handler's events or its failure."""
-        handler = registration.handler
-        if stepping:
-            handler = self._step_started(registration, trigger, trigger_seq)
-        try:
-            return handler(trigger)  # type: ignore[return-value]
-        except Exception as exc:
-            name = registration.name
-            return self._failed(handler_error(exc, "handler_error", name, trigger))
-
     async def _attempts(
         self,
         holder: CallHolder,
@@ -878,7 +869,8 @@ class Engine:
 
     def _run_apart(self, slots: Slots, source: AsyncGenerator[WorkflowEvent, None]) -> bool:
         """Whether the call the loop ran itself goes on in a task of its own (it stopped at a
-        yield because other work waits), rather than having ended."""
+        yield because other work waits), rather than having ended; the loop asks whether
+        or not it steps, since this sends the call on."""
         if slots.inline is None or getattr(source, "ag_frame", None) is None:
             return False
         context, slots.inline = slots.inline, None
