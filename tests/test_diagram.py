@@ -86,31 +86,30 @@ FIXED_DOT = dot(
     |"handler:start:0" -> "event:clarify" [color="#b08800" style="dashed"]
     |"handler:start:0" -> "event:search" [color="#b08800" style="dashed"]
     |subgraph cluster_legend {
-    ||graph [label="Legend" color="#cccccc" fontcolor="#666666" labeljust="l"]
-    ||node [fontsize="9" height="0.3"]
-    ||"legend:event" [label="event" color="#4a6fa5" fillcolor="#e8f0fe" margin="0.1,0.03" shape="ellipse" style="filled"]
-    ||"legend:terminal" [label="event no handler serves" color="#4a6fa5" fillcolor="#e8f0fe" margin="0.1,0.03" peripheries="2" shape="ellipse" style="filled"]
-    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.1,0.03" shape="box" style="rounded,filled"]
-    ||"legend:handles" [label="" height="0.1" shape="none" width="0.5"]
-    ||"legend:handles:text" [label="handled by (1, 2: run order)" shape="plaintext"]
-    ||"legend:handles" -> "legend:handles:text" [color="#4a6fa5" tailclip="false"]
-    ||"legend:declared" [label="" height="0.1" shape="none" width="0.5"]
-    ||"legend:declared:text" [label="emits: declared" shape="plaintext"]
-    ||"legend:declared" -> "legend:declared:text" [color="#b08800" tailclip="false"]
-    ||"legend:inferred" [label="" height="0.1" shape="none" width="0.5"]
-    ||"legend:inferred:text" [label="emits: inferred from source" shape="plaintext"]
-    ||"legend:inferred" -> "legend:inferred:text" [color="#b08800" style="dashed" tailclip="false"]
-    ||{ rank="same" "legend:event" "legend:terminal" "legend:handler" "legend:handles" "legend:handles:text" }
-    ||"legend:event" -> "legend:terminal" [style="invis"]
-    ||"legend:terminal" -> "legend:handler" [style="invis"]
-    ||"legend:handler" -> "legend:handles" [style="invis"]
-    ||{ rank="same" "legend:declared" "legend:declared:text" "legend:inferred" "legend:inferred:text" }
-    ||"legend:declared:text" -> "legend:inferred" [style="invis"]
-    ||"legend:event" -> "legend:declared" [style="invis"]
+    ||graph [color="#cccccc" margin="4"]
+    ||node [fontsize="9" height="0.3" width="0.3"]
+    ||"legend:event" [label="event" color="#4a6fa5" fillcolor="#e8f0fe" margin="0.08,0.02" shape="ellipse" style="filled"]
+    ||"legend:terminal" [label="end event" color="#4a6fa5" fillcolor="#e8f0fe" margin="0.08,0.02" peripheries="2" shape="ellipse" style="filled"]
+    ||"legend:handler" [label="handler" color="#b08800" fillcolor="#fff4d6" margin="0.08,0.02" shape="box" style="rounded,filled"]
+    ||"legend:handles" [label="" height="0.01" shape="point" style="invis" width="0.01"]
+    ||"legend:handles:end" [label="" height="0.01" shape="point" style="invis" width="0.01"]
+    ||"legend:handles" -> "legend:handles:end" [label="handles (1, 2: order)" color="#4a6fa5"]
+    ||"legend:declared" [label="" height="0.01" shape="point" style="invis" width="0.01"]
+    ||"legend:declared:end" [label="" height="0.01" shape="point" style="invis" width="0.01"]
+    ||"legend:declared" -> "legend:declared:end" [label="emits" color="#b08800"]
+    ||"legend:inferred" [label="" height="0.01" shape="point" style="invis" width="0.01"]
+    ||"legend:inferred:end" [label="" height="0.01" shape="point" style="invis" width="0.01"]
+    ||"legend:inferred" -> "legend:inferred:end" [label="emits (inferred)" color="#b08800" style="dashed"]
+    ||{ rank="same" "legend:event" "legend:terminal" "legend:handler" "legend:handles" "legend:handles:end" "legend:declared" "legend:declared:end" "legend:inferred" "legend:inferred:end" }
+    ||"legend:event" -> "legend:terminal" [minlen="0" style="invis"]
+    ||"legend:terminal" -> "legend:handler" [minlen="0" style="invis"]
+    ||"legend:handler" -> "legend:handles" [minlen="0" style="invis"]
+    ||"legend:handles:end" -> "legend:declared" [minlen="0" style="invis"]
+    ||"legend:declared:end" -> "legend:inferred" [minlen="0" style="invis"]
     |}
-    |"event:answered" -> "legend:event" [style="invis"]
-    |"event:clarify" -> "legend:event" [style="invis"]
-    |"handler:search:1" -> "legend:event" [style="invis"]
+    |"event:answered" -> "legend:handles" [style="invis"]
+    |"event:clarify" -> "legend:handles" [style="invis"]
+    |"handler:search:1" -> "legend:handles" [style="invis"]
     }
     """
 )
@@ -162,11 +161,11 @@ def test_mermaid_text_draws_inferred_edges_dotted_and_terminal_events_apart() ->
             n6 -.-> n2
             subgraph key [Legend]
                 key0(["event"])
-                key1(["event no handler serves"])
+                key1(["end event"])
                 key2["handler"]
-                key3[" "] -->|"handled by (1, 2#58; run order)"| key4[" "]
-                key5[" "] -->|"emits#58; declared"| key6[" "]
-                key7[" "] -.->|"emits#58; inferred from source"| key8[" "]
+                key3[" "] -->|"handles (1, 2#58; order)"| key4[" "]
+                key5[" "] -->|"emits"| key6[" "]
+                key7[" "] -.->|"emits (inferred)"| key8[" "]
             end
             classDef terminal fill:#e8f0fe,stroke:#4a6fa5,stroke-width:3px
             classDef event fill:#e8f0fe,stroke:#4a6fa5
@@ -187,12 +186,12 @@ async def test_mermaid_legend_follows_the_diagram_s_legend_setting_and_marks_unu
     text = diagram(workflow, trace=await two_runs(workflow)).to_mermaid()
     lines = text.splitlines()
     links = [line for line in lines if re.search(r" (-->|-\.->|==>)", line)]
-    (unseen_sample,) = [i for i, line in enumerate(links) if "not seen in trace" in line]
+    (unseen_sample,) = [i for i, line in enumerate(links) if "not in trace" in line]
     (link_style,) = [line for line in lines if line.lstrip().startswith("linkStyle")]
     assert str(unseen_sample) in link_style.split()[1].split(",")
-    assert '(["handler that raised"])' not in text and '["handler that raised"]' in text
-    assert '["handler never called"]' in text
-    assert 'emits#58; seen in trace only"|' in text
+    assert '(["raised"])' not in text and '["raised"]' in text
+    assert '["never called"]' in text
+    assert '==>|"trace only"|' in text
 
 
 def test_mermaid_escapes_quotes_and_angle_brackets_and_follows_rankdir() -> None:
@@ -425,13 +424,10 @@ async def test_the_overlay_styles_reach_the_dot_source_and_the_legend() -> None:
         f'"handler:start:0" -> "event:noted" [color="#2ca02c" penwidth="2" style="dotted" xlabel="{TIMES}1"]'
         in source
     )
-    for text in (
-        "handler that raised",
-        "handler never called",
-        "seen in trace only",
-        "not seen in trace",
-    ):
-        assert f'label="{text}' in source or f'label="emits: {text}' in source
+    for style, text in (("raised", "raised"), ("never_called", "never called")):
+        assert f'"legend:{style}" [label="{text}"' in source
+    for kind, text in (("observed", "trace only"), ("unseen", "not in trace")):
+        assert f'"legend:{kind}" -> "legend:{kind}:end" [label="{text}"' in source
 
 
 async def test_a_handler_registered_twice_has_each_call_s_events_at_its_own_place() -> None:
@@ -686,25 +682,72 @@ def test_handlers_the_start_event_never_reaches_are_dashed_grey_with_a_legend_en
         '"handler:never_emitted:0" [label="orphan" color="#999999" fillcolor="#fff4d6" '
         'fontcolor="#777777" margin="0.3,0.055" shape="box" style="rounded,dashed"]'
     ) in picture.source
-    assert '[label="handler the start event never reaches"' in picture.source
+    assert '"legend:unreachable" [label="unreachable"' in picture.source
     assert "classDef unreachable" in picture.to_mermaid()
-    assert "handler the start event never reaches" in picture.to_mermaid()
+    assert '["unreachable"]' in picture.to_mermaid()
     # Without a start event no handler is called unreachable.
     assert "unreachable" not in {
         n.style for n in diagram(looping_registry(), start=None).spec.nodes
     }
 
 
-def test_the_legend_is_rows_under_the_drawing_not_a_column_beside_it() -> None:
-    source = diagram(looping_registry()).source
-    legend = source[source.index("subgraph cluster_legend") :]
-    rows = [line for line in legend.splitlines() if 'rank="same"' in line]
+def drawn_boxes(svg: str) -> dict[str, tuple[float, float, float, float]]:
+    """The bounds (left, top, right, bottom) of each node, edge and cluster Graphviz drew,
+    by its ``title``: from its shapes' points, never its text."""
+    boxes = {}
+    for group in ElementTree.fromstring(svg).iter(f"{SVG}g"):
+        xs: list[float] = []
+        ys: list[float] = []
+        for shape in group:
+            if shape.tag == f"{SVG}ellipse":
+                cx, cy, rx, ry = (float(shape.get(key, "")) for key in ("cx", "cy", "rx", "ry"))
+                xs += (cx - rx, cx + rx)
+                ys += (cy - ry, cy + ry)
+            elif shape.tag in (f"{SVG}polygon", f"{SVG}path"):
+                points = shape.get("points") or shape.get("d") or ""
+                numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", points)]
+                xs += numbers[0::2]
+                ys += numbers[1::2]
+        if xs and group.get("class") in ("node", "edge", "cluster"):
+            boxes[group.findtext(f"{SVG}title", "")] = (min(xs), min(ys), max(xs), max(ys))
+    return boxes
 
-    # 4 node styles and 3 edge kinds: two rows of at most 4 samples.
-    assert len(rows) == 2
-    assert rows[0].count('"legend:') == 4
-    # Below every node that leads nowhere: here the terminal event.
-    assert '\t"event:done" -> "legend:event" [style="invis"]\n' in source
+
+NOTEBOOK_WIDTH_PT = 480
+"""640 CSS pixels, a narrow notebook output area: a legend wider than a small drawing fits it."""
+
+
+@pytest.mark.parametrize("registry", ["small", "looping"])
+def test_the_legend_is_one_row_under_the_drawing_and_no_wider_than_it_or_a_notebook(
+    registry: str,
+) -> None:
+    workflow = WorkflowManager().register("start", step, emits=["done"])
+    picture = diagram(workflow if registry == "small" else looping_registry())
+    boxes = drawn_boxes(picture.svg())
+    legend = boxes.pop("cluster_legend")
+    drawing = [box for title, box in boxes.items() if "legend:" not in title]
+    # Node samples and the arrows of edge samples (their words sit above them).
+    samples = [box for title, box in boxes.items() if title.startswith("legend:")]
+    assert len(samples) >= 5  # event, end event, handler, handles, emits
+
+    # SVG's y grows downwards: the legend's top is below the drawing's lowest point.
+    assert legend[1] > max(box[3] for box in drawing)
+    # One row: every sample's centre on one line, within a third of a sample's height.
+    centres = [(box[1] + box[3]) / 2 for box in samples]
+    assert max(centres) - min(centres) < 8, centres
+    width = legend[2] - legend[0]
+    drawing_width = max(box[2] for box in drawing) - min(box[0] for box in drawing)
+    assert width <= max(drawing_width, NOTEBOOK_WIDTH_PT), (width, drawing_width)
+
+
+async def test_a_legend_of_many_kinds_wraps_into_rows_of_equal_length() -> None:
+    workflow = traced_registry()
+    source = diagram(workflow, await two_runs(workflow)).source
+    rows = [line for line in source.splitlines() if 'rank="same"' in line]
+
+    # 5 node styles, 5 edge kinds: two rows of 5 samples (an edge sample is two points).
+    assert [row.count('"legend:') for row in rows] == [5, 10]
+    assert diagram(looping_registry()).source.count('rank="same"') == 1
 
 
 def test_without_the_graphviz_packages_a_diagram_shows_its_source_and_says_what_to_install(

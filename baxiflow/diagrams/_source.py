@@ -117,20 +117,25 @@ STRAIGHT_EDGES_NODES: Final = 300
 """Past this many nodes edges are straight lines (``splines=line``), sparing dot's edge
 routing: a 200-handler registry renders in seconds instead of minutes (bench_diagram.py)."""
 
+# Short words: a sample's shape and colour say the rest ("raised" in a red handler box), so
+# the legend stays one row under the drawing.
 _NODE_LEGEND: Final[Mapping[NodeStyle, str]] = {
     "event": "event",
-    "terminal": "event no handler serves",
+    "terminal": "end event",
     "handler": "handler",
-    "unreachable": "handler the start event never reaches",
-    "never_called": "handler never called",
-    "raised": "handler that raised",
+    "unreachable": "unreachable",
+    "never_called": "never called",
+    "raised": "raised",
 }
 _EDGE_LEGEND: Final[Mapping[EdgeKind, str]] = {
-    "handles": "handled by (1, 2: run order)",
-    "declared": "emits: declared",
-    "inferred": "emits: inferred from source",
-    "observed": "emits: seen in trace only",
+    "handles": "handles",
+    "declared": "emits",
+    "inferred": "emits (inferred)",
+    "observed": "trace only",
 }
+_RUN_ORDER: Final = " (1, 2: order)"
+"""Added to the ``handles`` sample when an event's handlers are numbered in run order."""
+_UNSEEN_LEGEND: Final = "not in trace"
 
 _MERMAID_ARROWS: Final[Mapping[EdgeKind, str]] = {
     "handles": "-->",
@@ -374,65 +379,72 @@ def _edge_attrs(edge: Edge) -> dict[str, str]:
     return attrs
 
 
-_LEGEND_ROW: Final = 4
-"""Samples a legend row holds: rows under the drawing, never a column as tall as it."""
+def _edge_legend(spec: DiagramSpec) -> list[tuple[EdgeKind | Literal["unseen"], str]]:
+    """The edge samples a legend of ``spec`` shows, each a kind and its words."""
+    kinds = {edge.kind for edge in spec.edges}
+    samples: list[tuple[EdgeKind | Literal["unseen"], str]] = []
+    for kind, text in _EDGE_LEGEND.items():
+        if kind in kinds:
+            numbered = kind == "handles" and any(
+                edge.kind == "handles" and edge.label[:1].isdigit() for edge in spec.edges
+            )
+            samples.append((kind, text + _RUN_ORDER if numbered else text))
+    # A trace's counts are edge labels; only the edges it never used look different.
+    if any(edge.seen is False for edge in spec.edges):
+        samples.append(("unseen", _UNSEEN_LEGEND))
+    return samples
+
+
+_LEGEND_ROW: Final = 7
+"""Samples a legend row holds: one row under most drawings, two for a trace of every kind."""
 
 
 def _legend(spec: DiagramSpec) -> list[str]:
+    """One row of samples in a light box under the drawing, only of what the drawing uses."""
     styles = {node.style for node in spec.nodes}
-    kinds = {edge.kind for edge in spec.edges}
     lines = [
         "\tsubgraph cluster_legend {\n",
-        "\t"
-        + _statement(
-            "graph",
-            {"color": "#cccccc", "fontcolor": "#666666", "label": "Legend", "labeljust": "l"},
-        ),
-        "\t" + _statement("node", {"fontsize": "9", "height": "0.3"}),
+        "\t" + _statement("graph", {"color": "#cccccc", "margin": "4"}),
+        "\t" + _statement("node", {"fontsize": "9", "height": "0.3", "width": "0.3"}),
     ]
-    # Each sample is one or two nodes; the first names it in the rows below.
+    # Each sample is one or two nodes, left to right.
     samples: list[list[str]] = []
     for style, text in _NODE_LEGEND.items():
         if style in styles:
             name = _quote(f"legend:{style}")
-            attrs = {**_node_attrs(style, text), "margin": "0.1,0.03"}
+            attrs = {**_node_attrs(style, text), "margin": "0.08,0.02"}
             lines.append("\t" + _statement(name, attrs))
             samples.append([name])
-    edge_samples: list[tuple[str, str, dict[str, str]]] = [
-        (kind, text, dict(_EDGE_ATTRS[kind]))
-        for kind, text in _EDGE_LEGEND.items()
-        if kind in kinds
-    ]
-    if spec.traced:
-        edge_samples.append(
-            ("seen", f"seen in trace ({_TIMES}count)", {**_EDGE_ATTRS["handles"], **_SEEN})
-        )
-        if any(edge.seen is False for edge in spec.edges):
-            edge_samples.append(("unseen", "not seen in trace", dict(_UNSEEN)))
-    for key, text, attrs in edge_samples:
-        tail, head = _quote(f"legend:{key}"), _quote(f"legend:{key}:text")
-        # A wide blank start, and the arrow drawn from its centre, so the sample is long
-        # enough to show its dash pattern.
-        blank = {"height": "0.1", "label": "", "shape": "none", "width": "0.5"}
-        lines.append("\t" + _statement(tail, blank))
-        lines.append("\t" + _statement(head, {"label": text, "shape": "plaintext"}))
-        lines.append("\t" + _statement(f"{tail} -> {head}", {**attrs, "tailclip": "false"}))
+    seen = _SEEN if spec.traced else {}
+    for key, text in _edge_legend(spec):
+        attrs = dict(_UNSEEN) if key == "unseen" else {**_EDGE_ATTRS[key], **seen}
+        tail, head = _quote(f"legend:{key}"), _quote(f"legend:{key}:end")
+        # Its words above the arrow, which is as long as they are wide: long enough to show
+        # a dash pattern, and no wider than the words.
+        end = {"height": "0.01", "label": "", "shape": "point", "style": "invis", "width": "0.01"}
+        lines.append("\t" + _statement(tail, end))
+        lines.append("\t" + _statement(head, end))
+        lines.append("\t" + _statement(f"{tail} -> {head}", {"label": text, **attrs}))
         samples.append([tail, head])
-    rows = [samples[i : i + _LEGEND_ROW] for i in range(0, len(samples), _LEGEND_ROW)]
+    # Rows of equal length, as few as hold every sample; each row under the middle of the
+    # one above, the first under the middle of the drawing's ends.
+    per_row = -(-len(samples) // -(-len(samples) // _LEGEND_ROW))
+    rows = [samples[i : i + per_row] for i in range(0, len(samples), per_row)]
+    # Invisible edges keep the samples in order, left to right; at length 0 they add no
+    # space to the row's, which holds its nodes nodesep apart.
+    order = {"minlen": "0", "style": "invis"}
     for row in rows:
         names = [name for sample in row for name in sample]
         lines.append(f'\t\t{{ rank="same" {" ".join(names)} }}\n')
-        # Invisible edges keep the samples of a row in order, left to right.
         for left, right in itertools.pairwise(row):
-            lines.append("\t" + _statement(f"{left[-1]} -> {right[0]}", {"style": "invis"}))
-    for above, below in itertools.pairwise(rows):
-        lines.append("\t" + _statement(f"{above[0][0]} -> {below[0][0]}", {"style": "invis"}))
+            lines.append("\t" + _statement(f"{left[-1]} -> {right[0]}", order))
+    middles = [row[len(row) // 2][0] for row in rows]
+    for above, below in itertools.pairwise(middles):
+        lines.append("\t" + _statement(f"{above} -> {below}", {"style": "invis"}))
     lines.append("\t}\n")
-    # Under the drawing: below every node that leads nowhere (every node, in a closed loop).
     tails = {edge.tail for edge in spec.edges}
     ends = [node.id for node in spec.nodes if node.id not in tails] or [n.id for n in spec.nodes]
-    first = rows[0][0][0]
-    lines.extend(_statement(f"{_quote(end)} -> {first}", {"style": "invis"}) for end in ends)
+    lines.extend(_statement(f"{_quote(end)} -> {middles[0]}", {"style": "invis"}) for end in ends)
     return lines
 
 
@@ -480,7 +492,7 @@ def to_mermaid(spec: DiagramSpec, *, legend: bool = True, rankdir: str = "TB") -
         subgraph key [Legend]
             key0(["event"])
             key1["handler"]
-            key2[" "] -->|"handled by (1, 2#58; run order)"| key3[" "]
+            key2[" "] -->|"handles"| key3[" "]
         end
         classDef event fill:#e8f0fe,stroke:#4a6fa5
         classDef handler fill:#fff4d6,stroke:#b08800
@@ -539,15 +551,10 @@ def _mermaid_legend(
             shape = f'(["{label}"])' if style in ("event", "terminal") else f'["{label}"]'
             lines.append(f"        {name}{shape}")
             members[style].append(name)
-    kinds = {edge.kind for edge in spec.edges}
-    samples = [
-        (_MERMAID_ARROWS[kind], text) for kind, text in _EDGE_LEGEND.items() if kind in kinds
-    ]
-    # A trace's counts are edge labels; only the edges it never used look different.
-    unseen = None
-    if any(edge.seen is False for edge in spec.edges):
-        unseen = str(first_edge + len(samples))
-        samples.append((_MERMAID_ARROWS["handles"], "not seen in trace"))
+    legend = _edge_legend(spec)
+    samples = [(_MERMAID_ARROWS["handles" if k == "unseen" else k], text) for k, text in legend]
+    # The "not seen" sample, always last, is grey like the edges a trace never used.
+    unseen = str(first_edge + len(samples) - 1) if legend and legend[-1][0] == "unseen" else None
     blank = members.setdefault("blank", []) if samples else []
     for arrow, text in samples:
         tail, head = next(names), next(names)
