@@ -371,13 +371,19 @@ def assert_panels_line_up_and_show_all_their_text(panel: Any, name: str) -> None
             const rows = [...box.children].filter((row) => row.querySelector('.widget-hprogress'));
             const edges = rows.map((row) =>
                 Math.round(row.querySelector('.widget-hprogress').getBoundingClientRect().left));
+            // Every element that clips its text: it scrolls, or it shows an ellipsis at the cut
+            // (text-overflow on the clipping element itself, or text ending in one) and the
+            // full text is in a tooltip on it, around it or on the line inside it.
             const cut = [];
-            for (const el of box.querySelectorAll('.widget-label, .widget-html-content, summary, pre')) {
-                if (el.scrollWidth <= el.clientWidth + 1) continue;
-                const scrolls = ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
-                const tip = el.closest('[title]');
+            for (const el of box.querySelectorAll('*')) {
+                const style = getComputedStyle(el);
+                if (el.scrollWidth <= el.clientWidth + 1 || style.overflowX === 'visible') continue;
+                if (['auto', 'scroll'].includes(style.overflowX)) continue;
                 const full = el.textContent.trim();
-                if (!scrolls && !(tip && tip.title.includes(full))) cut.push(full.slice(0, 80));
+                if (!full) continue;
+                const tip = el.closest('[title]') || el.querySelector('[title]');
+                const ellipsis = style.textOverflow === 'ellipsis' || full.endsWith('\u2026');
+                if (!(ellipsis && tip && tip.title.includes(full))) cut.push(full.slice(0, 80));
             }
             return {
                 edges,

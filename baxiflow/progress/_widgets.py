@@ -386,7 +386,11 @@ class TextCell:
 
     def __init__(self, widgets: ModuleType, text: str, **layout: str) -> None:
         self.value = self.tooltip = text
-        self.widget = widgets.HTML(_line_html(text), layout=widgets.Layout(**layout))
+        # A grid of one column as wide as the cell: ipywidgets makes the HTML widget's content
+        # a flex item that never shrinks, so the cell would clip it with no ellipsis; a grid
+        # item is held to the cell's width, and the line inside it shows the ellipsis.
+        grid = {"display": "grid", "grid_template_columns": "minmax(0, 1fr)", **layout}
+        self.widget = widgets.HTML(_line_html(text), layout=widgets.Layout(**grid))
 
     def set(self, text: str) -> None:
         """Show ``text``; sends nothing when it is already shown."""
