@@ -634,7 +634,9 @@ class Engine:
                 raise self._timeout_stop(expired, registration.name, trigger, started=False)
             handler = guard_handler(handler, guard, registration.name)
         if begins and self._retrying and (policy := registration.retry or self._retry):
-            handler = functools.partial(self._attempts, into, policy, registration, trigger_seq, attempt, handler)  # fmt: skip
+            handler = functools.partial(
+                self._attempts, into, policy, registration, trigger_seq, attempt, handler
+            )
         if matched:
             # Outside the attempts: an attempt that yields an event already logged has
             # yielded a dispatched event, so it is not retried.
@@ -728,7 +730,11 @@ class Engine:
                         yield event
                 return
             except Exception as exc:
-                if dispatched or isinstance(exc, _NOT_THE_HANDLERS) or not policy.retries(exc, attempt):  # fmt: skip
+                if (
+                    dispatched
+                    or isinstance(exc, _NOT_THE_HANDLERS)
+                    or not policy.retries(exc, attempt)
+                ):
                     holder._attempt = attempt
                     raise
                 self._attempt_failed(holder, exc, registration.name, trigger)

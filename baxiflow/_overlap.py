@@ -85,7 +85,9 @@ class CallContext:
     def then(self, registration: HandlerRegistration) -> CallContext:
         """The call of the next handler in this event's sequence."""
         following = self.following[1:]
-        return CallContext(registration, following, self.item, self.lineage, self.depth, self.dispatch)  # fmt: skip
+        return CallContext(
+            registration, following, self.item, self.lineage, self.depth, self.dispatch
+        )
 
 
 Work: TypeAlias = tuple[int, CallContext, Any]
@@ -112,7 +114,9 @@ class Slots:
         self._wakeup: asyncio.Event | None = None
         self._dropped: list[asyncio.Task[None]] = []
 
-    def add(self, route: Route, item: Queued, lineage: Lineage | None, depth: int, dispatch: RouteOf) -> None:  # fmt: skip
+    def add(
+        self, route: Route, item: Queued, lineage: Lineage | None, depth: int, dispatch: RouteOf
+    ) -> None:
         """The calls of the event ``item`` is, in order: the first of its sequential handlers
         (the others follow it one by one) and each handler registered with ``sequential=False``."""
         registrations = route if isinstance(route, tuple) else (route,)
@@ -121,7 +125,9 @@ class Slots:
             if not registration.sequential:
                 self.ready.append(CallContext(registration, (), item, lineage, depth, dispatch))
             elif registration is chain[0]:
-                self.ready.append(CallContext(registration, chain[1:], item, lineage, depth, dispatch))  # fmt: skip
+                self.ready.append(
+                    CallContext(registration, chain[1:], item, lineage, depth, dispatch)
+                )
 
     async def next(self, queued: bool) -> Work | None:
         """What the loop does next: an output of a running call, else (once ``queued`` events

@@ -367,7 +367,9 @@ class WorkflowManager:
                 raise ValueError("run_id= names a run in a store: pass store= as well")
             everyone = [*self._observers, *extra] if extra else self._observers
             # Positional: this runs once per run, and keyword arguments cost more to pass.
-            return Engine(self._registry.route, initial_event, *guards, everyone, None, self.name, **options)  # fmt: skip
+            return Engine(
+                self._registry.route, initial_event, *guards, everyone, None, self.name, **options
+            )
         if problem := run_store.check_event(initial_event):
             raise ValueError(f"the initial event cannot be logged: {problem}")
         run_id = new_run_id() if run_id is None else run_id
@@ -497,7 +499,9 @@ class WorkflowManager:
 
     def _options(self, concurrency: int | None) -> dict[str, Any]:
         """The engine's concurrency and retry options for one run (none in the common case)."""
-        run_concurrency = self.concurrency if concurrency is None else _check_concurrency(concurrency)  # fmt: skip
+        run_concurrency = (
+            self.concurrency if concurrency is None else _check_concurrency(concurrency)
+        )
         options: dict[str, Any] = {}
         if run_concurrency != 1:
             options["concurrency"] = run_concurrency
@@ -528,7 +532,9 @@ class WorkflowManager:
 def _check_concurrency(value: object) -> int:
     """``value`` if it is a positive int (calls at once in a run), else a ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"concurrency must be a positive int (handler calls at once), got {value!r}")  # fmt: skip
+        raise ValueError(
+            f"concurrency must be a positive int (handler calls at once), got {value!r}"
+        )
     return value
 
 
