@@ -239,18 +239,24 @@ def writers(store: Any, batch: Any) -> set[int]:
     return {event.data["pid"] for event in done if event.name == "done"}
 
 
-async def test_a_batch_on_the_cluster_logs_every_run_in_one_sqlite_store(
-    cluster: Any, tmp_path: Path
-) -> None:
-    from baxiflow.store import SQLiteStore
-
-    store = SQLiteStore(tmp_path / "runs.db")
+async def logged_batch_on(cluster: Any, store: Any) -> Any:
+    """40 runs on ``cluster``'s workers, logged to ``store``; checks each run's log."""
     async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
         batch = await run_many(
             logged_batch_workflow(), starts(40), client=client, chunk_size=4, view=False,
             store=store,
         )  # fmt: skip
     await check_every_run_is_logged(store, batch)
+    return batch
+
+
+async def test_a_batch_on_the_cluster_logs_every_run_in_one_sqlite_store(
+    cluster: Any, tmp_path: Path
+) -> None:
+    from baxiflow.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "runs.db")
+    batch = await logged_batch_on(cluster, store)
     assert len(writers(store, batch)) == 2
     store.close()
 
@@ -303,12 +309,7 @@ async def test_a_batch_on_the_cluster_logs_every_run_in_one_postgres_store(
 
     store = PostgresStore(dsn)
     before = connections()
-    async with distributed.Client(cluster.scheduler_address, asynchronous=True) as client:
-        batch = await run_many(
-            logged_batch_workflow(), starts(40), client=client, chunk_size=4, view=False,
-            store=store,
-        )  # fmt: skip
-    await check_every_run_is_logged(store, batch)
+    batch = await logged_batch_on(cluster, store)
     # Each worker opened the store from its DSN, and closed it when the batch ended.
     assert len(writers(store, batch)) == 2
     assert connections() == before

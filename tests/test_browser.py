@@ -277,6 +277,32 @@ def wait_for_kernel(page: Any, name: str) -> None:
     )
 
 
+def new_notebook_page(
+    lab: Lab, browser: Any, name: str, codes: list[str], viewport: dict[str, int] | None = None
+) -> tuple[Any, Any]:
+    """A new notebook of ``codes`` cells saved as ``name``, open in JupyterLab with its kernel
+    ready: the page and the notebook's panel (the caller closes the page once it is open)."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(code) for code in codes]
+    notebook.metadata["kernelspec"] = {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+    nbformat.write(notebook, lab.root / name)
+    page = browser.new_page()
+    if viewport is not None:
+        page.set_viewport_size(viewport)
+    try:
+        page.goto(lab.notebook_url(name), timeout=60_000)
+        wait_for_kernel(page, name)
+    except BaseException:
+        page.close()
+        lab.shut_down_kernels()
+        raise
+    return page, page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+
+
 def run_all_cells(page: Any) -> None:
     """Run > Run All Cells from the menu bar, as a person does: every cell is queued at once."""
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
@@ -517,20 +543,9 @@ diagram(workflow)
 
 
 def test_a_24_handler_diagram_shows_its_labels_at_least_10_px_high(lab: Lab, browser: Any) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(LARGE_REGISTRY)]
-    notebook.metadata["kernelspec"] = {
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-        "name": "python3",
-    }
     name = "large_diagram.ipynb"
-    nbformat.write(notebook, lab.root / name)
-    page = browser.new_page()
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    page, panel = new_notebook_page(lab, browser, name, [LARGE_REGISTRY])
     try:
-        page.goto(lab.notebook_url(name), timeout=60_000)
-        wait_for_kernel(page, name)
         run_all_cells(page)
         wait_until_all_cells_ran(page, 1)
         assert_diagrams_rendered(page, panel)
@@ -592,20 +607,9 @@ result = await run(workflow, WorkflowEvent("ticket"))""",
 def test_clicking_a_choice_in_the_panel_answers_the_run_and_the_saved_notebook_shows_it_finished(
     lab: Lab, browser: Any
 ) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(code) for code in ASKING_NOTEBOOK]
-    notebook.metadata["kernelspec"] = {
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-        "name": "python3",
-    }
     name = "asking.ipynb"
-    nbformat.write(notebook, lab.root / name)
-    page = browser.new_page()
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    page, panel = new_notebook_page(lab, browser, name, ASKING_NOTEBOOK)
     try:
-        page.goto(lab.notebook_url(name), timeout=60_000)
-        wait_for_kernel(page, name)
         run_all_cells(page)
         request = panel.locator(".baxiflow-panel .baxiflow-request")
         request.wait_for(timeout=60_000)
@@ -654,21 +658,10 @@ result = await baxiflow.run(helpdesk(), WorkflowEvent("start", {{"question": "ra
 
 def test_the_readme_progress_panel_is_a_screenshot_of_jupyterlab(lab: Lab, browser: Any) -> None:
     """Saved to artifacts/, and to docs/ with BAXIFLOW_UPDATE_DOCS=1 (docs/make_pictures.py)."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(README_PANEL)]
-    notebook.metadata["kernelspec"] = {
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-        "name": "python3",
-    }
     name = "readme_panel.ipynb"
-    nbformat.write(notebook, lab.root / name)
-    page = browser.new_page()
-    page.set_viewport_size({"width": 1200, "height": 700})
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    viewport = {"width": 1200, "height": 700}
+    page, panel = new_notebook_page(lab, browser, name, [README_PANEL], viewport)
     try:
-        page.goto(lab.notebook_url(name), timeout=60_000)
-        wait_for_kernel(page, name)
         run_all_cells(page)
         wait_until_all_cells_ran(page, 1)
         view = panel.locator(".baxiflow-panel").first

@@ -20,11 +20,10 @@ from typing import Any, Final, TextIO
 from baxiflow._optional import import_optional
 from baxiflow.batch._state import BatchState
 from baxiflow.exceptions import MissingDependencyError
-from baxiflow.progress import Throttle, in_notebook
+from baxiflow.progress import Throttle, in_notebook, widget_mimebundle
 
 __all__ = ["BatchDisplay", "BatchView", "TerminalBatchView", "batch_view"]
 
-_WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 
 DEFAULT_INTERVAL: Final = 0.1
 """Least seconds between two redraws, as for the run panels."""
@@ -122,14 +121,7 @@ class BatchView(BatchDisplay):
             self.display_handle = ipython_display.display(self, display_id=True)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.state.text()}
-        if self.widget.comm is not None:
-            bundle[_WIDGET_MIMETYPE] = {
-                "version_major": 2,
-                "version_minor": 0,
-                "model_id": self.widget.model_id,
-            }
-        return bundle
+        return widget_mimebundle(self.widget, self.state.text())
 
     def _html(self) -> str:
         state = self.state

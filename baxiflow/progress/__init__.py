@@ -23,6 +23,7 @@ from baxiflow.progress._widgets import (
     StepRow,
     in_notebook,
     progress_view,
+    widget_mimebundle,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "in_notebook",
     "progress_view",
     "request_text",
+    "widget_mimebundle",
 ]

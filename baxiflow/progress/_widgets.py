@@ -46,7 +46,15 @@ from baxiflow.progress._state import (
 )
 from baxiflow.progress._throttle import DEFAULT_INTERVAL
 
-__all__ = ["ProgressView", "RequestRow", "RunPanel", "StepRow", "in_notebook", "progress_view"]
+__all__ = [
+    "ProgressView",
+    "RequestRow",
+    "RunPanel",
+    "StepRow",
+    "in_notebook",
+    "progress_view",
+    "widget_mimebundle",
+]
 
 _WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 _RUN_NUMBERS = itertools.count(1)
@@ -69,6 +77,23 @@ def in_notebook() -> bool:
         return False
     shell = ipython.get_ipython()
     return shell is not None and "IPKernelApp" in shell.config
+
+
+def widget_mimebundle(widget: Any, text: str) -> dict[str, Any]:
+    """What a Jupyter front end shows of a view built on ``widget``: the live widget while its
+    comm is open, and ``text`` always (saved notebooks, nbval, terminals).
+
+    >>> widget_mimebundle(type("Closed", (), {"comm": None})(), "3 runs done")
+    {'text/plain': '3 runs done'}
+    """
+    bundle: dict[str, Any] = {"text/plain": text}
+    if widget.comm is not None:
+        bundle[_WIDGET_MIMETYPE] = {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": widget.model_id,
+        }
+    return bundle
 
 
 def progress_view(
@@ -259,14 +284,7 @@ class RunPanel:
         printer.text(self.state.text())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.state.text()}
-        if self.widget.comm is not None:
-            bundle[_WIDGET_MIMETYPE] = {
-                "version_major": 2,
-                "version_minor": 0,
-                "model_id": self.widget.model_id,
-            }
-        return bundle
+        return widget_mimebundle(self.widget, self.state.text())
 
     def draw(self, changed: list[StepState]) -> None:
         """Send the header and the changed steps; new steps get a row at the end."""
