@@ -618,6 +618,7 @@ class Engine:
                 matched, made = self._reruns.pop((trigger_seq, registration.position), (0, 0))
                 attempt += made
             into._guard = self._watchdog if holder is None else self._call_watchdog()
+            into._attempt = attempt  # what its error counts, with a retry policy or without
         if self._tracking:
             assert self._info is not None and self._group is not None and trigger_seq is not None
             # HandlerCall(...) spelled out on a bare instance: half the cost of calling the
