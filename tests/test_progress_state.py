@@ -387,6 +387,16 @@ feed_ops = st.one_of(
     ],
     ending="ok",
 )
+@example(  # two calls at one step: the other call's report of it may not wait
+    ops=[
+        ("progress", "fetch", None, None, 0),
+        ("progress", "fetch", None, None, 1),
+        ("progress", "fetch", None, None, 0),
+        ("progress", "parse", None, None, 0),
+        ("read",),
+    ],
+    ending="ok",
+)
 @example(  # an equal str subclass names another step
     ops=[("progress", s, 1, 3, 0) for s in ("fetch", Step.FETCH, "fetch")] + [("read",)],
     ending="ok",

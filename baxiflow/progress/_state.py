@@ -233,6 +233,7 @@ class RunProgress:
         "_changed",
         "_current",
         "_latest",
+        "_latest_call",
         "_latest_step",
         "_repeats",
         "_requests",
@@ -269,6 +270,7 @@ class RunProgress:
         self._latest: EmittedEvent | None = None
         self._repeats = 0
         self._latest_step: object = _NOT_WAITING
+        self._latest_call: HandlerCall | None = None
         self._requests = Requests()
 
     def __repr__(self) -> str:
@@ -289,10 +291,12 @@ class RunProgress:
                 type(data) is dict
                 and (step := data.get("step")).__class__ is str
                 and step == self._latest_step
+                and emitted.call is self._latest_call
             ):
-                # The current step reports again: only its latest report matters, and
-                # whatever happens in between (an error, a handler call ending, a read)
-                # applies it first.
+                # The current step reports again, from the same call: only its latest
+                # report matters, and whatever happens in between (an error, a handler
+                # call ending, a read) applies it first. Another call's report of the step
+                # is applied at once: it says that call is at the step too.
                 self._latest = emitted
                 self._repeats += 1
                 return
@@ -433,8 +437,10 @@ class RunProgress:
         name = raw_name or _NO_STEP
         if type(name) is not str:
             name = str(name)
-        # Later reports of this step may wait when they name it exactly as this one does.
+        # Later reports of this step may wait when they name it exactly as this one does
+        # and come from the same call.
         self._latest_step = raw_name if type(raw_name) is str and raw_name else _NOT_WAITING
+        self._latest_call = emitted.call
         step = self._steps.get(name)
         if step is None:
             step = self._steps[name] = StepState(name)
