@@ -12,7 +12,6 @@ connection's ``search_path`` names first (``public`` unless the DSN says otherwi
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -108,11 +107,9 @@ class PostgresStore(SQLStore):
         if self._connection.info.transaction_status == _IDLE:
             super()._execute("BEGIN")
 
-    def _roll_back(self) -> None:
-        # A connection that is gone has nothing left to undo.
-        with self._lock, contextlib.suppress(Exception):
-            self.rollbacks += 1
-            self._connection.rollback()
+    def _begin_write(self) -> None:
+        # The connection commits each statement by itself unless a transaction is open.
+        self._begin()
 
     def _check_foreign(self) -> None:
         # Stores opened at once by several processes prepare the tables one at a time.
