@@ -16,13 +16,17 @@ if TYPE_CHECKING:
 
 from baxiflow.store._codec import encode
 
-__all__ = ["BATCH_SECONDS", "RENEW_SECONDS", "NewRun", "RunLog", "store_status"]
+__all__ = ["BATCH_SECONDS", "LEASE_SECONDS", "RENEW_SECONDS", "NewRun", "RunLog", "store_status"]
 
 BATCH_SECONDS = 0.1
 """In ``"batched"`` durability, the longest a logged event waits for its commit."""
 
-RENEW_SECONDS = 3.0
-"""How often a run's commits renew its lease at most (a tenth of the lease's length)."""
+LEASE_SECONDS = 30.0
+"""How long a running process holds its run without renewing (its commits renew it)."""
+
+RENEW_SECONDS = LEASE_SECONDS / 10
+"""How often a run's commits renew its lease at most: renewing at every commit would cost
+a statement each time for nothing."""
 
 
 def store_status(status: RunStatus) -> str:
@@ -181,8 +185,7 @@ class RunLog(WorkflowObserver):
             return
         events, calls, status, new_run = self._events, self._calls, self._status, self._new_run
         self._events, self._calls, self._status, self._new_run = [], [], None, None
-        # The lease lasts LEASE_SECONDS from its last renewal: renewing it at every commit
-        # would cost a statement for nothing. A new row or a new status renews it too.
+        # A new row or a new status renews the lease too.
         now = time.monotonic()
         renew = now - self._renewed >= RENEW_SECONDS
         if renew or status is not None or new_run is not None:
