@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
-from baxiflow._recording import Recorder
+from baxiflow._recording import Recorder, Sinks
 from baxiflow._routing import Stop, log_error
 from baxiflow.exceptions import ObserverWarning, StoreError, warn_from_caller
 from baxiflow.observe import WorkflowObserver, _CallableObserver
@@ -76,15 +76,75 @@ def _heard(kind: type[WorkflowObserver]) -> tuple[tuple[str, bool], ...]:
     return result
 
 
-def _listener(observer: WorkflowObserver, hook: str, sink: bool) -> Listener | None:
-    """How ``observer`` hears ``hook``: through its sink, or its method."""
-    if sink:
-        assert isinstance(observer, Recorder)
-        found = observer.recording_sinks()[hook == "handler_finished"]
-        return None if found is None else (observer, found, True)
-    if hook == "event_emitted" and isinstance(observer, _CallableObserver):
-        return (observer, observer.callback, False)  # without its wrapper's frame
-    return (observer, getattr(observer, hook), False)
+Plan: TypeAlias = tuple[tuple[str, tuple[tuple[int, str], ...]], ...]
+"""Per hook heard, who hears it: ``(observer's index, how)``, how being ``"sink"`` (through
+its recorder's sink), ``"callback"`` (a wrapped callable, called without its wrapper's frame)
+or ``"method"``."""
+
+_PLANS: dict[tuple[type[WorkflowObserver], ...], Plan] = {}
+_PLANS_KEPT: Final = 256  # distinct lists of observer classes; more, and the plans start over
+
+
+def _plan(kinds: tuple[type[WorkflowObserver], ...]) -> Plan:
+    """Who hears which hook, for observers of these classes in this order.
+
+    Worked out once per list of classes: a group is made for every run, usually of the
+    same observers' classes.
+    """
+    known = _PLANS.get(kinds)
+    if known is not None:
+        return known
+    plan = []
+    for hook in HOOKS:
+        entries = []
+        for index, kind in enumerate(kinds):
+            for heard, sink in _heard(kind):
+                if heard == hook:
+                    callback = hook == "event_emitted" and issubclass(kind, _CallableObserver)
+                    entries.append(
+                        (index, "sink" if sink else "callback" if callback else "method")
+                    )
+        if entries:
+            plan.append((hook, tuple(entries)))
+    if len(_PLANS) >= _PLANS_KEPT:
+        _PLANS.clear()
+    _PLANS[kinds] = result = tuple(plan)
+    return result
+
+
+def _bind(observers: tuple[WorkflowObserver, ...], plan: Plan) -> dict[str, tuple[Listener, ...]]:
+    """The listeners of each hook heard: ``plan`` applied to these very observers."""
+    hooks: dict[str, tuple[Listener, ...]] = {}
+    sinks: dict[int, Sinks] = {}
+    for hook, entries in plan:
+        listeners: list[Listener] = []
+        for index, how in entries:
+            observer = observers[index]
+            if how == "method":
+                listeners.append((observer, getattr(observer, hook), False))
+            elif how == "callback":
+                assert isinstance(observer, _CallableObserver)
+                listeners.append((observer, observer.callback, False))
+            else:
+                assert isinstance(observer, Recorder)
+                if index not in sinks:
+                    sinks[index] = observer.recording_sinks()
+                if (found := sinks[index][hook == "handler_finished"]) is not None:
+                    listeners.append((observer, found, True))
+        if listeners:
+            hooks[hook] = tuple(listeners)
+    return hooks
+
+
+def _takes_fields(listeners: tuple[Listener, ...]) -> tuple[bool, bool]:
+    """Whether some of ``listeners`` take fields, and whether some take the object."""
+    fields = objects = False
+    for _, _, takes_fields in listeners:
+        if takes_fields:
+            fields = True
+        else:
+            objects = True
+    return fields, objects
 
 
 class ObserverGroup:
@@ -122,29 +182,21 @@ class ObserverGroup:
     )
 
     def __init__(self, observers: Iterable[WorkflowObserver]) -> None:
-        self.observers = tuple(observers)
-        self._warned: set[int] = set()
-        found: dict[str, list[Listener]] = {hook: [] for hook in HOOKS}
-        for observer in self.observers:
-            for hook, sink in _heard(type(observer)):
-                if (listener := _listener(observer, hook, sink)) is not None:
-                    found[hook].append(listener)
-        self._hooks = {hook: tuple(listeners) for hook, listeners in found.items()}
-        self.event_listeners = events = self._hooks["event_emitted"]
-        self.call_listeners = calls = self._hooks["handler_finished"]
-        self.event_fields_wanted = any(fields for _, _, fields in events)
-        self.event_objects_wanted = any(not fields for _, _, fields in events)
-        self.call_fields_wanted = any(fields for _, _, fields in calls)
-        self.hears_events = bool(self._hooks["event_emitted"])
-        self.hears_call_starts = bool(self._hooks["handler_started"])
-        self.hears_idle = bool(self._hooks["run_idle"])
-        self.tracks_calls = self.hears_events or any(
-            self._hooks[hook] for hook in ("handler_started", "handler_finished")
-        )
+        self.observers = observers = tuple(observers)
+        self._warned: set[int] | None = None
+        self._hooks = hooks = _bind(observers, _plan(tuple(map(type, observers))))
+        self.event_listeners = events = hooks.get("event_emitted", ())
+        self.call_listeners = calls = hooks.get("handler_finished", ())
+        self.event_fields_wanted, self.event_objects_wanted = _takes_fields(events)
+        self.call_fields_wanted = _takes_fields(calls)[0]
+        self.hears_events = bool(events)
+        self.hears_call_starts = "handler_started" in hooks
+        self.hears_idle = "run_idle" in hooks
+        self.tracks_calls = bool(events or calls) or self.hears_call_starts
 
     def notify(self, hook: str, *arguments: object) -> None:
         """Tell every observer that overrides ``hook``, in order."""
-        for observer, method, _ in self._hooks[hook]:
+        for observer, method, _ in self._hooks.get(hook, ()):
             try:
                 method(*arguments)
             except Exception as exc:
@@ -158,7 +210,9 @@ class ObserverGroup:
         """
         if isinstance(exc, StoreError):
             raise Stop(log_error(exc)) from exc
-        if id(observer) in self._warned:
+        if self._warned is None:
+            self._warned = set()
+        elif id(observer) in self._warned:
             return
         self._warned.add(id(observer))
         target = observer.callback if isinstance(observer, _CallableObserver) else observer

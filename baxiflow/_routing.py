@@ -65,7 +65,7 @@ Queued: TypeAlias = "tuple[WorkflowEvent, Route, Lineage | None, int, int]"
 LINEAGE_KEPT = 32
 """Names a lineage keeps at least: enough history to name a cycle."""
 
-LINEAGE_WINDOW = 96
+LINEAGE_WINDOW = 512
 """Links a lineage grows to before its oldest names are cut down to :data:`LINEAGE_KEPT`."""
 
 

@@ -358,8 +358,20 @@ class WorkflowManager:
             raise TypeError(
                 f"{caller}() takes a WorkflowEvent to start from, got {type(initial_event).__name__}"
             )
-        guards = self._guards(max_events, timeout, handler_timeout)
         options = self._options(concurrency)
+        if (
+            options is None
+            and max_events is timeout is handler_timeout is store is _UNSET
+            and not observers
+            and run_id is None
+            and self.store is None
+        ):  # the common case, in short: the manager's settings, nothing for this run alone
+            return Engine(
+                self._registry.route, initial_event, self.max_events, self.timeout,
+                self.handler_timeout, self._observers, None, self.name,
+            )  # fmt: skip
+        guards = self._guards(max_events, timeout, handler_timeout)
+        options = options or {}
         run_store = self.store if store is _UNSET else store
         extra = [as_observer(o) for o in observers] if observers else ()
         if run_store is None:
@@ -435,7 +447,7 @@ class WorkflowManager:
         everyone = [saved.log, *self._observers, *map(as_observer, observers)]
         engine = Engine(
             self._registry.route, saved.state, *guards, everyone, run_id, self.name, saved.reruns,
-            check=store.check_event, **self._options(concurrency),
+            check=store.check_event, **(self._options(concurrency) or {}),
         )  # fmt: skip
         engine.take_answers(self._wait_timeout(wait_timeout))
         for answer in answers:
@@ -482,7 +494,7 @@ class WorkflowManager:
         check = None if store is None else store.check_event
         return Engine(
             self._registry.route, state, *guards, everyone, fork_id, self.name, check=check,
-            **self._options(None),
+            **(self._options(None) or {}),
         ).stream()  # fmt: skip
 
     def fingerprint(self) -> str:
@@ -497,16 +509,20 @@ class WorkflowManager:
         checked: float | None = check_limit("wait_timeout", wait_timeout, integer=False)
         return checked
 
-    def _options(self, concurrency: int | None) -> dict[str, Any]:
-        """The engine's concurrency and retry options for one run (none in the common case)."""
+    def _options(self, concurrency: int | None) -> dict[str, Any] | None:
+        """The engine's concurrency and retry options for one run; ``None`` for none (the
+        common case)."""
         run_concurrency = (
             self.concurrency if concurrency is None else _check_concurrency(concurrency)
         )
+        retrying = self._registry.retrying
+        if run_concurrency == 1 and self.retry is None and not retrying:
+            return None
         options: dict[str, Any] = {}
         if run_concurrency != 1:
             options["concurrency"] = run_concurrency
-        if self.retry is not None or self._registry.retrying:
-            options["retry"], options["retrying"] = self.retry, self._registry.retrying
+        if self.retry is not None or retrying:
+            options["retry"], options["retrying"] = self.retry, retrying
         return options
 
     def _guards(
@@ -516,8 +532,6 @@ class WorkflowManager:
         handler_timeout: float | _Unset | None,
     ) -> tuple[int | None, float | None, float | None]:
         """The run's guards: the manager's, where the run does not set its own."""
-        if max_events is _UNSET and timeout is _UNSET and handler_timeout is _UNSET:
-            return self.max_events, self.timeout, self.handler_timeout  # the common case
         return (
             self.max_events
             if max_events is _UNSET

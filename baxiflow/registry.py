@@ -177,13 +177,27 @@ def _check_call_options(name: str, concurrency: object, sequential: object, retr
 class Registry:
     """Handlers per event name, in registration order."""
 
-    __slots__ = ("_by_event", "_routes", "retrying")
+    __slots__ = ("_by_event", "_routes", "retrying", "route")
 
     def __init__(self) -> None:
         self._by_event: dict[str, tuple[HandlerRegistration, ...]] = {}
         self._routes: dict[str, Route] = {}
         self.retrying = False
         """Whether some registration has a retry policy of its own."""
+        self.route: Callable[[str], Route | None] = self._routes.get
+        """``route(event_name)``: the event's :data:`Route`, ``None`` without handlers.
+
+        The form the run loop uses: most events have one handler, which it runs without
+        iterating a tuple.
+        """
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        """What ``pickle`` and ``copy`` keep; :attr:`route` is made again from it."""
+        return self._by_event, self._routes, self.retrying
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self._by_event, self._routes, self.retrying = state
+        self.route = self._routes.get
 
     def add(
         self,
@@ -217,15 +231,6 @@ class Registry:
         registrations = self._by_event[event_name] = (*current, registration)
         self._routes[event_name] = registrations if current else registration
         return registration
-
-    @property
-    def route(self) -> Callable[[str], Route | None]:
-        """``route(event_name)``: the event's :data:`Route`, ``None`` without handlers.
-
-        The form the run loops use: most events have one handler, which they run without
-        iterating a tuple.
-        """
-        return self._routes.get
 
     def handlers_for(self, event_name: str) -> tuple[HandlerRegistration, ...]:
         """The registrations for ``event_name`` in the order they run (empty if none)."""

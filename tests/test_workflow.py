@@ -1268,3 +1268,28 @@ async def test_a_guarded_handler_runs_in_the_task_and_context_of_whoever_iterate
 
     assert names(events) == ["start", "looked"]
     assert seen == [asyncio.current_task(), "set by the caller", "set by the handler"]
+
+
+async def test_a_copied_or_unpickled_workflow_routes_on_its_own_handlers() -> None:
+    import copy
+
+    cloudpickle = pytest.importorskip("cloudpickle")  # how Dask ships a workflow
+    workflow = WorkflowManager()
+
+    @workflow.on("start")
+    async def greet(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("greeted")
+
+    async def extra(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("extra")
+
+    copied = copy.deepcopy(workflow)
+    copied.register("greeted", extra)
+    restored = cloudpickle.loads(cloudpickle.dumps(copied))
+
+    async def names(manager: WorkflowManager) -> list[str]:
+        return [event.name async for event in manager.process(WorkflowEvent("start"))]
+
+    assert await names(workflow) == ["start", "greeted"]  # the original is untouched
+    assert await names(copied) == ["start", "greeted", "extra"]
+    assert await names(restored) == ["start", "greeted", "extra"]
