@@ -249,9 +249,10 @@ class SQLStore:
     def _begin(self) -> None:
         """Open a write transaction now, if none is open (for a migration's DDL)."""
 
-    def _begin_write(self) -> None:
-        """Open the transaction a run's write goes in, where the driver does not by itself
-        (``sqlite3`` does, at the first statement that writes)."""
+    def _writing(self) -> contextlib.AbstractContextManager[object]:
+        """Where a run's write goes: its transaction, opened where the driver does not open
+        it by itself (``sqlite3`` does, at the first statement that writes)."""
+        return contextlib.nullcontext()
 
     def _prepare(self) -> None:
         self._check_foreign()
@@ -448,26 +449,26 @@ class SQLStore:
         lease_owner = None if ended else self.owner
         with self._lock:
             try:
-                self._begin_write()
-                cursor = self._connection.cursor()
-                if new_run is not None:
-                    parent_id, fork_seq = new_run.parent or (None, None)
-                    cursor.execute(self._insert_run, (
-                        run_id, status or "running", new_run.workflow_name, new_run.fingerprint,
-                        new_run.created, time.time(), parent_id, fork_seq, lease_owner,
-                        lease_until))  # fmt: skip
-                    if new_run.reused:
-                        cursor.executemany(self._insert_reused, new_run.reused)
-                elif status is not None:
-                    cursor.execute(self._set_status, (status, time.time(), lease_owner,
-                                                      lease_until, run_id, self.owner))  # fmt: skip
-                elif renew:
-                    cursor.execute(self._renew_lease, (lease_until, run_id, self.owner))
-                if events:
-                    cursor.executemany(self._insert_events, events)
-                if calls:
-                    cursor.executemany(self._upsert_calls, calls)
-                self._connection.commit()
+                with self._writing():
+                    cursor = self._connection.cursor()
+                    if new_run is not None:
+                        parent_id, fork_seq = new_run.parent or (None, None)
+                        cursor.execute(self._insert_run, (
+                            run_id, status or "running", new_run.workflow_name,
+                            new_run.fingerprint, new_run.created, time.time(), parent_id,
+                            fork_seq, lease_owner, lease_until))  # fmt: skip
+                        if new_run.reused:
+                            cursor.executemany(self._insert_reused, new_run.reused)
+                    elif status is not None:
+                        cursor.execute(self._set_status, (status, time.time(), lease_owner,
+                                                          lease_until, run_id, self.owner))  # fmt: skip
+                    elif renew:
+                        cursor.execute(self._renew_lease, (lease_until, run_id, self.owner))
+                    if events:
+                        cursor.executemany(self._insert_events, events)
+                    if calls:
+                        cursor.executemany(self._upsert_calls, calls)
+                    self._connection.commit()
             except Exception as exc:
                 self._roll_back()
                 raise StoreError(
