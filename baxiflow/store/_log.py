@@ -103,7 +103,7 @@ class RunLog(WorkflowObserver):
         self._renewed = time.monotonic()  # when the run's lease was last renewed
         self._events: list[tuple[Any, ...]] = []
         self._calls: list[tuple[Any, ...]] = []
-        self._status: str | None = None if new_run else "running"  # for the next commit
+        self._status: str | None = "running" if new_run is None else None  # for the next commit
         self._ended = False  # the run's end is written, or waits for the next commit
         self._waiting = False  # the run's row says it waits for answers
         self.failed = False
