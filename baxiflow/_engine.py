@@ -203,10 +203,9 @@ class Engine:
             finds fault with is the handler's failure (a durable run's log checks that its
             data would come back exactly).
         concurrency: Most handler calls running at once (see ``WorkflowManager``). At 1
-            the loop runs each call itself. Above 1, a call that starts with nothing else
-            running or waiting still runs in the loop's task, as at 1, until it yields while
-            other work waits; every other call runs in a task of its own, and the loop yields
-            what it hands over.
+            the loop runs each call itself, in the caller's task. Above 1, every call runs
+            in a task of its own (so ``asyncio.current_task()``, ``asyncio.timeout`` and task
+            groups in a handler are the call's own), and the loop yields what it hands over.
         retry: How calls of handlers registered without a retry policy are retried.
         retrying: Whether some registration has a retry policy of its own.
 
@@ -426,7 +425,7 @@ class Engine:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, slots = self._route, self._queue, self._limit, self._slots
         seq, count, kind, held = self._seq, self._count, WorkflowEvent, False
-        on_event, resuming, stepping = self._hooks()
+        on_event, guarded, stepping = self._hooks()
         item: Queued | None = None
         status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
@@ -436,7 +435,7 @@ class Engine:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
                 elif slots is not None and (taken := await self._overlapping(slots, bool(queue))):
-                    registration, source, step = taken
+                    registration, (source, step) = None, taken
                     trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
@@ -486,15 +485,15 @@ class Engine:
                             held = False
                             if count > limit:
                                 raise self._max_events_stop(item, event, name)
-                            if resuming and self._resumed(name, trigger):
-                                break  # other work waits: the call goes on in a task of its own
+                            if guarded:
+                                self._resumed(name, trigger)
                     except BaseException as exc:
                         if exc.__class__ is RefusedEvent:
                             seq = self._refused(seq)
                         source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
-                if (slots is None or not self._run_apart(slots, source)) and stepping:
+                if stepping:
                     self._step_ended(name, trigger)
         except Stop as stop:
             status, seq = stop.status, seq + 1
@@ -570,19 +569,18 @@ class Engine:
 
     def _hooks(self) -> tuple[EventHook | None, bool, bool]:
         """What the loop calls for each event (``None`` when nothing watches the run), whether
-        the loop hears when the caller hands control back (:meth:`_resumed`: for a guard, or
-        for calls that may overlap), and whether handler steps need to be started and ended
-        (tracked calls, guards, calls to run again)."""
+        a guard hears when the caller hands control back (:meth:`_resumed`), and whether
+        handler steps need to be started and ended (tracked calls, guards, calls to run
+        again, retries)."""
         guarded = self._run_timeout is not None or self._call_timeout is not None
-        resuming = guarded or self._slots is not None
         if not guarded and self._group is None and self._check is None:
-            return None, resuming, self._retrying
+            return None, guarded, self._retrying
         if guarded or self._tracking or self._check or (self._group and self._group.hears_events):
             on_event: EventHook = self._emitting
         else:
             on_event = self._counting
         stepping = guarded or self._tracking or bool(self._reruns) or self._retrying
-        return on_event, resuming, stepping
+        return on_event, guarded, stepping
 
     def _open(self) -> None:
         """Start the guards and tell the observers that the run starts."""
@@ -620,6 +618,7 @@ class Engine:
                 matched, made = self._reruns.pop((trigger_seq, registration.position), (0, 0))
                 attempt += made
             into._guard = self._watchdog if holder is None else self._call_watchdog()
+            into._attempt = attempt  # what its error counts, with a retry policy or without
         if self._tracking:
             assert self._info is not None and self._group is not None and trigger_seq is not None
             # HandlerCall(...) spelled out on a bare instance: half the cost of calling the
@@ -701,14 +700,10 @@ class Engine:
             assert self._info is not None
             self._info.errors += 1
 
-    def _resumed(self, handler_name: str | None, trigger: WorkflowEvent) -> bool:
-        """The caller asks for the next event: the handler's clock runs again. Whether the
-        call the loop runs itself stops here, to go on in a task of its own (other work
-        waits in an overlapping run)."""
+    def _resumed(self, handler_name: str | None, trigger: WorkflowEvent) -> None:
+        """The caller asks for the next event: the handler's clock runs again."""
         if self._guard is not None and (expired := self._guard.resume()):
             raise self._timeout_stop(expired, handler_name, trigger)
-        slots = self._slots
-        return slots is not None and slots.inline is not None and bool(self._queue or slots.tasks)
 
     async def _attempts(
         self,
@@ -849,14 +844,11 @@ class Engine:
         while (work := await slots.next(queued)) is not None:
             kind, context, value = work
             if kind == START:
-                if self._watchdog is None and slots.alone():
-                    slots.inline = context
-                    return _locals(context, context.registration, None)
-                self._start_apart(slots, context, started=False)
+                self._start_apart(slots, context)
                 continue
             if kind == EVENT:
                 self._call = context._call
-                return _locals(context, None, self._handed(slots, context, value))
+                return _locals(context, self._handed(slots, context, value))
             slots.finished(context)
             if kind == ENDED:
                 if context._call is not None:
@@ -864,7 +856,7 @@ class Engine:
                 continue
             self._call = context._call
             if kind == FAILED:
-                return _locals(context, None, self._failed(value))
+                return _locals(context, self._failed(value))
             raise value  # a guard's stop, out of the call's task
         return None
 
@@ -878,36 +870,23 @@ class Engine:
         self._slots.add(route, item, lineage, depth, dispatch)
         return []
 
-    def _run_apart(self, slots: Slots, source: AsyncGenerator[WorkflowEvent, None]) -> bool:
-        """Whether the call the loop ran itself goes on in a task of its own (it stopped at a
-        yield because other work waits), rather than having ended; the loop asks whether
-        or not it steps, since this sends the call on."""
-        if slots.inline is None or getattr(source, "ag_frame", None) is None:
-            return False
-        context, slots.inline = slots.inline, None
-        assert context is not None
-        context.source, context._call, self._call = source, self._call, None
-        self._start_apart(slots, context, started=True)
-        return True
-
-    def _start_apart(self, slots: Slots, context: CallContext, *, started: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._pump(slots, context, started))
+    def _start_apart(self, slots: Slots, context: CallContext) -> None:
+        task = asyncio.get_running_loop().create_task(self._pump(slots, context))
         context.task = task
         slots.tasks[task] = context
 
-    async def _pump(self, slots: Slots, context: CallContext, started: bool) -> None:
+    async def _pump(self, slots: Slots, context: CallContext) -> None:
         """A call in a task of its own: run its handler, hand the loop each event (waiting
         until the caller asks for the next), then its end, failure or a guard's stop."""
         registration, trigger = context.registration, context.trigger
         name = registration.name
         try:
-            if not started:
-                handler = self._step_started(registration, trigger, context.trigger_seq, context)
-                try:
-                    context.source = handler(trigger)  # type: ignore[assignment]
-                except Exception as exc:
-                    slots.put((FAILED, context, handler_error(exc, "handler_error", name, trigger)))
-                    return
+            handler = self._step_started(registration, trigger, context.trigger_seq, context)
+            try:
+                context.source = handler(trigger)  # type: ignore[assignment]
+            except Exception as exc:
+                slots.put((FAILED, context, handler_error(exc, "handler_error", name, trigger)))
+                return
             source = context.source
             assert source is not None
             try:
@@ -1016,16 +995,12 @@ Step: TypeAlias = tuple[
 """What the loop knows of the step it emits from: ``(trigger, lineage, trigger_seq, depth,
 dispatch, item, handler name)``."""
 
-Taken: TypeAlias = tuple["HandlerRegistration | None", Any, Step]
-"""What an overlapping run's loop takes next: ``(registration to start or None, source to emit
-from or None, step)``."""
+Taken: TypeAlias = tuple[Any, Step]
+"""What an overlapping run's loop takes next: ``(source to emit from, step)``."""
 
 
-def _locals(
-    context: CallContext,
-    registration: HandlerRegistration | None,
-    source: AsyncGenerator[WorkflowEvent, None] | None,
-) -> Taken:
+def _locals(context: CallContext, source: AsyncGenerator[WorkflowEvent, None]) -> Taken:
+    """What the loop emits next in an overlapping run: ``source``, a step of ``context``'s call."""
     step: Step = (
         context.trigger,
         context.lineage,
@@ -1035,7 +1010,7 @@ def _locals(
         context.item,
         context.registration.name,
     )
-    return registration, source, step
+    return source, step
 
 
 EventHook: TypeAlias = Callable[

@@ -7,8 +7,8 @@ task waits until the loop has yielded its event and the caller asked for the nex
 call run by the loop itself would.
 
 >>> slots = Slots(2)
->>> slots.free, slots.alone()
-(2, True)
+>>> slots.free, slots.tasks
+(2, {})
 """
 
 from __future__ import annotations
@@ -101,15 +101,13 @@ class Slots:
         concurrency: Most calls running at once.
     """
 
-    __slots__ = ("_busy", "_dropped", "_wakeup", "free", "inline", "outcomes", "ready", "tasks")
+    __slots__ = ("_busy", "_dropped", "_wakeup", "free", "outcomes", "ready", "tasks")
 
     def __init__(self, concurrency: int) -> None:
         self.free = concurrency
         self.ready: deque[CallContext] = deque()
         self.outcomes: deque[Work] = deque()
         self.tasks: dict[asyncio.Task[None], CallContext] = {}
-        self.inline: CallContext | None = None
-        """The call the loop runs itself, in the caller's task (only while it runs alone)."""
         self._busy: dict[int, int] = {}
         self._wakeup: asyncio.Event | None = None
         self._dropped: list[asyncio.Task[None]] = []
@@ -133,9 +131,6 @@ class Slots:
         """What the loop does next: an output of a running call, else (once ``queued`` events
         are all dispatched) the first waiting call that may start, in dispatch order; waits
         while calls run and none of that is there. ``None``: dispatch, or nothing is left."""
-        if self.inline is not None:  # the call the loop ran itself has ended
-            self.finished(self.inline)
-            self.inline = None
         while True:
             if self.outcomes:
                 return self.outcomes.popleft()
@@ -159,10 +154,6 @@ class Slots:
                 self._busy[key] = self._busy.get(key, 0) + 1
                 return context
         return None
-
-    def alone(self) -> bool:
-        """Whether a call starting now would run alone: nothing else running or waiting."""
-        return not (self.tasks or self.ready or self.outcomes)
 
     def finished(self, context: CallContext) -> None:
         """``context`` ended: its slot is free, and the next handler of its event may start."""

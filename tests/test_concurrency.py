@@ -392,3 +392,32 @@ def test_manager_and_process_reject_a_bad_concurrency() -> None:
         WorkflowManager(concurrency=0)
     with pytest.raises(ValueError, match="concurrency must be a positive int"):
         WorkflowManager().process(WorkflowEvent("start"), concurrency=-2)
+
+
+async def test_a_timeout_or_task_a_handler_opens_is_its_own_call_s_not_the_run_s() -> None:
+    # A call that yields inside `asyncio.timeout` and then waits: its timeout must cancel
+    # the call, never the task that iterates the run.
+    workflow = WorkflowManager(concurrency=4)
+    consumer: list[asyncio.Task[Any] | None] = []
+    seen: list[asyncio.Task[Any] | None] = []
+
+    @workflow.on("start")
+    async def slow(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        seen.append(asyncio.current_task())
+        async with asyncio.timeout(0.05):
+            yield WorkflowEvent("next")
+            await asyncio.sleep(5)
+        yield WorkflowEvent("unreachable")
+
+    @workflow.on("next")
+    async def other(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        await asyncio.sleep(0.1)
+        yield WorkflowEvent("other_done")
+
+    consumer.append(asyncio.current_task())
+    events = [event async for event in workflow.process(WorkflowEvent("start"))]
+    names = [event.name for event in events]
+    assert names == ["start", "next", "error", "other_done"]
+    assert events[2].data["type"] == "TimeoutError"
+    assert events[2].data["handler"].endswith("slow")
+    assert seen[0] is not None and seen[0] is not consumer[0]

@@ -593,6 +593,22 @@ async def test_a_call_killed_in_a_retry_pause_that_fails_again_ends_with_one_err
         await collect(chain.build_flaky(fails=0).resume("failing", store))
 
 
+async def test_a_resumed_call_whose_handler_lost_its_retry_policy_still_counts_its_attempts(
+    store: Any,
+) -> None:
+    workflow = chain.build_flaky(fails=99, pause=60)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await collect(workflow.process(WorkflowEvent("start"), store=store, run_id="cut"))
+
+    # The fixed handler has no retry policy now: its one attempt is the call's second.
+    rest = await collect(chain.build_flaky(fails=99, retried=False).resume("cut", store))
+
+    assert [e.name for e in rest] == ["progress", "error"]
+    assert rest[-1].error == "backend down (failed all 2 attempts)"
+    assert fetch_spans(store.trace("cut")) == [(1, "retried"), (2, "error")]
+
+
 @pytest.mark.parametrize("durability", ["sync", "batched", "exit"])
 async def test_a_run_cancelled_in_a_retry_pause_resumes_from_the_next_attempt(
     store: Any, durability: str

@@ -85,9 +85,15 @@ def build_twice(
 
 
 def build_flaky(
-    *, fails: int, calls: list[int] | None = None, pause: float = 0.0, pause_after: int = 1
+    *,
+    fails: int,
+    calls: list[int] | None = None,
+    pause: float = 0.0,
+    pause_after: int = 1,
+    retried: bool = True,
 ) -> WorkflowManager:
-    """``fetch``, retried up to 3 attempts on ``ConnectionError``, then ``report``.
+    """``fetch``, retried up to 3 attempts on ``ConnectionError`` (with ``retried``), then
+    ``report``.
 
     The first ``fails`` calls of ``fetch`` in this process fail, each after a progress
     event; ``calls`` gets one entry per call. The pause after attempt ``pause_after`` lasts
@@ -97,7 +103,7 @@ def build_flaky(
     made: list[int] = [] if calls is None else calls
     retry = Retry(attempts=3, backoff=lambda n: pause if n == pause_after else 0.0, on=ConnectionError)  # fmt: skip
 
-    @workflow.on("start", retry=retry)
+    @workflow.on("start", retry=retry if retried else None)
     async def fetch(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
         made.append(len(made))
         yield WorkflowEvent.progress("fetch", "trying")
