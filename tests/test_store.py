@@ -247,52 +247,28 @@ VERSION_1_COLUMNS = {
     "baxiflow_calls": "run_id, trigger_seq, position, handler, started, finished, status,"
     " error, emitted",
 }
-# Version 2's, likewise: rows in tables with a rowid and an index for the key.
-VERSION_2_TABLES = (
-    *VERSION_1_TABLES[:2],
-    """CREATE TABLE IF NOT EXISTS baxiflow_events (
-        run_id TEXT NOT NULL, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
-        name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
-        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int},
-        PRIMARY KEY (run_id, seq))""",
-    """CREATE TABLE IF NOT EXISTS baxiflow_calls (
-        run_id TEXT NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
-        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
-        error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
-        attempt {int} NOT NULL DEFAULT 1,
-        PRIMARY KEY (run_id, trigger_seq, handler, occurrence, attempt))""",
-)
-VERSION_2_COLUMNS = {
-    **VERSION_1_COLUMNS,
-    "baxiflow_events": VERSION_1_COLUMNS["baxiflow_events"] + ", occurrence",
-    "baxiflow_calls": VERSION_1_COLUMNS["baxiflow_calls"] + ", occurrence, attempt",
-}
-OLD_VERSIONS = {1: (VERSION_1_TABLES, VERSION_1_COLUMNS), 2: (VERSION_2_TABLES, VERSION_2_COLUMNS)}
 
 
 @pytest.fixture
-def write_version(tmp_path: Path) -> Callable[[SQLiteStore, int], None]:
-    """Writes ``open_store``'s database as an older schema version held the runs of
+def write_version_1(tmp_path: Path) -> Callable[[SQLiteStore], None]:
+    """Writes ``open_store``'s database as baxiflow's schema version 1 held the runs of
     ``source`` (a store of this version)."""
 
-    def write(source: SQLiteStore, version: int) -> None:
-        tables, table_columns = OLD_VERSIONS[version]
+    def write(source: SQLiteStore) -> None:
         with sqlite3.connect(tmp_path / "runs.db") as connection:
-            for statement in tables:
+            for statement in VERSION_1_TABLES:
                 connection.execute(statement.format(real="REAL", int="INTEGER"))
-            for table, columns in table_columns.items():
+            for table, columns in VERSION_1_COLUMNS.items():
                 rows = source._rows(f"SELECT {columns} FROM {table}")
                 marks = ", ".join("?" * (columns.count(",") + 1))
                 connection.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-            connection.execute(
-                "UPDATE baxiflow_meta SET value = ? WHERE key = 'version'", (str(version),)
-            )
+            connection.execute("UPDATE baxiflow_meta SET value = '1' WHERE key = 'version'")
 
     return write
 
 
 async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
-    tmp_path: Path, open_store: Any, write_version: Callable[[SQLiteStore, int], None]
+    tmp_path: Path, open_store: Any, write_version_1: Callable[[SQLiteStore], None]
 ) -> None:
     # Runs logged now, written into a database of the version 1 tables: one finished, one
     # stopped in the second call of a handler registered twice, which version 1 knew by
@@ -308,12 +284,12 @@ async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
         if second_task_parts == 2:  # the second call of note for the second task
             break
     await stream.aclose()
-    write_version(source, 1)
+    write_version_1(source)
     reference = await collect(chain.build_twice().process(WorkflowEvent("start")))
 
     store = open_store()
 
-    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("3",)]
+    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("2",)]
     assert [e.event for e in store.logged("done")] == [e.event for e in source.logged("done")]
     assert [span["attempt"] for span in store.trace("done").spans] == [1] * 4
     calls: list[int] = []
@@ -321,39 +297,7 @@ async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
     assert shape(rest) == [("noted", {"i": 1, "part": 2})] and calls == [0]
     assert shape([e.event for e in store.logged("cut")]) == shape(reference)
     source.close()
-    open_store()  # opened again: already this version, nothing to migrate
-
-
-async def test_a_store_of_schema_version_2_is_migrated_and_its_runs_go_on(
-    tmp_path: Path, open_store: Any, write_version: Callable[[SQLiteStore, int], None]
-) -> None:
-    # Runs logged now, written into a database of the version 2 tables: one finished, with
-    # a fork of it, and one stopped by its consumer halfway.
-    source = SQLiteStore(tmp_path / "source.db")
-    workflow = counting_workflow([])
-    await collect(workflow.process(WorkflowEvent("start"), store=source, run_id="done"))
-    await collect(workflow.replay((source, "done"), from_seq=2, store=source, run_id="fork"))
-    stream = workflow.process(WorkflowEvent("start"), store=source, run_id="cut")
-    first = [await anext(stream) for _ in range(4)]
-    await stream.aclose()
-    write_version(source, 2)
-
-    store = open_store()
-
-    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("3",)]
-    assert store.runs() == source.runs()
-    if isinstance(store, SQLiteStore):  # as a new store's: a run's rows sit together
-        layouts = dict(store._rows("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
-        assert all("WITHOUT ROWID" in layouts[t] for t in ("baxiflow_events", "baxiflow_calls"))
-    for run_id in ("done", "fork", "cut"):
-        assert store.events(run_id) == source.events(run_id)
-        assert store.trace(run_id).spans == source.trace(run_id).spans
-    rest = await collect(workflow.resume("cut", store))
-    reference = await collect(workflow.process(WorkflowEvent("start")))
-    assert shape(first + rest) == shape(reference)
-    assert shape([e.event for e in store.logged("cut")]) == shape(reference)
-    source.close()
-    open_store()  # opened again: already this version, nothing to migrate
+    open_store()  # opened again: already version 2, nothing to migrate
 
 
 def test_a_store_from_a_newer_baxiflow_is_refused(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ import pytest
 
 # The behaviours both stores share, run here on this module's fixtures of the same names.
 from test_store import (  # noqa: F401
-    OLD_VERSIONS,
+    VERSION_1_COLUMNS,
+    VERSION_1_TABLES,
     collect,
     counting_workflow,
     kill_at_random_points_and_resume,
@@ -33,7 +34,6 @@ from test_store import (  # noqa: F401
     test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything,
     test_a_second_process_cannot_resume_a_run_that_is_being_run,
     test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on,
-    test_a_store_of_schema_version_2_is_migrated_and_its_runs_go_on,
     test_durability_decides_what_another_reader_sees_during_the_run,
     test_replay_forks_a_run_from_an_event_with_a_changed_handler,
     test_resuming_is_refused_for_finished_unknown_and_changed_runs,
@@ -119,23 +119,20 @@ def target(dsn: str) -> str:
 
 
 @pytest.fixture
-def write_version(dsn: str) -> Callable[[Any, int], None]:
-    """Writes the test's schema as an older schema version held the runs of ``source``."""
+def write_version_1(dsn: str) -> Callable[[Any], None]:
+    """Writes the test's schema as baxiflow's schema version 1 held the runs of ``source``."""
     import psycopg
 
-    def write(source: Any, version: int) -> None:
-        tables, table_columns = OLD_VERSIONS[version]
+    def write(source: Any) -> None:
         with psycopg.connect(dsn) as connection:
-            for statement in tables:
+            for statement in VERSION_1_TABLES:
                 connection.execute(statement.format(real="DOUBLE PRECISION", int="BIGINT"))
-            for table, columns in table_columns.items():
+            for table, columns in VERSION_1_COLUMNS.items():
                 rows = source._rows(f"SELECT {columns} FROM {table}")
                 marks = ", ".join(["%s"] * (columns.count(",") + 1))
                 with connection.cursor() as cursor:
                     cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-            connection.execute(
-                "UPDATE baxiflow_meta SET value = %s WHERE key = 'version'", (str(version),)
-            )
+            connection.execute("UPDATE baxiflow_meta SET value = '1' WHERE key = 'version'")
 
     return write
 

@@ -15,10 +15,7 @@ The schema is versioned (:data:`SCHEMA_VERSION`, in ``baxiflow_meta``). A store 
 older version is migrated when it is opened, in one transaction; one of a newer version
 is refused. Version 1 (the first released) knew a call by its position alone; version 2
 adds the ``occurrence`` columns and keys calls by handler name, occurrence and attempt
-(each row of version 1 is attempt 1). Version 3 keeps, in SQLite, the events and calls
-tables in the order of their keys (``WITHOUT ROWID``): a run's rows sit together, with no
-index beside each table, so a commit writes fewer pages (about 12 instead of 13.5 for a run
-of the 10-handler chain); in PostgreSQL it changes nothing.
+(each row of version 1 is attempt 1).
 """
 
 from __future__ import annotations
@@ -57,7 +54,7 @@ from baxiflow.trace._frames import ColumnKind, typed_frame
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 2
 """Version of the tables' layout; an older store is migrated, a newer one is refused."""
 
 RUN_COLUMNS = (
@@ -88,13 +85,7 @@ _CALLS_TABLE = """CREATE TABLE IF NOT EXISTS {table} (
         handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
         error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
         attempt {int} NOT NULL DEFAULT 1,
-        PRIMARY KEY (run_id, trigger_seq, handler, occurrence, attempt)){keyed}"""
-
-_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS {table} (
-        run_id TEXT NOT NULL, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
-        name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
-        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int},
-        PRIMARY KEY (run_id, seq)){keyed}"""
+        PRIMARY KEY (run_id, trigger_seq, handler, occurrence, attempt))"""
 
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS baxiflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -102,8 +93,12 @@ _TABLES = (
         run_id TEXT PRIMARY KEY, status TEXT NOT NULL, workflow_name TEXT,
         fingerprint TEXT NOT NULL, created {real} NOT NULL, updated {real} NOT NULL,
         parent_run_id TEXT, fork_seq {int}, lease_owner TEXT, lease_until {real})""",
-    _EVENTS_TABLE.format(table="baxiflow_events", real="{real}", int="{int}", keyed="{keyed}"),
-    _CALLS_TABLE.format(table="baxiflow_calls", real="{real}", int="{int}", keyed="{keyed}"),
+    """CREATE TABLE IF NOT EXISTS baxiflow_events (
+        run_id TEXT NOT NULL, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
+        name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
+        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int},
+        PRIMARY KEY (run_id, seq))""",
+    _CALLS_TABLE.format(table="baxiflow_calls", real="{real}", int="{int}"),
 )
 
 _ADDED_COLUMNS = {"baxiflow_events": {"occurrence"}, "baxiflow_calls": {"occurrence", "attempt"}}
@@ -181,8 +176,6 @@ class SQLStore:
     """What a log row holds for an error, data or metadata that is ``None``."""
     text_parameter: ClassVar[str] = "?"
     """How the log's statements take those columns (and turn :attr:`no_text` into NULL)."""
-    keyed: ClassVar[str] = ""
-    """What makes a log's table keep its rows in its key's order, where that is asked for."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -257,7 +250,7 @@ class SQLStore:
     def _prepare(self) -> None:
         self._check_foreign()
         for table in _TABLES:
-            self._execute(table.format(real=self.real, int=self.integer, keyed=self.keyed))
+            self._execute(table.format(real=self.real, int=self.integer))
         self._begin()  # the version is read again, and migrated, in one transaction
         found = self._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'")
         version = int(found[0][0]) if found else SCHEMA_VERSION
@@ -298,24 +291,15 @@ class SQLStore:
                         (occurrence, run_id, position, run_id, event),
                     )
         # The calls' key changes: SQLite can change a key only by making the table again.
+        self._execute(
+            _CALLS_TABLE.format(table="baxiflow_calls_v2", real=self.real, int=self.integer)
+        )
         columns = "run_id, trigger_seq, position, handler, occurrence, started, finished, status, error, emitted"
-        self._make_again("baxiflow_calls", _CALLS_TABLE, columns)
-
-    def _migrate_from_2(self) -> None:
-        """Version 2 to 3: the events and calls tables keep their rows in their keys' order
-        where the database can (SQLite; PostgreSQL's tables stay as they are)."""
-        if not self.keyed:
-            return
-        for table, layout in (("baxiflow_events", _EVENTS_TABLE), ("baxiflow_calls", _CALLS_TABLE)):
-            self._make_again(table, layout, ", ".join(sorted(table_columns()[table])))
-
-    def _make_again(self, table: str, layout: str, columns: str) -> None:
-        """Make ``table`` again as ``layout`` (this version's) says, keeping ``columns``."""
-        new = f"{table}_new"
-        self._execute(layout.format(table=new, real=self.real, int=self.integer, keyed=self.keyed))
-        self._execute(f"INSERT INTO {new} ({columns}) SELECT {columns} FROM {table}")
-        self._execute(f"DROP TABLE {table}")
-        self._execute(f"ALTER TABLE {new} RENAME TO {table}")
+        self._execute(
+            f"INSERT INTO baxiflow_calls_v2 ({columns}) SELECT {columns} FROM baxiflow_calls"
+        )
+        self._execute("DROP TABLE baxiflow_calls")
+        self._execute("ALTER TABLE baxiflow_calls_v2 RENAME TO baxiflow_calls")
 
     # Writing a run ---------------------------------------------------------------------
 
@@ -622,10 +606,7 @@ class SQLStore:
         )
 
 
-_MIGRATIONS: dict[int, Callable[[SQLStore], None]] = {
-    1: SQLStore._migrate_from_1,
-    2: SQLStore._migrate_from_2,
-}
+_MIGRATIONS: dict[int, Callable[[SQLStore], None]] = {1: SQLStore._migrate_from_1}
 """For each older version, what brings a store from it to the next."""
 
 
@@ -654,7 +635,6 @@ class SQLiteStore(SQLStore):
     # rows hold 0 instead, which NULLIF turns into NULL (a text never equals an integer).
     no_text: ClassVar[object] = 0
     text_parameter: ClassVar[str] = "NULLIF(?, 0)"
-    keyed: ClassVar[str] = " WITHOUT ROWID"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
