@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from baxiflow._durable import Durability, occurrences
@@ -15,10 +16,17 @@ if TYPE_CHECKING:
 
 from baxiflow.store._codec import encode
 
-__all__ = ["BATCH_SECONDS", "RunLog", "store_status"]
+__all__ = ["BATCH_SECONDS", "LEASE_SECONDS", "RENEW_SECONDS", "NewRun", "RunLog", "store_status"]
 
 BATCH_SECONDS = 0.1
 """In ``"batched"`` durability, the longest a logged event waits for its commit."""
+
+LEASE_SECONDS = 30.0
+"""How long a running process holds its run without renewing (its commits renew it)."""
+
+RENEW_SECONDS = LEASE_SECONDS / 10
+"""How often a run's commits renew its lease at most: renewing at every commit would cost
+a statement each time for nothing."""
 
 
 def store_status(status: RunStatus) -> str:
@@ -37,23 +45,44 @@ def store_status(status: RunStatus) -> str:
     return "interrupted"
 
 
+@dataclass(slots=True)
+class NewRun:
+    """The row of a new run, which its first commit writes with its first events.
+
+    Attributes:
+        workflow_name: The manager's name.
+        fingerprint: The registry the run runs on.
+        parent: ``(run_id, fork_seq)`` for a fork.
+        reused: For a fork, the log's rows of the events it reuses.
+        created: When the run started (set when it does).
+    """
+
+    workflow_name: str | None
+    fingerprint: str
+    parent: tuple[str, int] | None = None
+    reused: Sequence[tuple[Any, ...]] = ()
+    created: float = 0.0
+
+
 class RunLog(WorkflowObserver):
     """Appends one run's events and ended handler calls to ``store``, in order.
 
-    Rows wait in memory and are written and committed together, as the durability says
-    (a commit is the unit a crash keeps or loses). The first write that fails raises
-    :class:`~baxiflow.exceptions.StoreError`, which stops the run with a final error event;
-    the log writes nothing after that, so the run is never marked finished with events
-    missing. The same holds when another run's failed write on a shared store dropped this
-    run's uncommitted writes.
+    Rows, and the changes of the run's row (its status, its lease), wait in memory and are
+    written and committed together, as the durability says: a commit is the unit a crash
+    keeps or loses, and nothing of the run sits uncommitted in the store between two of
+    them, so another run's failed write on a shared store cannot drop any of it. The first
+    write that fails raises :class:`~baxiflow.exceptions.StoreError`, which stops the run
+    with a final error event; the log writes nothing after that, so the run is never marked
+    finished with events missing.
 
     Args:
         store: Where the log goes.
         run_id: The run's id (the engine runs under the same id).
         durability: ``"sync"``, ``"batched"`` or ``"exit"``.
-        begin: Called once when the run starts (it creates or takes over the run's row).
         fingerprint: The registry the run runs on (:func:`baxiflow._durable.fingerprint`),
             which says the occurrence of each call.
+        new_run: The row a new run's first commit writes; ``None`` for a resumed run, whose
+            row is in the store already (its lease taken).
     """
 
     def __init__(
@@ -61,36 +90,37 @@ class RunLog(WorkflowObserver):
         store: SQLStore,
         run_id: str,
         durability: Durability,
-        begin: Callable[[], None],
         fingerprint: str,
+        new_run: NewRun | None = None,
     ) -> None:
         self._store = store
         self.run_id = run_id
         self._durability = durability
-        self._begin = begin
+        self._new_run = new_run
         self._repeats = occurrences(fingerprint)
         self._no_text = store.no_text
         self._last_commit = 0.0
+        self._renewed = time.monotonic()  # when the run's lease was last renewed
         self._events: list[tuple[Any, ...]] = []
         self._calls: list[tuple[Any, ...]] = []
-        self._rollbacks = store.rollbacks
-        self._uncommitted = False  # the run's row, written at its start, not committed yet
-        self._ended = False  # the run's end is written (when its queue ran dry)
+        self._status: str | None = "running" if new_run is None else None  # for the next commit
+        self._ended = False  # the run's end is written, or waits for the next commit
         self._waiting = False  # the run's row says it waits for answers
         self.failed = False
         """True once a write failed: nothing more is written."""
 
     def run_started(self, run: RunInfo) -> None:
-        self._write(self._begin)
-        self._uncommitted = True
-        # Committed with the first events ("sync": the first one), so a logged run always
-        # holds the event it started from; a crash before that loses the run as a whole.
+        if self._new_run is not None:
+            self._new_run.created = time.time()
+        # The run's row is committed with the first events ("sync": the first one), so a
+        # logged run always holds the event it started from; a crash before that loses the
+        # run as a whole.
         self._last_commit = time.monotonic()
 
     def event_emitted(self, emitted: EmittedEvent) -> None:
         if self._waiting:
             self._waiting = False
-            self._write(self._store.mark_run, self.run_id, "running")
+            self._status = "running"
         event, seq, parent_seq, depth, handler_name, elapsed, _, call = emitted
         checked, data, metadata = self._store.encoded  # by check_event, just before
         if checked is not event:
@@ -131,20 +161,19 @@ class RunLog(WorkflowObserver):
         # Commit while the run can still report a failure with its final event: when it
         # ends (its end written too), or when it waits ("whenever the queue is empty").
         if ending:
-            self._write(self._store.end_run, self.run_id, "finished")
-            self._ended = True
+            self._status, self._ended = "finished", True
         elif run.status == "waiting":
             # The request is logged; the wait is the run's status until an answer comes.
-            self._write(self._store.mark_run, self.run_id, "waiting")
-            self._waiting = True
+            self._status, self._waiting = "waiting", True
         if self._durability != "exit" or ending:
             self._flush()
 
     def run_finished(self, run: RunInfo) -> None:
-        if self.failed or (self._ended and store_status(run.status) == "finished"):
+        status = store_status(run.status)
+        if self.failed or (self._ended and status == "finished"):
             return
+        self._status, self._ended = status, True
         try:
-            self._write(self._store.end_run, self.run_id, store_status(run.status))
             self._flush()
         except StoreError as exc:
             # The run has ended: its last commit failing can only be reported.
@@ -152,28 +181,20 @@ class RunLog(WorkflowObserver):
 
     def _flush(self) -> None:
         """Write and commit what the run appended since the last commit."""
-        events, calls = self._events, self._calls
-        self._events, self._calls = [], []
-        # An ended run's row holds no lease any more: there is none to renew.
-        renew = None if self._ended else self.run_id
-        self._write(lambda: self._store.write(events, calls, renew=renew))
-        self._uncommitted = False
-
-    def _write(self, write: Callable[..., object], *arguments: object) -> None:
-        """Write unless a write failed before; mark the log failed when this one does."""
         if self.failed:
             return
+        events, calls, status, new_run = self._events, self._calls, self._status, self._new_run
+        self._events, self._calls, self._status, self._new_run = [], [], None, None
+        # A new row or a new status renews the lease too.
+        now = time.monotonic()
+        renew = now - self._renewed >= RENEW_SECONDS
+        if renew or status is not None or new_run is not None:
+            self._renewed = now
         try:
-            if self._store.rollbacks != self._rollbacks:
-                self._rollbacks = self._store.rollbacks
-                if not self._uncommitted:
-                    write(*arguments)
-                    return
-                raise StoreError(
-                    f"the store at {self._store.where} dropped run {self.run_id!r}'s "
-                    "uncommitted writes after another run's error; the run is left to be resumed"
-                )
-            write(*arguments)
+            self._store.write(
+                self.run_id, events, calls,
+                new_run=new_run, status=status, ended=self._ended, renew=renew,
+            )  # fmt: skip
         except StoreError:
             self.failed = True
             raise

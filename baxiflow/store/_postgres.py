@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -108,11 +108,14 @@ class PostgresStore(SQLStore):
         if self._connection.info.transaction_status == _IDLE:
             super()._execute("BEGIN")
 
-    def _roll_back(self) -> None:
-        # A connection that is gone has nothing left to undo.
-        with self._lock, contextlib.suppress(Exception):
-            self.rollbacks += 1
-            self._connection.rollback()
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[object]:
+        # The connection commits each statement by itself unless a transaction is open. The
+        # write's statements go in one pipeline: one round trip to the server, not one each
+        # (the commit ends it, raising the first error).
+        with self._connection.pipeline() as pipeline:
+            self._begin()
+            yield pipeline
 
     def _check_foreign(self) -> None:
         # Stores opened at once by several processes prepare the tables one at a time.

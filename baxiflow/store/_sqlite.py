@@ -20,6 +20,7 @@ adds the ``occurrence`` columns and keys calls by handler name, occurrence and a
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -47,17 +48,14 @@ from baxiflow.exceptions import StoreError
 from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo
 from baxiflow.registry import Route
 from baxiflow.store._codec import decode, encode, encode_event
-from baxiflow.store._log import RunLog
+from baxiflow.store._log import LEASE_SECONDS, NewRun, RunLog
 from baxiflow.trace import Trace
 from baxiflow.trace._frames import ColumnKind, typed_frame
 
-__all__ = ["LEASE_SECONDS", "SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
+__all__ = ["SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
 
 SCHEMA_VERSION = 2
 """Version of the tables' layout; an older store is migrated, a newer one is refused."""
-
-LEASE_SECONDS = 30.0
-"""How long a running process holds its run without renewing (it renews at each commit)."""
 
 RUN_COLUMNS = (
     "run_id",
@@ -120,6 +118,16 @@ _UPSERT_CALL = (
     " status = excluded.status, error = excluded.error, emitted = excluded.emitted"
 )
 """An attempt run again on resume takes the place of the one cut short (``cancelled``)."""
+_INSERT_RUN = (
+    "INSERT INTO baxiflow_runs (run_id, status, workflow_name, fingerprint, created, updated,"
+    " parent_run_id, fork_seq, lease_owner, lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SET_STATUS = (
+    "UPDATE baxiflow_runs SET status = ?, updated = ?, lease_owner = ?, lease_until = ?"
+    " WHERE run_id = ? AND lease_owner = ?"
+)
+"""A run's new status, while this process holds it; an ended run's lease is let go (``NULL``)."""
+_RENEW_LEASE = "UPDATE baxiflow_runs SET lease_until = ? WHERE run_id = ? AND lease_owner = ?"
 
 
 def table_columns(*, oldest: bool = False) -> dict[str, set[str]]:
@@ -173,11 +181,12 @@ class SQLStore:
         self._lock = threading.RLock()
         self.encoded: tuple[WorkflowEvent | None, str | None, str | None] = (None, None, None)
         """The last event :meth:`check_event` passed, with its data and metadata encoded."""
-        self.rollbacks = 0
-        """How many times the store dropped its uncommitted writes after an error."""
         self._insert_events = self._sql(_INSERT_EVENT.format(reused=0, text=self.text_parameter))
         self._insert_reused = self._sql(_INSERT_EVENT.format(reused=1, text=self.text_parameter))
         self._upsert_calls = self._sql(_UPSERT_CALL.format(text=self.text_parameter))
+        self._insert_run = self._sql(_INSERT_RUN)
+        self._set_status = self._sql(_SET_STATUS)
+        self._renew_lease = self._sql(_RENEW_LEASE)
         self._connection = self._connect()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         try:
@@ -217,14 +226,9 @@ class SQLStore:
         with self._lock:
             return list(self._execute(statement, parameters).fetchall())
 
-    def commit(self, *, renew: str | None = None) -> None:
-        """Commit what was appended; with ``renew``, extend this process's lease on that run."""
+    def commit(self) -> None:
+        """Commit what was written."""
         with self._lock:
-            if renew is not None:
-                self._execute(
-                    "UPDATE baxiflow_runs SET lease_until = ? WHERE run_id = ? AND lease_owner = ?",
-                    (time.time() + LEASE_SECONDS, renew, self.owner),
-                )
             try:
                 self._connection.commit()
             except Exception as exc:
@@ -237,6 +241,11 @@ class SQLStore:
 
     def _begin(self) -> None:
         """Open a write transaction now, if none is open (for a migration's DDL)."""
+
+    def _writing(self) -> contextlib.AbstractContextManager[object]:
+        """Where a run's write goes: its transaction, opened where the driver does not open
+        it by itself (``sqlite3`` does, at the first statement that writes)."""
+        return contextlib.nullcontext()
 
     def _prepare(self) -> None:
         self._check_foreign()
@@ -316,25 +325,14 @@ class SQLStore:
         parent: tuple[str, int] | None = None,
         reused: Sequence[LoggedEvent] = (),
     ) -> RunLog:
-        """The log of a new run: nothing is written until the run starts."""
+        """The log of a new run: nothing is written until its first commit, which writes
+        the run's row (and a fork's reused events) with its first events."""
         _check_durability(durability)
         if self._rows("SELECT 1 FROM baxiflow_runs WHERE run_id = ?", (run_id,)):
             raise ValueError(f"run {run_id!r} is already in the store at {self.where}")
-
-        def begin() -> None:
-            now = time.time()
-            parent_id, fork_seq = parent if parent is not None else (None, None)
-            self._execute(
-                "INSERT INTO baxiflow_runs (run_id, status, workflow_name, fingerprint, created,"
-                " updated, parent_run_id, fork_seq, lease_owner, lease_until)"
-                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, workflow_name, fingerprint, now, now, parent_id, fork_seq, self.owner,
-                 now + LEASE_SECONDS),
-            )  # fmt: skip
-            for event in reused:
-                self._log_reused(run_id, event)
-
-        return RunLog(self, run_id, durability, begin, fingerprint)
+        rows = [self._reused_row(run_id, event) for event in reused]
+        new_run = NewRun(workflow_name, fingerprint, parent, rows)
+        return RunLog(self, run_id, durability, fingerprint, new_run)
 
     def resume_run(
         self,
@@ -368,14 +366,7 @@ class SQLStore:
             self.commit()
         state, reruns = state_from_log(events, calls, route)
         state.elapsed = max((t for t in elapsed if t is not None), default=0.0)
-
-        def begin() -> None:
-            self._execute(
-                "UPDATE baxiflow_runs SET status = 'running', updated = ? WHERE run_id = ?",
-                (time.time(), run_id),
-            )
-
-        return SavedRun(run_id, state, reruns, RunLog(self, run_id, durability, begin, fingerprint))
+        return SavedRun(run_id, state, reruns, RunLog(self, run_id, durability, fingerprint))
 
     def _take_lease(self, run_id: str, fingerprint: str, allow_changed: bool) -> None:
         rows = self._rows(
@@ -414,47 +405,73 @@ class SQLStore:
 
     def write(
         self,
+        run_id: str,
         events: list[tuple[Any, ...]],
         calls: list[tuple[Any, ...]],
         *,
-        renew: str | None = None,
+        new_run: NewRun | None = None,
+        status: str | None = None,
+        ended: bool = False,
+        renew: bool = False,
     ) -> None:
-        """Append ``events`` and ``calls`` rows and commit them, renewing the lease on ``renew``."""
+        """Write a run's rows and the change of its row, and commit them: all or nothing.
+
+        Args:
+            run_id: The run.
+            events: Rows of its events, as :class:`~baxiflow.store._log.RunLog` makes them.
+            calls: Rows of its ended handler calls (an attempt run again after a resume
+                takes the place of its row that was cut short).
+            new_run: The row of a run that has none yet, written with ``status`` (or
+                ``running``).
+            status: The run's new status.
+            ended: The run has ended: this process lets go of its lease.
+            renew: Extend this process's lease on the run.
+        """
+        if not (events or calls or new_run or status or renew):
+            return
+        lease_until = None if ended else time.time() + LEASE_SECONDS
+        lease_owner = None if ended else self.owner
         with self._lock:
             try:
-                cursor = self._connection.cursor()
-                if events:
-                    cursor.executemany(self._insert_events, events)
-                if calls:
-                    cursor.executemany(self._upsert_calls, calls)
+                with self._writing():
+                    cursor = self._connection.cursor()
+                    if new_run is not None:
+                        parent_id, fork_seq = new_run.parent or (None, None)
+                        cursor.execute(self._insert_run, (
+                            run_id, status or "running", new_run.workflow_name,
+                            new_run.fingerprint, new_run.created, time.time(), parent_id,
+                            fork_seq, lease_owner, lease_until))  # fmt: skip
+                        if new_run.reused:
+                            cursor.executemany(self._insert_reused, new_run.reused)
+                    elif status is not None:
+                        cursor.execute(self._set_status, (status, time.time(), lease_owner,
+                                                          lease_until, run_id, self.owner))  # fmt: skip
+                    elif renew:
+                        cursor.execute(self._renew_lease, (lease_until, run_id, self.owner))
+                    if events:
+                        cursor.executemany(self._insert_events, events)
+                    if calls:
+                        cursor.executemany(self._upsert_calls, calls)
+                    self._connection.commit()
             except Exception as exc:
-                raise StoreError(f"the store at {self.where} failed: {exc}") from exc
-            self.commit(renew=renew)
+                self._roll_back()
+                raise StoreError(
+                    f"the store at {self.where} could not write run {run_id!r}: {exc}"
+                ) from exc
 
-    def _log_reused(self, run_id: str, logged: LoggedEvent) -> None:
-        """Log ``logged``, an event of the run a fork reuses."""
+    def _roll_back(self) -> None:
+        """Drop what the connection wrote since its last commit."""
+        # A connection that is gone has nothing left to undo.
+        with self._lock, contextlib.suppress(Exception):
+            self._connection.rollback()
+
+    def _reused_row(self, run_id: str, logged: LoggedEvent) -> tuple[Any, ...]:
+        """The log's row of ``logged``, an event of the run a fork reuses."""
         event = logged.event
         texts = [event.error, encode(event.data), encode(event.metadata)]
         error, data, metadata = (self.no_text if t is None else t for t in texts)
-        self._execute(
-            self._insert_reused,
-            (run_id, logged.seq, logged.parent_seq, logged.depth, event.name, logged.handler,
-             logged.position, logged.occurrence, error, 0.0, data, metadata),
-        )  # fmt: skip
-
-    def mark_run(self, run_id: str, status: str) -> None:
-        """Set a running run's status (``running`` or ``waiting``); this process keeps it."""
-        self._execute(
-            "UPDATE baxiflow_runs SET status = ?, updated = ? WHERE run_id = ? AND lease_owner = ?",
-            (status, time.time(), run_id, self.owner),
-        )
-
-    def end_run(self, run_id: str, status: str) -> None:
-        self._execute(
-            "UPDATE baxiflow_runs SET status = ?, updated = ?, lease_owner = NULL,"
-            " lease_until = NULL WHERE run_id = ? AND lease_owner = ?",
-            (status, time.time(), run_id, self.owner),
-        )
+        return (run_id, logged.seq, logged.parent_seq, logged.depth, event.name, logged.handler,
+                logged.position, logged.occurrence, error, 0.0, data, metadata)  # fmt: skip
 
     # Reading ---------------------------------------------------------------------------
 
