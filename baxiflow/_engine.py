@@ -222,6 +222,7 @@ class Engine:
     _waiting = False  # its queue is empty and it waits for events from outside
     _requests: Requests | None = None  # made at the first request
     _ended = False
+    _status: RunStatus = "running"  # until a guard stops the run or its caller leaves it
     _run_id: str | None = None
     _workflow_name: str | None = None
     _group: ObserverGroup | None = None
@@ -427,7 +428,6 @@ class Engine:
         seq, count, kind, held = self._seq, self._count, WorkflowEvent, False
         on_event, guarded, stepping = self._hooks()
         item: Queued | None = None
-        status: RunStatus = "running"
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         try:
             self._open()
@@ -439,11 +439,10 @@ class Engine:
                     trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
-                    if parent is not None and parent[2] < LINEAGE_WINDOW:
-                        lineage = (trigger.name, parent, parent[2] + 1)  # descend(), inline
+                    if parent is not None and parent[2] < LINEAGE_WINDOW:  # descend(), inline
+                        lineage, depth = (trigger.name, parent, parent[2] + 1), depth + 1
                     else:
-                        lineage = descend(parent, trigger.name)
-                    depth += 1
+                        lineage, depth = descend(parent, trigger.name), depth + 1
                     dispatch = route if trigger.name != ERROR else self._route_after_error
                     if slots is not None or targets.__class__ is tuple:
                         rest = self._calls_of(targets, item, lineage, depth, dispatch)
@@ -471,40 +470,40 @@ class Engine:
                         async for event in source:
                             if event.__class__ is not kind and not isinstance(event, kind):
                                 raise NotAnEvent(event)
-                            seq += 1
                             if (emitted := event.name) == INPUT_REQUIRED:
-                                self._asked(event, seq)
-                            if on_event is not None:
-                                on_event(event, seq, trigger_seq, depth, name, trigger)
+                                self._asked(event, seq + 1)
+                            if on_event is not None:  # may refuse it: then it takes no number
+                                on_event(event, seq + 1, trigger_seq, depth, name, trigger)
+                            seq += 1
                             if emitted != PROGRESS:
                                 count += 1
                                 if (found := dispatch(emitted)) is not None:
                                     queue.append((event, found, lineage, seq, depth))
-                            held = True  # the caller holds the event (False before a step ends)
-                            yield event
-                            held = False
+                            try:
+                                yield event
+                            except BaseException:
+                                held = True  # thrown in while the caller held the event
+                                raise
                             if count > limit:
                                 raise self._max_events_stop(item, event, name)
                             if guarded:
                                 self._resumed(name, trigger)
                     except BaseException as exc:
-                        if exc.__class__ is RefusedEvent:
-                            seq = self._refused(seq)
                         source = self._failed(await self._caught(exc, source, held, name, trigger))
                     else:
                         break
                 if stepping:
                     self._step_ended(name, trigger)
         except Stop as stop:
-            status, seq = stop.status, seq + 1
+            self._status, seq = stop.status, seq + 1
             yield self._stopped(stop, seq, item)
         except BaseException as exc:
-            status = self._left(exc)
+            self._status = self._left(exc)
             raise
         finally:
             self._ended, self._seq, self._count = True, seq, count
             if slots is not None or on_event is not None:
-                await self._finish(status, watched=on_event is not None)
+                await self._finish(self._status, watched=on_event is not None)
 
     # What the loop does rarely, or only for observers and guards --------------------
 
@@ -540,12 +539,11 @@ class Engine:
         except ValueError as exc:
             raise RefusedEvent(request, f"{exc}") from None
 
-    def _refused(self, seq: int) -> int:
-        """The event numbered ``seq`` was refused before it was emitted: it takes no number
-        and opens no request; the number of the last event emitted."""
+    def _refused(self, seq: int) -> None:
+        """The event that would have been numbered ``seq`` is refused before it is emitted:
+        the request it opened, if it is one, is not open."""
         if self._requests is not None:
             self._requests.drop(seq)
-        return seq - 1
 
     def _give_up_requests(self, reason: str) -> None:
         """End the wait for every open request with one error event, emitted next."""
@@ -660,6 +658,7 @@ class Engine:
         if self._guard is not None and (expired := self._guard.pause()):
             raise self._timeout_stop(expired, handler_name, trigger)
         if self._check is not None and handler_name is not None and (found := self._check(event)):
+            self._refused(seq)
             raise RefusedEvent(event, f"handler {handler_name!r} yielded {event.name!r}: {found}")
         info = self._info
         if info is None:

@@ -1293,3 +1293,22 @@ async def test_a_copied_or_unpickled_workflow_routes_on_its_own_handlers() -> No
     assert await names(workflow) == ["start", "greeted"]  # the original is untouched
     assert await names(copied) == ["start", "greeted", "extra"]
     assert await names(restored) == ["start", "greeted", "extra"]
+
+
+async def test_a_handler_over_its_time_at_a_yield_leaves_no_gap_in_the_event_numbers() -> None:
+    from baxiflow import Trace
+
+    workflow = WorkflowManager(handler_timeout=0.05)
+
+    @workflow.on("start")
+    async def stubborn(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("first")
+        with contextlib.suppress(asyncio.CancelledError):  # ignores its time running out
+            await asyncio.sleep(1)
+        yield WorkflowEvent("never_emitted")  # found out here: the run stops
+
+    trace = Trace()
+    events = [event async for event in workflow.process(WorkflowEvent("start"), observers=[trace])]
+    assert [event.name for event in events] == ["start", "first", "error"]
+    assert events[-1].data is not None and events[-1].data["reason"] == "handler_timeout"
+    assert [record["seq"] for record in trace.records] == [0, 1, 2]
