@@ -216,6 +216,7 @@ class Engine:
     # What only some runs set; a run nobody watches never pays for storing them.
     _inbox: deque[WorkflowEvent] | None = None
     _wakeup: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None  # the run's loop, once its inbox is open
     _holds = False  # an open inbox keeps the run waiting until it is closed
     _answers = False  # the run takes answers: it waits while requests are open
     _wait_timeout: float | None = None
@@ -328,6 +329,16 @@ class Engine:
         if self._inbox is None:
             self._inbox = deque()
             self._wakeup = asyncio.Event()
+            self._loop = _running_loop()
+
+    def _check_thread(self) -> None:
+        """Events from outside come in the thread of the run's event loop, or not at all."""
+        if self._loop is not None and _running_loop() is not self._loop:
+            raise RuntimeError(
+                "events and answers go to a run from the thread of its event loop; from "
+                "another thread, use loop.call_soon_threadsafe(run.send_nowait, event) or "
+                "asyncio.run_coroutine_threadsafe(run.send(event), loop)"
+            )
 
     @property
     def requests(self) -> list[WorkflowEvent]:
@@ -354,6 +365,7 @@ class Engine:
         """
         if not self._answers:
             raise RuntimeError("this run takes no answers; call take_answers() first")
+        self._check_thread()
         if self._ended:
             raise AnswerError(
                 f"run {self.run_id!r} has ended; it takes no more answers (a durable run left "
@@ -373,6 +385,7 @@ class Engine:
         """
         if self._inbox is None or self._wakeup is None:
             raise RuntimeError("this run takes no events from outside; call open_inbox() first")
+        self._check_thread()
         self._inbox.append(event)
         self._wakeup.set()
 
@@ -401,6 +414,8 @@ class Engine:
     async def _arrivals(self, seq: int, count: int) -> None:
         """Wait until events arrive from outside, the inbox is closed or the wait times out."""
         self._seq, self._count = seq, count
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         deadline = None
         if self._wait_timeout is not None:
             deadline = asyncio.get_running_loop().time() + self._wait_timeout
@@ -1045,6 +1060,14 @@ async def _each(events: list[WorkflowEvent]) -> AsyncGenerator[WorkflowEvent, No
     """Emit ``events`` as a step of their own: failures, and events arriving from outside."""
     for event in events:
         yield event
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if one is."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _registrations(route: Route) -> tuple[HandlerRegistration, ...]:

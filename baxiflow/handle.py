@@ -139,12 +139,14 @@ class WorkflowRun:
 
     def send_nowait(self, event: WorkflowEvent) -> WorkflowEvent:
         """:meth:`send` for code that cannot ``await`` (a widget's callback), in the thread
-        of the run's event loop."""
+        of the run's event loop (from another thread it raises ``RuntimeError``: hand it to
+        the loop with ``loop.call_soon_threadsafe(run.send_nowait, event)``)."""
         return self._engine.answer(event)
 
     def answer_nowait(self, request: WorkflowEvent, value: Any) -> WorkflowEvent:
         """:meth:`answer` for code that cannot ``await`` (a widget's callback), in the thread
-        of the run's event loop."""
+        of the run's event loop (from another thread it raises ``RuntimeError``, as
+        :meth:`send_nowait` does)."""
         if not isinstance(request, WorkflowEvent) or request.name != INPUT_REQUIRED:
             raise TypeError(
                 f"answer() takes a request (an 'input_required' event), got {request!r:.80}"

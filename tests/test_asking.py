@@ -86,6 +86,26 @@ async def test_a_run_waits_with_an_empty_queue_until_an_answer_is_sent_from_anot
     assert not run_.waiting
 
 
+async def test_an_answer_from_another_thread_is_refused_with_the_thread_safe_way_to_send_it() -> (
+    None
+):
+    run_ = helpdesk().start(WorkflowEvent("ticket"))
+    collected = asyncio.create_task(names(run_))
+    await asyncio.sleep(0.05)
+    [request] = run_.pending
+    with pytest.raises(RuntimeError, match="call_soon_threadsafe"):
+        await asyncio.to_thread(run_.answer_nowait, request, "approve")
+    assert run_.pending == [request] and run_.waiting  # nothing changed
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(loop.call_soon_threadsafe, run_.answer_nowait, request, "approve")
+    assert await asyncio.wait_for(collected, 5) == [
+        "ticket",
+        "input_required",
+        "approval",
+        "booked",
+    ]
+
+
 async def test_wait_timeout_ends_the_wait_with_an_error_naming_the_prompt() -> None:
     workflow = helpdesk()
     errors: list[str] = []
