@@ -109,7 +109,7 @@ class Slots:
         self.outcomes: deque[Work] = deque()
         self.tasks: dict[asyncio.Task[None], CallContext] = {}
         self._busy: dict[int, int] = {}
-        self._wakeup: asyncio.Event | None = None
+        self._wakeup: asyncio.Future[None] | None = None  # the loop waits on it for outcomes
         self._dropped: list[asyncio.Task[None]] = []
 
     def add(
@@ -167,8 +167,9 @@ class Slots:
     def put(self, work: Work) -> None:
         """A call's task hands the loop ``work``."""
         self.outcomes.append(work)
-        if self._wakeup is not None:
-            self._wakeup.set()
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
 
     async def hand(self, context: CallContext, event: WorkflowEvent) -> None:
         """From a call's task: hand ``event`` to the loop, and wait until the caller asks for
@@ -193,11 +194,9 @@ class Slots:
 
     async def _wait(self) -> None:
         """Wait until a running call hands the loop something."""
-        if self._wakeup is None:
-            self._wakeup = asyncio.Event()
         while not self.outcomes:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
 
     async def close(self) -> list[CallContext]:
         """Cancel every running call and wait for each to close; the calls that were running."""
