@@ -81,6 +81,32 @@ async def test_terminal_view_shows_the_live_step_with_its_fraction() -> None:
     assert "| 3/10 [00:00, 3 of 10 files]" in snapshots[1]
 
 
+async def test_the_live_bar_says_how_many_other_steps_are_active_when_calls_overlap() -> None:
+    out = Terminal()
+    workflow = WorkflowManager(concurrency=3)
+    started: list[str] = []
+    all_started = asyncio.Event()
+    snapshots: list[str] = []
+
+    for name in ("search", "fetch", "rank"):
+
+        async def work(event: WorkflowEvent, name: str = name) -> AsyncIterator[WorkflowEvent]:
+            yield WorkflowEvent.progress(name, "working")
+            started.append(name)
+            if len(started) == 3:
+                all_started.set()
+            await all_started.wait()
+            if name == "rank":
+                snapshots.append(out.getvalue().rsplit("\r", 1)[-1])
+            yield WorkflowEvent(f"{name}_done")
+
+        workflow.register("start", work, sequential=False)
+
+    await drain(workflow, TerminalProgress(interval=0, file=out))
+    assert re.match(r"\w+ \(\+2 more active\) \[", snapshots[0]), snapshots
+    assert "more active" not in shown(out)[-1]
+
+
 async def test_concurrent_runs_each_get_their_own_terminal_bar() -> None:
     workflow = WorkflowManager()
     live_bars: list[int] = []

@@ -1,7 +1,7 @@
 """Progress of workflow runs in a terminal: one live tqdm bar per run, a log line per step.
 
-The live bar shows the step reporting now (its fraction when it has one); each step that
-ends is written once as a line, and the run's summary line closes the run, followed by
+The live bar shows the step reporting now (its fraction when it has one, and how many other
+steps are active with it when calls overlap); each step that ends is written once as a line, and the run's summary line closes the run, followed by
 the last error's traceback when there was one. The lines are those of
 :meth:`RunProgress.text <baxiflow.progress.RunProgress.text>`. When the output is not a
 terminal (a log file, a pipe, a ``StringIO``), there is no live bar: only the plain lines.
@@ -131,11 +131,11 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
             bar.total = None
         elif live.fraction is None:
             bar.bar_format = _WITHOUT_FRACTION
-            bar.set_description_str(live.name, refresh=False)
+            bar.set_description_str(_live_name(state, live), refresh=False)
             bar.total = None
         else:
             bar.bar_format = _WITH_FRACTION
-            bar.set_description_str(live.name, refresh=False)
+            bar.set_description_str(_live_name(state, live), refresh=False)
             bar.total = live.total
             bar.n = live.current
         bar.set_postfix_str(live.description if live else "", refresh=False)
@@ -151,6 +151,12 @@ class TerminalProgress(ProgressObserver[_TerminalPanel]):
         if state.last_traceback:
             lines.extend(f"    {line}" for line in state.last_traceback.rstrip("\n").splitlines())
         _write(panel, "\n".join(lines))
+
+
+def _live_name(state: RunProgress, live: StepState) -> str:
+    """The live step's name, and how many other steps are active with it (calls that overlap)."""
+    others = sum(step.status == "active" for step in state.steps.values()) - 1
+    return live.name if others < 1 else f"{live.name} (+{others} more active)"
 
 
 def _is_terminal(file: Any) -> bool:
