@@ -48,7 +48,6 @@ from baxiflow._observer_group import ObserverGroup
 from baxiflow._overlap import ENDED, EVENT, FAILED, RAISED, START, CallContext, Slots
 from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
-    LINEAGE_WINDOW,
     Lineage,
     Queued,
     RouteOf,
@@ -454,10 +453,7 @@ class Engine:
                     trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
-                    if parent is not None and parent[2] < LINEAGE_WINDOW:  # descend(), inline
-                        lineage, depth = (trigger.name, parent, parent[2] + 1), depth + 1
-                    else:
-                        lineage, depth = descend(parent, trigger.name), depth + 1
+                    lineage, depth = descend(parent, trigger.name), depth + 1
                     dispatch = route if trigger.name != ERROR else self._route_after_error
                     if slots is not None or targets.__class__ is tuple:
                         rest = self._calls_of(targets, item, lineage, depth, dispatch)
