@@ -48,12 +48,13 @@ from baxiflow._observer_group import ObserverGroup
 from baxiflow._overlap import ENDED, EVENT, FAILED, RAISED, START, CallContext, Slots
 from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
+    LINEAGE_WINDOW,
     Lineage,
     Queued,
     RouteOf,
     Stop,
     close,
-    descend,
+    cut,
     ended_status,
     handler_error,
     invalid_event_error,
@@ -439,9 +440,8 @@ class Engine:
     async def stream(self) -> AsyncGenerator[WorkflowEvent, None]:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, slots = self._route, self._queue, self._limit, self._slots
-        seq, count, kind, held = self._seq, self._count, WorkflowEvent, False
+        seq, count, kind, held, item = self._seq, self._count, WorkflowEvent, False, None
         on_event, guarded, stepping = self._hooks()
-        item: Queued | None = None
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         try:
             self._open()
@@ -453,7 +453,9 @@ class Engine:
                     trigger, lineage, trigger_seq, depth, dispatch, item, name = step
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
-                    lineage, depth = descend(parent, trigger.name), depth + 1
+                    lineage, depth = (trigger.name, parent), depth + 1  # linked to its parent's
+                    if not depth % LINEAGE_WINDOW:
+                        lineage = cut(lineage)  # now and then, keep only the newest names
                     dispatch = route if trigger.name != ERROR else self._route_after_error
                     if slots is not None or targets.__class__ is tuple:
                         rest = self._calls_of(targets, item, lineage, depth, dispatch)

@@ -5,14 +5,16 @@ goes (its registration or registrations, read from the registry when it was emit
 lineage of the event whose handler emitted it, and the event's number and causal depth.
 
 Lineages exist to name the repeating chain when ``max_events`` trips. An event's lineage is
-made when the event is handled, not when it is emitted, so it costs one small tuple per
-handler step: ``(name, parent, length)``, linked to its parent's. Every
-:data:`LINEAGE_WINDOW` links the oldest names are cut, keeping the newest
-:data:`LINEAGE_KEPT` in a list, so a long chain holds a bounded window of names.
+the pair ``(name, parent)``: its name, linked to its parent's lineage. The run loop makes it
+when the event is handled, not when it is emitted, so it costs one small tuple per handler
+step. Every :data:`LINEAGE_WINDOW` generations it cuts the chain (:func:`cut`), keeping the
+newest :data:`LINEAGE_KEPT` names in a list, so a long chain holds a bounded window of names.
 
->>> search = descend(None, "search")
->>> names_of(descend(descend(search, "research"), "search"))
+>>> chain = ("search", ("research", ("search", None)))
+>>> names_of(chain)
 ('search', 'research', 'search')
+>>> cut(chain)
+('search', ['search', 'research'])
 >>> name_cycle(("start", "search", "research", "search"))
 ['search', 'research', 'search']
 """
@@ -40,7 +42,7 @@ __all__ = [
     "RouteOf",
     "Stop",
     "close",
-    "descend",
+    "cut",
     "ended_status",
     "handler_error",
     "invalid_event_error",
@@ -55,9 +57,9 @@ __all__ = [
 
 RouteOf: TypeAlias = Callable[[str], Route | None]
 """``Registry.route``: an event name's :data:`~baxiflow.registry.Route`, if it has handlers."""
-Lineage: TypeAlias = "tuple[str, Lineage | list[str] | None, int]"
-"""``(name, parent, length)``: an event's name, its parent's lineage (or the oldest names
-kept, as a list), and the number of links down to it."""
+Lineage: TypeAlias = "tuple[str, Lineage | list[str] | None]"
+"""``(name, parent)``: an event's name and its parent's lineage (or, after a :func:`cut`, the
+names kept of its ancestors, oldest first, as a list)."""
 
 Queued: TypeAlias = "tuple[WorkflowEvent, Route, Lineage | None, int, int]"
 """An event waiting for dispatch: ``(event, route, parent_lineage, seq, depth)``."""
@@ -66,15 +68,12 @@ LINEAGE_KEPT = 32
 """Names a lineage keeps at least: enough history to name a cycle."""
 
 LINEAGE_WINDOW = 512
-"""Links a lineage grows to before its oldest names are cut down to :data:`LINEAGE_KEPT`."""
+"""Every how many generations the run loop cuts a chain of lineages (:func:`cut`)."""
 
 
-def descend(parent: Lineage | None, name: str) -> Lineage:
-    """The lineage of an event called ``name`` whose parent's lineage is ``parent``."""
-    length = 1 if parent is None else parent[2] + 1
-    if length <= LINEAGE_WINDOW:
-        return (name, parent, length)
-    return (name, list(names_of(parent, newest=LINEAGE_KEPT)), 1)
+def cut(lineage: Lineage) -> Lineage:
+    """``lineage`` with only its newest :data:`LINEAGE_KEPT` ancestors' names, as a list."""
+    return (lineage[0], list(names_of(lineage[1], newest=LINEAGE_KEPT)))
 
 
 def lineage_of(names: Iterable[str]) -> Lineage | None:
@@ -83,13 +82,11 @@ def lineage_of(names: Iterable[str]) -> Lineage | None:
     >>> names_of(lineage_of(["start", "search", "search"]))
     ('start', 'search', 'search')
     """
-    lineage: Lineage | None = None
-    for name in names:
-        lineage = descend(lineage, name)
-    return lineage
+    kept = list(names)
+    return cut((kept[-1], kept[:-1])) if kept else None
 
 
-def names_of(lineage: Lineage | None, *, newest: int | None = None) -> tuple[str, ...]:
+def names_of(lineage: Lineage | list[str] | None, *, newest: int | None = None) -> tuple[str, ...]:
     """The names of ``lineage``, oldest ancestor kept first, down to the event itself.
 
     With ``newest``, only that many of the latest names (the walk stops there).
@@ -219,13 +216,11 @@ def max_events_error(
     the run) and ``queue`` what is still queued.
     """
     trigger = last if parent is None else parent[0]
-    above = () if parent is None else names_of(descend(parent[2], trigger.name))
+    above = () if parent is None else (*names_of(parent[2]), trigger.name)
     lineage = (*above, last.name)
     # The event that crossed the limit may sit on a branch that does not loop (a fan-out
     # beside the real cycle); the events still queued show the loop then.
-    candidates = itertools.chain(
-        (lineage,), (names_of(descend(item[2], item[0].name)) for item in queue)
-    )
+    candidates = itertools.chain((lineage,), ((*names_of(item[2]), item[0].name) for item in queue))
     cycle = next((c for c in map(name_cycle, candidates) if c), [])
     if cycle:
         chain = f"repeating chain: {' -> '.join(cycle)}"
