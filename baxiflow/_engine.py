@@ -374,18 +374,22 @@ class Engine:
         if self._check is not None and (problem := self._check(event)):
             raise AnswerError(f"the answer cannot be logged: {problem}")
         asked = self._open_requests().answer(event, request)
-        self.deliver(event)
+        self._put(event)
         return asked
 
     def deliver(self, event: WorkflowEvent) -> None:
         """Hand the run an event from outside; it is emitted once the queue is empty.
 
         Raises:
-            RuntimeError: The inbox is not open (see :meth:`open_inbox`).
+            RuntimeError: The inbox is not open (see :meth:`open_inbox`), or this is not the
+                thread of the run's event loop.
         """
+        self._check_thread()
+        self._put(event)
+
+    def _put(self, event: WorkflowEvent) -> None:
         if self._inbox is None or self._wakeup is None:
             raise RuntimeError("this run takes no events from outside; call open_inbox() first")
-        self._check_thread()
         self._inbox.append(event)
         self._wakeup.set()
 

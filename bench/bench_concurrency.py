@@ -16,7 +16,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from bench_core import reorder, report, scenario_chain, scenario_fan, scenario_self_loop
+from bench_core import (
+    reorder,
+    report,
+    scenario_chain,
+    scenario_fan,
+    scenario_self_loop,
+    workload_sizes,
+)
 
 from baxiflow import WorkflowEvent, WorkflowManager
 
@@ -51,8 +58,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="best of N timings")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
-    scale = 10 if args.quick else 1
-    runs, loop_count = 1000 // scale, 100_000 // scale
+    runs, loop_count = workload_sizes(quick=args.quick)
 
     sequential = best_wall_time(io_fan_out(1), args.repeats)
     overlapping = best_wall_time(io_fan_out(10), args.repeats)

@@ -177,13 +177,19 @@ def scenario_fan(repeats: int, runs: int, **limits: Any) -> tuple[float, float, 
     return (*best_of(repeats, base, managed), runs * 100)
 
 
+def workload_sizes(*, quick: bool) -> tuple[int, int]:
+    """Runs of the chain (and of the fan-out, times 10) and events of the self-loop; a tenth
+    of each for a smoke run."""
+    scale = 10 if quick else 1
+    return 1000 // scale, 100_000 // scale
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=9, help="best of N timings")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
-    scale = 10 if args.quick else 1
-    runs, loop_count = 1000 // scale, 100_000 // scale
+    runs, loop_count = workload_sizes(quick=args.quick)
 
     print("Dispatch overhead (guards on: max_events; streaming on)")
     report("chain of 10 handlers x 1000 runs", *reorder(scenario_chain(args.repeats, runs)))
