@@ -43,6 +43,7 @@ from baxiflow.registry import HandlerRegistration, Route
 __all__ = [
     "DURABILITIES",
     "Durability",
+    "DurableLog",
     "LoggedCall",
     "LoggedEvent",
     "RunStore",
@@ -128,7 +129,14 @@ class SavedRun:
     run_id: str
     state: RunState
     reruns: dict[tuple[int, int], tuple[int, int]]
-    log: WorkflowObserver
+    log: DurableLog
+
+
+class DurableLog(WorkflowObserver):
+    """The observer that appends one run to a store (:meth:`RunStore.open_run` gives it)."""
+
+    run_id: str
+    """The run's id, which the engine runs under."""
 
 
 class RunStore(Protocol):
@@ -136,18 +144,20 @@ class RunStore(Protocol):
 
     def open_run(
         self,
-        run_id: str,
+        run_id: str | None,
         fingerprint: str,
         durability: Durability,
         *,
         workflow_name: str | None = None,
         parent: tuple[str, int] | None = None,
         reused: Sequence[LoggedEvent] = (),
-    ) -> WorkflowObserver:
+    ) -> DurableLog:
         """Start the log of a new run; the observer that appends to it.
 
-        ``parent`` is ``(run_id, fork_seq)`` for a fork, whose ``reused`` events the log
-        holds first, marked as reused.
+        With ``run_id`` ``None`` the store names the run (the log's ``run_id``); a
+        ``run_id`` already in the store is refused with ``ValueError``. ``parent`` is
+        ``(run_id, fork_seq)`` for a fork, whose ``reused`` events the log holds first,
+        marked as reused.
         """
         ...
 

@@ -28,7 +28,7 @@ from baxiflow._durable import (
     fingerprint,
     fork_state,
 )
-from baxiflow._engine import Engine, new_run_id
+from baxiflow._engine import Engine
 from baxiflow.event import WorkflowEvent
 from baxiflow.handle import WorkflowRun
 from baxiflow.observe import Observer, WorkflowObserver, as_observer
@@ -384,11 +384,10 @@ class WorkflowManager:
             )
         if problem := run_store.check_event(initial_event):
             raise ValueError(f"the initial event cannot be logged: {problem}")
-        run_id = new_run_id() if run_id is None else run_id
         log = run_store.open_run(run_id, self.fingerprint(), durability, workflow_name=self.name)
         everyone = [log, *self._observers, *extra]
         return Engine(
-            self._registry.route, initial_event, *guards, everyone, run_id, self.name,
+            self._registry.route, initial_event, *guards, everyone, log.run_id, self.name,
             check=run_store.check_event, **options,
         )  # fmt: skip
 
@@ -479,10 +478,10 @@ class WorkflowManager:
         logged, parent_id = _replay_source(source)
         state, reused = fork_state(logged, from_seq, self._registry.route)
         everyone = [*self._observers, *map(as_observer, observers)]
-        fork_id = new_run_id() if run_id is None else run_id
+        fork_id = run_id  # None: the engine, or the store, names the fork
         if store is not None:
             log = store.open_run(
-                fork_id,
+                run_id,
                 self.fingerprint(),
                 durability,
                 workflow_name=self.name,
@@ -490,6 +489,7 @@ class WorkflowManager:
                 reused=reused,
             )
             everyone.insert(0, log)
+            fork_id = log.run_id
         guards = self._guards(_UNSET, _UNSET, _UNSET)
         check = None if store is None else store.check_event
         return Engine(

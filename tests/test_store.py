@@ -221,9 +221,9 @@ def test_a_file_that_is_not_a_baxiflow_store_is_refused_and_left_untouched(
     assert other.read_bytes() == before
 
 
-# The tables of schema version 1, the first released, verbatim ({real} and {int} are the
-# dialect's types), and the columns each had: a store written by that baxiflow.
-VERSION_1_TABLES = (
+# The tables of the older schema versions, verbatim ({real} and {int} are the dialect's
+# types), and the columns each had: a store written by that baxiflow.
+_VERSION_1_TABLES = (
     """CREATE TABLE IF NOT EXISTS baxiflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS baxiflow_runs (
         run_id TEXT PRIMARY KEY, status TEXT NOT NULL, workflow_name TEXT,
@@ -238,7 +238,25 @@ VERSION_1_TABLES = (
         handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
         error TEXT, emitted {int} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, trigger_seq, position))""",
 )
-VERSION_1_COLUMNS = {
+OLD_TABLES = {
+    1: _VERSION_1_TABLES,
+    # Version 2 kept the meta and runs tables of version 1.
+    2: (
+        *_VERSION_1_TABLES[:2],
+        """CREATE TABLE IF NOT EXISTS baxiflow_events (
+        run_id TEXT NOT NULL, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
+        name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
+        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int},
+        PRIMARY KEY (run_id, seq))""",
+        """CREATE TABLE IF NOT EXISTS baxiflow_calls (
+        run_id TEXT NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
+        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
+        error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
+        attempt {int} NOT NULL DEFAULT 1,
+        PRIMARY KEY (run_id, trigger_seq, handler, occurrence, attempt))""",
+    ),
+}
+_VERSION_1_COLUMNS = {
     "baxiflow_meta": "key, value",
     "baxiflow_runs": "run_id, status, workflow_name, fingerprint, created, updated,"
     " parent_run_id, fork_seq, lease_owner, lease_until",
@@ -247,32 +265,63 @@ VERSION_1_COLUMNS = {
     "baxiflow_calls": "run_id, trigger_seq, position, handler, started, finished, status,"
     " error, emitted",
 }
+OLD_COLUMNS = {
+    1: _VERSION_1_COLUMNS,
+    2: {
+        **_VERSION_1_COLUMNS,
+        "baxiflow_events": _VERSION_1_COLUMNS["baxiflow_events"] + ", occurrence",
+        "baxiflow_calls": _VERSION_1_COLUMNS["baxiflow_calls"] + ", occurrence, attempt",
+    },
+}
+
+# Where the old versions' columns are in today's tables: events and calls name their run by
+# number (an event's log_key is run_no * 2**32 + seq).
+_TODAY = {
+    "baxiflow_meta": "baxiflow_meta t WHERE t.key = 'version'",
+    "baxiflow_runs": "baxiflow_runs t JOIN baxiflow_runs r ON r.run_no = t.run_no",
+    "baxiflow_events": "baxiflow_events t JOIN baxiflow_runs r ON r.run_no = t.log_key / 4294967296",
+    "baxiflow_calls": "baxiflow_calls t JOIN baxiflow_runs r ON r.run_no = t.run_no",
+}
+
+
+def old_rows(source: Any, table: str, columns: str) -> list[tuple[Any, ...]]:
+    """``table``'s rows in the ``columns`` of an older version, read from store ``source``."""
+    picked = ", ".join("r.run_id" if c == "run_id" else f"t.{c}" for c in columns.split(", "))
+    return list(source._rows(f"SELECT {picked} FROM {_TODAY[table]}"))
 
 
 @pytest.fixture
-def write_version_1(tmp_path: Path) -> Callable[[SQLiteStore], None]:
-    """Writes ``open_store``'s database as baxiflow's schema version 1 held the runs of
+def write_old_version(tmp_path: Path) -> Callable[[SQLiteStore, int], None]:
+    """Writes ``open_store``'s database as an older schema version held the runs of
     ``source`` (a store of this version)."""
 
-    def write(source: SQLiteStore) -> None:
+    def write(source: SQLiteStore, version: int) -> None:
         with sqlite3.connect(tmp_path / "runs.db") as connection:
-            for statement in VERSION_1_TABLES:
+            for statement in OLD_TABLES[version]:
                 connection.execute(statement.format(real="REAL", int="INTEGER"))
-            for table, columns in VERSION_1_COLUMNS.items():
-                rows = source._rows(f"SELECT {columns} FROM {table}")
+            for table, columns in OLD_COLUMNS[version].items():
                 marks = ", ".join("?" * (columns.count(",") + 1))
-                connection.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-            connection.execute("UPDATE baxiflow_meta SET value = '1' WHERE key = 'version'")
+                connection.executemany(
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                    old_rows(source, table, columns),
+                )
+            connection.execute(
+                "UPDATE baxiflow_meta SET value = ? WHERE key = 'version'", (str(version),)
+            )
 
     return write
 
 
-async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
-    tmp_path: Path, open_store: Any, write_version_1: Callable[[SQLiteStore], None]
+@pytest.mark.parametrize("version", [1, 2])
+async def test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on(
+    tmp_path: Path,
+    open_store: Any,
+    write_old_version: Callable[[SQLiteStore, int], None],
+    version: int,
 ) -> None:
-    # Runs logged now, written into a database of the version 1 tables: one finished, one
-    # stopped in the second call of a handler registered twice, which version 1 knew by
-    # its position alone.
+    # Runs logged now, written into a database of an older version's tables: one finished,
+    # one stopped in the second call of a handler registered twice, which version 1 knew
+    # by its position alone.
     source = SQLiteStore(tmp_path / "source.db")
     await collect(
         counting_workflow([]).process(WorkflowEvent("start"), store=source, run_id="done")
@@ -284,20 +333,30 @@ async def test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on(
         if second_task_parts == 2:  # the second call of note for the second task
             break
     await stream.aclose()
-    write_version_1(source)
+    write_old_version(source, version)
     reference = await collect(chain.build_twice().process(WorkflowEvent("start")))
 
     store = open_store()
 
-    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("2",)]
+    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("3",)]
     assert [e.event for e in store.logged("done")] == [e.event for e in source.logged("done")]
+    assert store.events("done") == source.events("done")
     assert [span["attempt"] for span in store.trace("done").spans] == [1] * 4
+    assert [run["run_id"] for run in store.runs()] == ["done", "cut"]
     calls: list[int] = []
     rest = await collect(chain.build_twice(calls=calls).resume("cut", store))
     assert shape(rest) == [("noted", {"i": 1, "part": 2})] and calls == [0]
     assert shape([e.event for e in store.logged("cut")]) == shape(reference)
+    # New runs take numbers after the migrated ones.
+    await collect(counting_workflow([]).process(WorkflowEvent("start"), store=store, run_id="new"))
+    assert [e.event for e in store.logged("new")] == [e.event for e in store.logged("done")]
+    assert store._rows("SELECT run_id FROM baxiflow_runs ORDER BY run_no") == [
+        ("done",),
+        ("cut",),
+        ("new",),
+    ]
     source.close()
-    open_store()  # opened again: already version 2, nothing to migrate
+    open_store()  # opened again: already version 3, nothing to migrate
 
 
 def test_a_store_from_a_newer_baxiflow_is_refused(tmp_path: Path) -> None:
@@ -475,7 +534,8 @@ def _killed_in_a_retry_pause(
     deadline = time.monotonic() + 60
     try:
         while not watcher._rows(
-            "SELECT 1 FROM baxiflow_calls WHERE run_id = ? AND status = 'retried' AND attempt = ?",
+            "SELECT 1 FROM baxiflow_calls c JOIN baxiflow_runs r USING (run_no)"
+            " WHERE r.run_id = ? AND c.status = 'retried' AND c.attempt = ?",
             (run_id, pause_after),
         ):
             assert worker.poll() is None, worker.communicate()[1].decode()
@@ -677,6 +737,50 @@ async def test_a_log_that_fails_mid_run_ends_the_run_with_an_error_and_never_mar
     assert all(row["status"] != "finished" for row in reopened.runs())
     reopened.close()
     store._connection = sqlite3.connect(store.path)  # for the fixture's close
+
+
+async def test_store_objects_sharing_a_database_number_their_runs_apart(
+    open_store: Any,
+) -> None:
+    # Each store object takes run numbers in blocks; two of them (two processes, say)
+    # opening runs in turn, past a block each, keep every run's log to itself.
+    first, second = open_store(), open_store()
+    workflow = counting_workflow([])
+    for _ in range(70):
+        for store in (first, second):
+            await collect(workflow.process(WorkflowEvent("start"), store=store))
+    reader = open_store()
+    runs = reader.runs()
+    assert len(runs) == 140 and all(run["status"] == "finished" for run in runs)
+    reference = [e.event for e in reader.logged(runs[0]["run_id"])]
+    for run in runs:
+        assert [e.event for e in reader.logged(run["run_id"])] == reference
+    numbers = reader._rows("SELECT run_no FROM baxiflow_runs")
+    assert len(set(numbers)) == 140
+
+
+async def test_a_run_past_the_events_one_log_can_key_stops_with_a_log_error(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A log keys run n's events from n * 2**32: a run can log 2**32 of them. Made small
+    # here, the bound stops the run like a failed write, and the next run's log is whole.
+    from baxiflow.store import _log, _sqlite
+
+    for module in (_log, _sqlite):
+        monkeypatch.setattr(module, "RUN_SPAN", 6)
+    workflow = counting_workflow([])
+    events = await collect(workflow.process(WorkflowEvent("start"), store=store, run_id="long"))
+    assert events[-1].name == "error" and events[-1].data is not None
+    assert events[-1].data["reason"] == "log_failed"
+    assert "logs at most 6 events" in str(events[-1].error)
+    assert [e.event for e in store.logged("long")] == events[:6]
+    assert [row["status"] for row in store.runs()] == ["running"]  # never marked finished
+    monkeypatch.setattr(_log, "RUN_SPAN", 2**32)
+    monkeypatch.setattr(_sqlite, "RUN_SPAN", 2**32)
+    whole = await collect(
+        counting_workflow([]).process(WorkflowEvent("start"), store=store, run_id="next")
+    )
+    assert [e.event for e in store.logged("next")] == whole
 
 
 async def test_run_and_run_many_pass_the_store_on(store: Any) -> None:

@@ -84,7 +84,10 @@ async def test_runs_with_calls_in_flight_killed_at_random_points_resume_to_a_who
 
     def begun(run_id: str) -> bool:
         with contextlib.closing(sqlite3.connect(path)) as reader:
-            query = "SELECT 1 FROM baxiflow_events WHERE run_id = ?"
+            query = (
+                "SELECT 1 FROM baxiflow_events JOIN baxiflow_runs"
+                " ON run_no = log_key / 4294967296 WHERE run_id = ?"
+            )
             return reader.execute(query, (run_id,)).fetchone() is not None
 
     generator = random.Random(20261215)

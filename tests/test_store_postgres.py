@@ -20,23 +20,26 @@ import pytest
 
 # The behaviours both stores share, run here on this module's fixtures of the same names.
 from test_store import (  # noqa: F401
-    VERSION_1_COLUMNS,
-    VERSION_1_TABLES,
+    OLD_COLUMNS,
+    OLD_TABLES,
     collect,
     counting_workflow,
     kill_at_random_points_and_resume,
+    old_rows,
     test_a_call_killed_in_a_retry_pause_that_fails_again_ends_with_one_error_for_all_attempts,
     test_a_changed_registry_resumes_each_logged_call_as_the_registration_it_was,
     test_a_logged_run_holds_every_event_it_yielded_with_its_data,
     test_a_process_killed_in_a_retry_pause_resumes_the_call_from_its_next_attempt,
     test_a_process_killed_in_the_second_call_of_a_handler_registered_twice_resumes_that_call,
     test_a_run_cancelled_in_a_retry_pause_resumes_from_the_next_attempt,
+    test_a_run_past_the_events_one_log_can_key_stops_with_a_log_error,
     test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything,
     test_a_second_process_cannot_resume_a_run_that_is_being_run,
-    test_a_store_of_schema_version_1_is_migrated_and_its_runs_go_on,
+    test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on,
     test_durability_decides_what_another_reader_sees_during_the_run,
     test_replay_forks_a_run_from_an_event_with_a_changed_handler,
     test_resuming_is_refused_for_finished_unknown_and_changed_runs,
+    test_store_objects_sharing_a_database_number_their_runs_apart,
     test_the_stored_trace_has_a_span_for_each_attempt_as_the_trace_in_memory,
 )
 
@@ -119,20 +122,24 @@ def target(dsn: str) -> str:
 
 
 @pytest.fixture
-def write_version_1(dsn: str) -> Callable[[Any], None]:
-    """Writes the test's schema as baxiflow's schema version 1 held the runs of ``source``."""
+def write_old_version(dsn: str) -> Callable[[Any, int], None]:
+    """Writes the test's schema as an older schema version held the runs of ``source``."""
     import psycopg
 
-    def write(source: Any) -> None:
+    def write(source: Any, version: int) -> None:
         with psycopg.connect(dsn) as connection:
-            for statement in VERSION_1_TABLES:
+            for statement in OLD_TABLES[version]:
                 connection.execute(statement.format(real="DOUBLE PRECISION", int="BIGINT"))
-            for table, columns in VERSION_1_COLUMNS.items():
-                rows = source._rows(f"SELECT {columns} FROM {table}")
+            for table, columns in OLD_COLUMNS[version].items():
                 marks = ", ".join(["%s"] * (columns.count(",") + 1))
                 with connection.cursor() as cursor:
-                    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
-            connection.execute("UPDATE baxiflow_meta SET value = '1' WHERE key = 'version'")
+                    cursor.executemany(
+                        f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                        old_rows(source, table, columns),
+                    )
+            connection.execute(
+                "UPDATE baxiflow_meta SET value = %s WHERE key = 'version'", (str(version),)
+            )
 
     return write
 

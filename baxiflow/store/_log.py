@@ -7,22 +7,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from baxiflow._durable import Durability, occurrences
+from baxiflow._durable import Durability, DurableLog, occurrences
 from baxiflow.exceptions import StoreError
-from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus, WorkflowObserver
+from baxiflow.observe import EmittedEvent, HandlerCall, RunInfo, RunStatus
 
 if TYPE_CHECKING:
     from baxiflow.store._sqlite import SQLStore
 
 from baxiflow.store._codec import encode
 
-__all__ = ["BATCH_SECONDS", "LEASE_SECONDS", "RENEW_SECONDS", "NewRun", "RunLog", "store_status"]
+__all__ = [
+    "BATCH_SECONDS",
+    "LEASE_SECONDS",
+    "RENEW_SECONDS",
+    "RUN_SPAN",
+    "NewRun",
+    "RunLog",
+    "store_status",
+]
 
 BATCH_SECONDS = 0.1
 """In ``"batched"`` durability, the longest a logged event waits for its commit."""
 
 LEASE_SECONDS = 30.0
 """How long a running process holds its run without renewing (its commits renew it)."""
+
+RUN_SPAN = 2**32
+"""How many events one durable run can log: event ``seq`` of run ``n`` is keyed by
+``n * RUN_SPAN + seq`` in the store."""
 
 RENEW_SECONDS = LEASE_SECONDS / 10
 """How often a run's commits renew its lease at most: renewing at every commit would cost
@@ -64,7 +76,7 @@ class NewRun:
     created: float = 0.0
 
 
-class RunLog(WorkflowObserver):
+class RunLog(DurableLog):
     """Appends one run's events and ended handler calls to ``store``, in order.
 
     Rows, and the changes of the run's row (its status, its lease), wait in memory and are
@@ -78,6 +90,7 @@ class RunLog(WorkflowObserver):
     Args:
         store: Where the log goes.
         run_id: The run's id (the engine runs under the same id).
+        run_no: Its number in the store, which keys its rows.
         durability: ``"sync"``, ``"batched"`` or ``"exit"``.
         fingerprint: The registry the run runs on (:func:`baxiflow._durable.fingerprint`),
             which says the occurrence of each call.
@@ -89,12 +102,15 @@ class RunLog(WorkflowObserver):
         self,
         store: SQLStore,
         run_id: str,
+        run_no: int,
         durability: Durability,
         fingerprint: str,
         new_run: NewRun | None = None,
     ) -> None:
         self._store = store
         self.run_id = run_id
+        self.run_no = run_no
+        self._first_key = run_no * RUN_SPAN
         self._durability = durability
         self._new_run = new_run
         self._repeats = occurrences(fingerprint)
@@ -122,6 +138,10 @@ class RunLog(WorkflowObserver):
             self._waiting = False
             self._status = "running"
         event, seq, parent_seq, depth, handler_name, elapsed, _, call = emitted
+        if seq >= RUN_SPAN and not self.failed:
+            self._flush()  # what the run logged so far is kept; nothing after it, whose key
+            self.failed = True  # would be another run's
+            raise StoreError(f"a durable run logs at most {RUN_SPAN:,} events")
         checked, data, metadata = self._store.encoded  # by check_event, just before
         if checked is not event:
             data, metadata = encode(event.data), encode(event.metadata)
@@ -131,7 +151,7 @@ class RunLog(WorkflowObserver):
             occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
         none, error = self._no_text, event.error
         self._events.append(
-            (self.run_id, seq, parent_seq, depth, event.name, handler_name, position, occurrence,
+            (self._first_key + seq, seq, parent_seq, depth, event.name, handler_name, position, occurrence,
              none if error is None else error, elapsed, none if data is None else data,
              none if metadata is None else metadata)
         )  # fmt: skip
@@ -147,7 +167,7 @@ class RunLog(WorkflowObserver):
         occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
         error, status = call.error, call.status
         self._calls.append(
-            (self.run_id, call.trigger_seq, position, call.handler_name, occurrence, call.attempt,
+            (self.run_no, call.trigger_seq, position, call.handler_name, occurrence, call.attempt,
              call.started, call.finished, status, self._no_text if error is None else error,
              call.emitted)
         )  # fmt: skip
@@ -192,7 +212,7 @@ class RunLog(WorkflowObserver):
             self._renewed = now
         try:
             self._store.write(
-                self.run_id, events, calls,
+                self.run_id, self.run_no, events, calls,
                 new_run=new_run, status=status, ended=self._ended, renew=renew,
             )  # fmt: skip
         except StoreError:
