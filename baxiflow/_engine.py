@@ -173,12 +173,14 @@ class RunState:
         )
 
 
-_RUN_PREFIX = os.urandom(3).hex()
+_RUN_PREFIX = os.urandom(8).hex()
+"""64 random bits per process: the processes and machines that share a durable store (the
+workers of a Dask cluster, say) never draw the same prefix in practice."""
 _run_numbers = itertools.count(1)
 
 
 def new_run_id() -> str:
-    """A run id unique in this process and unlikely to clash across processes; cheap to make."""
+    """A run id unique in this process, and across processes in practice; cheap to make."""
     return f"{_RUN_PREFIX}-{next(_run_numbers)}"
 
 

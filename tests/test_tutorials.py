@@ -81,7 +81,7 @@ def sanitize(text: str) -> str:
 @pytest.mark.parametrize(
     ("variable", "masked"),
     [
-        ("run 9f3a1c-12 ended", "run RUN_ID ended"),
+        ("run 9f3a1c07d2e4b865-12 ended", "run RUN_ID ended"),
         (
             "workflow ok: 7 events, 0 errors, elapsed=0.02s",
             "workflow ok: 7 events, 0 errors, elapsed=DURATION",

@@ -408,7 +408,7 @@ class SQLStore:
         its first events."""
         _check_durability(durability)
         if run_id is None:
-            run_id = new_run_id()  # a new UUID: no store holds it
+            run_id = new_run_id()  # new: its prefix is this process's alone
         elif self._rows("SELECT 1 FROM baxiflow_runs WHERE run_id = ?", (run_id,)):
             raise ValueError(f"run {run_id!r} is already in the store at {self.where}")
         run_no = self._next_run_no()
