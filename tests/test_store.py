@@ -739,6 +739,24 @@ async def test_a_log_that_fails_mid_run_ends_the_run_with_an_error_and_never_mar
     store._connection = sqlite3.connect(store.path)  # for the fixture's close
 
 
+async def test_deleting_a_run_removes_its_log_and_leaves_the_others_whole(store: Any) -> None:
+    workflow = counting_workflow([])
+    for run_id in ("kept", "gone"):
+        await collect(workflow.process(WorkflowEvent("start"), store=store, run_id=run_id))
+    kept = store.logged("kept")
+
+    store.delete("gone")
+
+    assert [row["run_id"] for row in store.runs()] == ["kept"]
+    assert store.logged("gone") == [] and store.events("gone") == []
+    with pytest.raises(LookupError, match="no run 'gone'"):
+        store.trace("gone")
+    with pytest.raises(LookupError, match="no run 'gone'"):
+        store.delete("gone")
+    assert store.logged("kept") == kept and len(store.trace("kept").spans) == 4
+    assert store._rows("SELECT count(*) FROM baxiflow_calls") == [(4,)]
+
+
 async def test_store_objects_sharing_a_database_number_their_runs_apart(
     open_store: Any,
 ) -> None:
