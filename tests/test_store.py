@@ -793,8 +793,7 @@ async def test_a_run_past_the_events_one_log_can_key_stops_with_a_log_error(
     assert "logs at most 6 events" in str(events[-1].error)
     assert [e.event for e in store.logged("long")] == events[:6]
     assert [row["status"] for row in store.runs()] == ["running"]  # never marked finished
-    monkeypatch.setattr(_log, "RUN_SPAN", 2**32)
-    monkeypatch.setattr(_sqlite, "RUN_SPAN", 2**32)
+    monkeypatch.undo()
     whole = await collect(
         counting_workflow([]).process(WorkflowEvent("start"), store=store, run_id="next")
     )

@@ -356,28 +356,30 @@ class SQLStore:
         return statement.format(real=self.real, int=self.integer, small_rows=self.small_rows)
 
     def _next_run_no(self) -> int:
-        """A number for a new run: one of the block this store object took last, or the
-        first of a new block, taken in a transaction of its own."""
+        """A number for a new run, from the block this store object took last."""
         with self._lock:
             run_no = next(self._run_numbers, None)
-            if run_no is not None:
-                return run_no
-            try:
-                self._begin()
-                self._execute(
-                    f"UPDATE baxiflow_meta SET value = CAST(CAST(value AS {self.integer}) + ?"
-                    " AS TEXT) WHERE key = 'next_run_no'",
-                    (RUN_NUMBERS_TAKEN,),
-                )
-                end = int(
-                    self._rows("SELECT value FROM baxiflow_meta WHERE key = 'next_run_no'")[0][0]
-                )
-                self.commit()
-            except StoreError:
-                self._roll_back()
-                raise
-            self._run_numbers = iter(range(end - RUN_NUMBERS_TAKEN + 1, end))
-            return end - RUN_NUMBERS_TAKEN
+            if run_no is None:
+                self._run_numbers = iter(self._take_run_numbers())
+                run_no = next(self._run_numbers)
+            return run_no
+
+    def _take_run_numbers(self) -> range:
+        """The next :data:`RUN_NUMBERS_TAKEN` run numbers, taken in a transaction of their own
+        so that no other store object takes them."""
+        try:
+            self._begin()
+            self._execute(
+                f"UPDATE baxiflow_meta SET value = CAST(CAST(value AS {self.integer}) + ?"
+                " AS TEXT) WHERE key = 'next_run_no'",
+                (RUN_NUMBERS_TAKEN,),
+            )
+            end = int(self._rows("SELECT value FROM baxiflow_meta WHERE key = 'next_run_no'")[0][0])
+            self.commit()
+        except StoreError:
+            self._roll_back()
+            raise
+        return range(end - RUN_NUMBERS_TAKEN, end)
 
     # Writing a run ---------------------------------------------------------------------
 
