@@ -34,6 +34,7 @@ from test_store import (  # noqa: F401
     test_a_run_cancelled_in_a_retry_pause_resumes_from_the_next_attempt,
     test_a_run_past_the_events_one_log_can_key_stops_with_a_log_error,
     test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything,
+    test_a_run_that_ends_while_it_is_being_resumed_is_refused_as_ended,
     test_a_second_process_cannot_resume_a_run_that_is_being_run,
     test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on,
     test_deleting_a_run_removes_its_log_and_leaves_the_others_whole,

@@ -463,8 +463,7 @@ class SQLStore:
         if not rows:
             raise LookupError(f"no run {run_id!r} in the store at {self.where}")
         run_no, status, logged_fingerprint, owner, until = rows[0]
-        if status in ("finished", "failed"):
-            raise ValueError(f"run {run_id!r} is {status}; only an unfinished run can be resumed")
+        _check_unfinished(run_id, status)
         if logged_fingerprint != fingerprint and not allow_changed:
             raise ValueError(
                 f"the workflow's handlers changed since run {run_id!r} was logged "
@@ -478,13 +477,18 @@ class SQLStore:
                     f"run {run_id!r} is being run by another process ({owner}); "
                     "two processes cannot go on with one run"
                 )
-        # Only if nobody took the lease since it was read: of two processes, one wins.
+        # Only if nobody took the lease, nor ended the run, since it was read: of two
+        # processes, one wins.
         taken = self._execute(
             "UPDATE baxiflow_runs SET lease_owner = ?, lease_until = ?, status = 'running'"
-            " WHERE run_no = ? AND COALESCE(lease_owner, '') = ?",
+            " WHERE run_no = ? AND COALESCE(lease_owner, '') = ?"
+            " AND status NOT IN ('finished', 'failed')",
             (self.owner, time.time() + LEASE_SECONDS, run_no, owner or ""),
         )
         if taken.rowcount != 1:
+            # A process killed as it committed the run's end can have its commit land now.
+            _check_unfinished(run_id, self._rows(
+                "SELECT status FROM baxiflow_runs WHERE run_no = ?", (run_no,))[0][0])  # fmt: skip
             raise ValueError(
                 f"run {run_id!r} was taken over by another process while this one resumed it"
             )
@@ -729,6 +733,12 @@ def _log_keys(run_no: int) -> tuple[int, int]:
 def _prefixed(alias: str, columns: str) -> str:
     """``"a, b"`` as columns of the table ``alias`` names: ``"t.a, t.b"``."""
     return ", ".join(f"{alias}.{column}" for column in columns.split(", "))
+
+
+def _check_unfinished(run_id: str, status: str) -> None:
+    """Refuse to resume a run that has ended for good."""
+    if status in ("finished", "failed"):
+        raise ValueError(f"run {run_id!r} is {status}; only an unfinished run can be resumed")
 
 
 def _check_durability(durability: object) -> None:
