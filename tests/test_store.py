@@ -141,6 +141,9 @@ async def test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything(
     # The call stopped at its progress event ran again; no other ran twice.
     assert calls == ["plan", "work 0", "work 0", "work 1", "work 2"]
     assert store.runs()[0]["status"] == "finished"
+    # The stored trace keeps the attempt that was cut short beside the one that ran again.
+    spans = [(s["handler"].rpartition(".")[2], s["status"]) for s in store.trace("cut").spans]
+    assert spans == [("plan", "ok"), ("work", "cancelled")] + [("work", "ok")] * 3
 
 
 async def test_resuming_is_refused_for_finished_unknown_and_changed_runs(store: Any) -> None:
@@ -265,6 +268,24 @@ _VERSION_1_TABLES = (
         handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
         error TEXT, emitted {int} NOT NULL DEFAULT 0, PRIMARY KEY (run_id, trigger_seq, position))""",
 )
+_VERSION_3_TABLES = (
+    _VERSION_1_TABLES[0],
+    """CREATE TABLE IF NOT EXISTS baxiflow_runs (
+        run_no {int} PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+        workflow_name TEXT, fingerprint TEXT NOT NULL, created {real} NOT NULL,
+        updated {real} NOT NULL, parent_run_id TEXT, fork_seq {int}, lease_owner TEXT,
+        lease_until {real})""",
+    """CREATE TABLE IF NOT EXISTS baxiflow_events (
+        log_key {int} PRIMARY KEY, seq {int} NOT NULL, parent_seq {int}, depth {int} NOT NULL,
+        name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
+        data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int})""",
+    """CREATE TABLE IF NOT EXISTS baxiflow_calls (
+        run_no {int} NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
+        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
+        error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
+        attempt {int} NOT NULL DEFAULT 1,
+        PRIMARY KEY (run_no, trigger_seq, handler, occurrence, attempt))""",
+)
 OLD_TABLES = {
     1: _VERSION_1_TABLES,
     # Version 2 kept the meta and runs tables of version 1.
@@ -282,6 +303,7 @@ OLD_TABLES = {
         attempt {int} NOT NULL DEFAULT 1,
         PRIMARY KEY (run_id, trigger_seq, handler, occurrence, attempt))""",
     ),
+    3: _VERSION_3_TABLES,
 }
 _VERSION_1_COLUMNS = {
     "baxiflow_meta": "key, value",
@@ -299,22 +321,35 @@ OLD_COLUMNS = {
         "baxiflow_events": _VERSION_1_COLUMNS["baxiflow_events"] + ", occurrence",
         "baxiflow_calls": _VERSION_1_COLUMNS["baxiflow_calls"] + ", occurrence, attempt",
     },
+    3: {
+        "baxiflow_meta": "key, value",
+        "baxiflow_runs": "run_no, " + _VERSION_1_COLUMNS["baxiflow_runs"],
+        "baxiflow_events": "log_key, seq, parent_seq, depth, name, handler, position, error,"
+        " elapsed, data, metadata, reused, occurrence",
+        "baxiflow_calls": "run_no, trigger_seq, position, handler, started, finished, status,"
+        " error, emitted, occurrence, attempt",
+    },
 }
 
 # Where the old versions' columns are in today's tables: events and calls name their run by
-# number (an event's log_key is run_no * 2**32 + seq).
+# number (an event's log_key is run_no * 2**32 + seq, a call's call_key run_no * 2**32 + i).
 _TODAY = {
-    "baxiflow_meta": "baxiflow_meta t WHERE t.key = 'version'",
+    "baxiflow_meta": "baxiflow_meta t",
     "baxiflow_runs": "baxiflow_runs t JOIN baxiflow_runs r ON r.run_no = t.run_no",
     "baxiflow_events": "baxiflow_events t JOIN baxiflow_runs r ON r.run_no = t.log_key / 4294967296",
-    "baxiflow_calls": "baxiflow_calls t JOIN baxiflow_runs r ON r.run_no = t.run_no",
+    "baxiflow_calls": "baxiflow_calls t JOIN baxiflow_runs r ON r.run_no = t.call_key / 4294967296",
 }
 
 
-def old_rows(source: Any, table: str, columns: str) -> list[tuple[Any, ...]]:
-    """``table``'s rows in the ``columns`` of an older version, read from store ``source``."""
-    picked = ", ".join("r.run_id" if c == "run_id" else f"t.{c}" for c in columns.split(", "))
-    return list(source._rows(f"SELECT {picked} FROM {_TODAY[table]}"))
+def old_rows(source: Any, table: str, columns: str, version: int) -> list[tuple[Any, ...]]:
+    """``table``'s rows in the ``columns`` of an older ``version``, read from store ``source``."""
+    picked = ", ".join(
+        f"r.{c}" if c in ("run_id", "run_no") else f"t.{c}" for c in columns.split(", ")
+    )
+    where = _TODAY[table]
+    if table == "baxiflow_meta" and version < 3:  # next_run_no came with version 3
+        where += " WHERE t.key = 'version'"
+    return list(source._rows(f"SELECT {picked} FROM {where}"))
 
 
 @pytest.fixture
@@ -330,7 +365,7 @@ def write_old_version(tmp_path: Path) -> Callable[[SQLiteStore, int], None]:
                 marks = ", ".join("?" * (columns.count(",") + 1))
                 connection.executemany(
                     f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                    old_rows(source, table, columns),
+                    old_rows(source, table, columns, version),
                 )
             connection.execute(
                 "UPDATE baxiflow_meta SET value = ? WHERE key = 'version'", (str(version),)
@@ -339,7 +374,7 @@ def write_old_version(tmp_path: Path) -> Callable[[SQLiteStore, int], None]:
     return write
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 async def test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on(
     tmp_path: Path,
     open_store: Any,
@@ -365,7 +400,7 @@ async def test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on
 
     store = open_store()
 
-    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("3",)]
+    assert store._rows("SELECT value FROM baxiflow_meta WHERE key = 'version'") == [("4",)]
     assert [e.event for e in store.logged("done")] == [e.event for e in source.logged("done")]
     assert store.events("done") == source.events("done")
     assert [span["attempt"] for span in store.trace("done").spans] == [1] * 4
@@ -383,7 +418,7 @@ async def test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on
         ("new",),
     ]
     source.close()
-    open_store()  # opened again: already version 3, nothing to migrate
+    open_store()  # opened again: already version 4, nothing to migrate
 
 
 def test_a_store_from_a_newer_baxiflow_is_refused(tmp_path: Path) -> None:
@@ -566,7 +601,7 @@ def _killed_in_a_retry_pause(
     deadline = time.monotonic() + 60
     try:
         while not watcher._rows(
-            "SELECT 1 FROM baxiflow_calls c JOIN baxiflow_runs r USING (run_no)"
+            "SELECT 1 FROM baxiflow_calls c JOIN baxiflow_runs r ON r.run_no = c.call_key / 4294967296"
             " WHERE r.run_id = ? AND c.status = 'retried' AND c.attempt = ?",
             (run_id, pause_after),
         ):
@@ -830,6 +865,31 @@ async def test_a_run_past_the_events_one_log_can_key_stops_with_a_log_error(
         counting_workflow([]).process(WorkflowEvent("start"), store=store, run_id="next")
     )
     assert [e.event for e in store.logged("next")] == whole
+
+
+async def test_a_run_past_the_calls_one_log_can_key_stops_with_a_log_error(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calls are keyed as events are (run n's from n * 2**32): past the bound, made small
+    # here, the run stops like a failed write, with the calls before it kept.
+    from baxiflow.store import _log, _sqlite
+
+    for module in (_log, _sqlite):
+        monkeypatch.setattr(module, "RUN_SPAN", 3)
+    workflow = WorkflowManager()
+    for _ in range(5):
+
+        @workflow.on("start")
+        async def listen(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+            return
+            yield
+
+    events = await collect(workflow.process(WorkflowEvent("start"), store=store, run_id="wide"))
+    assert [e.name for e in events] == ["start", "error"]
+    assert "logs at most 3 handler calls" in str(events[-1].error)
+    assert [e.event for e in store.logged("wide")] == events[:1]
+    assert [span["status"] for span in store.trace("wide").spans] == ["ok"] * 3
+    assert [row["status"] for row in store.runs()] == ["running"]
 
 
 async def test_run_and_run_many_pass_the_store_on(store: Any) -> None:

@@ -32,6 +32,7 @@ from test_store import (  # noqa: F401
     test_a_process_killed_in_a_retry_pause_resumes_the_call_from_its_next_attempt,
     test_a_process_killed_in_the_second_call_of_a_handler_registered_twice_resumes_that_call,
     test_a_run_cancelled_in_a_retry_pause_resumes_from_the_next_attempt,
+    test_a_run_past_the_calls_one_log_can_key_stops_with_a_log_error,
     test_a_run_past_the_events_one_log_can_key_stops_with_a_log_error,
     test_a_run_stopped_by_its_consumer_resumes_without_repeating_anything,
     test_a_run_that_ends_while_it_is_being_resumed_is_refused_as_ended,
@@ -137,7 +138,7 @@ def write_old_version(dsn: str) -> Callable[[Any, int], None]:
                 with connection.cursor() as cursor:
                     cursor.executemany(
                         f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                        old_rows(source, table, columns),
+                        old_rows(source, table, columns, version),
                     )
             connection.execute(
                 "UPDATE baxiflow_meta SET value = %s WHERE key = 'version'", (str(version),)

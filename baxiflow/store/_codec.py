@@ -27,22 +27,26 @@ REPR_MARKER = '"__repr__"'
 """In encoded data, the mark of a value the codec could keep only as its repr."""
 
 
-def _plain_dumper() -> Callable[[dict[str, Any]], str]:
-    """``json.dumps`` for a dict that :func:`_plain` accepts, with the same output.
-
-    ``json.dumps`` sets up a new C encoder on every call, which costs twice the encoding
-    of a small dict; this one is set up once (without the check for cycles, which a dict of
-    scalars cannot have).
+def _plain_encoder() -> Callable[[dict[str, Any], int], list[str]] | None:
+    """The C encoder ``json.dumps`` uses, set up once, for a dict that :func:`_plain`
+    accepts (no check for cycles, which a dict of scalars cannot have); ``"".join`` of what
+    it returns is ``json.dumps``' output. ``json.dumps`` sets up a new one on every call,
+    which costs twice the encoding of a small dict. ``None`` on a Python without the json
+    module's C speedups.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the json module's C speedups
-        return json.dumps
-    encoder = make(None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ",
-                   False, False, True)  # fmt: skip
-    return lambda value: "".join(encoder(value, 0))
+    if make is None:
+        return None
+    return make(None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ",  # type: ignore[no-any-return]
+                False, False, True)  # fmt: skip
 
 
-_dump_plain = _plain_dumper()
+_encode_plain = _plain_encoder()
+
+
+def _dump_plain(value: dict[str, Any]) -> str:
+    """``json.dumps(value)`` for a dict that :func:`_plain` accepts."""
+    return json.dumps(value) if _encode_plain is None else "".join(_encode_plain(value, 0))
 
 
 def encode(value: object) -> str | None:
@@ -64,11 +68,9 @@ def encode_event(event: WorkflowEvent) -> tuple[str | None, str | None, str | No
     "data['n'] is a set, which the log could keep only as its repr"
     """
     value = event.data
-    # encode(), unrolled: this runs for every event of a logged run.
-    data = None
-    if value is not None:
-        data = _dump_plain(value) if value.__class__ is dict and _plain(value) else encode(value)
-    metadata = None if event.metadata is None else encode(event.metadata)
+    if value.__class__ is dict and event.metadata is None and _plain(value):
+        return _dump_plain(value), None, None  # the common case, first: every logged event
+    data, metadata = encode(value), encode(event.metadata)
     if (data is not None and REPR_MARKER in data) or (
         metadata is not None and REPR_MARKER in metadata
     ):

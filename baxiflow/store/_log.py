@@ -33,8 +33,8 @@ LEASE_SECONDS = 30.0
 """How long a running process holds its run without renewing (its commits renew it)."""
 
 RUN_SPAN = 2**32
-"""How many events one durable run can log: event ``seq`` of run ``n`` is keyed by
-``n * RUN_SPAN + seq`` in the store."""
+"""How many events, and how many calls, one durable run can log: event ``seq`` of run ``n``
+is keyed by ``n * RUN_SPAN + seq`` in the store, its call row ``i`` by ``n * RUN_SPAN + i``."""
 
 RENEW_SECONDS = LEASE_SECONDS / 10
 """How often a run's commits renew its lease at most: renewing at every commit would cost
@@ -96,6 +96,7 @@ class RunLog(DurableLog):
             which says the occurrence of each call.
         new_run: The row a new run's first commit writes; ``None`` for a resumed run, whose
             row is in the store already (its lease taken).
+        next_call: How many call rows the run's log holds already (a resumed run's).
     """
 
     def __init__(
@@ -106,11 +107,14 @@ class RunLog(DurableLog):
         durability: Durability,
         fingerprint: str,
         new_run: NewRun | None = None,
+        next_call: int = 0,
     ) -> None:
         self._store = store
         self.run_id = run_id
         self.run_no = run_no
         self._first_key = run_no * RUN_SPAN
+        self._end_key = self._first_key + RUN_SPAN  # the first key of the next run
+        self._call_key = self._first_key + next_call  # the key of the next call row
         self._durability = durability
         self._new_run = new_run
         self._repeats = occurrences(fingerprint)
@@ -139,9 +143,7 @@ class RunLog(DurableLog):
             self._status = "running"
         event, seq, parent_seq, depth, handler_name, elapsed, _, call = emitted
         if seq >= RUN_SPAN and not self.failed:
-            self._flush()  # what the run logged so far is kept; nothing after it, whose key
-            self.failed = True  # would be another run's
-            raise StoreError(f"a durable run logs at most {RUN_SPAN:,} events")
+            self._stop(f"a durable run logs at most {RUN_SPAN:,} events")
         checked, data, metadata = self._store.encoded  # by check_event, just before
         if checked is not event:
             data, metadata = encode(event.data), encode(event.metadata)
@@ -163,11 +165,15 @@ class RunLog(DurableLog):
             self._flush()
 
     def handler_finished(self, call: HandlerCall) -> None:
+        key = self._call_key
+        if key >= self._end_key and not self.failed:
+            self._stop(f"a durable run logs at most {RUN_SPAN:,} handler calls")
+        self._call_key = key + 1
         position = call.position
         occurrence = self._repeats.get((call.trigger.name, position), 0) if self._repeats else 0
         error, status = call.error, call.status
         self._calls.append(
-            (self.run_no, call.trigger_seq, position, call.handler_name, occurrence, call.attempt,
+            (key, call.trigger_seq, position, call.handler_name, occurrence, call.attempt,
              call.started, call.finished, status, self._no_text if error is None else error,
              call.emitted)
         )  # fmt: skip
@@ -198,6 +204,13 @@ class RunLog(DurableLog):
         except StoreError as exc:
             # The run has ended: its last commit failing can only be reported.
             raise RuntimeError(f"the run's end was not logged: {exc}") from exc
+
+    def _stop(self, reason: str) -> None:
+        """The run has used up its keys: what it logged so far is kept; nothing after it,
+        whose key would be another run's (the run's final error event included)."""
+        self._flush()
+        self.failed = True
+        raise StoreError(reason)
 
     def _flush(self) -> None:
         """Write and commit what the run appended since the last commit."""

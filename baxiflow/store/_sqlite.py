@@ -6,23 +6,28 @@ per emitted event, in order) and ``baxiflow_calls`` (one row per ended handler c
 through the trace's codec, so what comes back equals what was emitted.
 
 A run has a number in the store, ``run_no``, besides its id. The events of run ``n`` are
-keyed by ``log_key = n * 2**32 + seq``: one run's log is one range of one key, so
-appending an event writes one row into one tree, and reading a run reads a range. Calls
-are keyed by ``run_no`` too. Run numbers are taken in blocks by each store object
+keyed by ``log_key = n * 2**32 + seq``, and its ended calls by ``call_key = n * 2**32 + i``
+(``i`` counts the run's call rows in the order they were logged): one run's log is one range
+of one integer key in each table, so appending a row writes it into one tree, at its end,
+and reading a run reads a range. Run numbers are taken in blocks by each store object
 (``next_run_no`` in ``baxiflow_meta``), so opening a run asks nothing of the database.
 
 A call is known by its trigger's ``seq``, its handler's qualified name and its
 ``occurrence`` (which registration of that handler for that event it is; see
 :mod:`baxiflow._durable`). Events name the call that emitted them the same way. The calls
 table holds one row per ended *attempt* of a call (``attempt``, 1 for a call never retried),
-so a stored trace has a span for each attempt, as a trace recorded in memory does.
+so a stored trace has a span for each attempt, as a trace recorded in memory does; an
+attempt cut short when a run stopped (``cancelled``) keeps its row, and the attempt run
+again when the run is resumed has one of its own.
 
 The schema is versioned (:data:`SCHEMA_VERSION`, in ``baxiflow_meta``). A store of an
 older version is migrated when it is opened, in one transaction; one of a newer version
 is refused. Version 1 (the first released) knew a call by its position alone; version 2
 added the ``occurrence`` columns and keyed calls by handler name, occurrence and attempt
 (each row of version 1 is attempt 1); version 3 keys events and calls by run number, not
-by run id (a commit of a run writes about half the pages it did).
+by run id (a commit of a run writes about half the pages it did); version 4 keys calls by
+one integer, as events are (a table keyed by several columns, handler names among them,
+split its pages at each run's commit).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from baxiflow.trace._frames import ColumnKind, typed_frame
 
 __all__ = ["SCHEMA_VERSION", "SQLStore", "SQLiteStore", "table_columns"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the tables' layout; an older store is migrated, a newer one is refused."""
 
 RUN_COLUMNS = (
@@ -109,19 +114,25 @@ _TABLES = (
         name TEXT NOT NULL, handler TEXT, position {int}, error TEXT, elapsed {real} NOT NULL,
         data TEXT, metadata TEXT, reused {int} NOT NULL DEFAULT 0, occurrence {int})""",
     """CREATE TABLE IF NOT EXISTS baxiflow_calls (
+        call_key {int} PRIMARY KEY, trigger_seq {int} NOT NULL, position {int} NOT NULL,
+        handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
+        error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
+        attempt {int} NOT NULL DEFAULT 1)""",
+)
+"""The tables of the current version."""
+
+_CALLS_OF_VERSION_3 = """CREATE TABLE baxiflow_calls_v3 (
         run_no {int} NOT NULL, trigger_seq {int} NOT NULL, position {int} NOT NULL,
         handler TEXT NOT NULL, started {real} NOT NULL, finished {real}, status TEXT NOT NULL,
         error TEXT, emitted {int} NOT NULL DEFAULT 0, occurrence {int} NOT NULL DEFAULT 0,
         attempt {int} NOT NULL DEFAULT 1,
-        PRIMARY KEY (run_no, trigger_seq, handler, occurrence, attempt)){small_rows}""",
-)
-"""The tables of the current version. ``{small_rows}`` is how the dialect keeps a table of
-small rows in its key's tree alone (SQLite's ``WITHOUT ROWID``)."""
+        PRIMARY KEY (run_no, trigger_seq, handler, occurrence, attempt))"""
+"""The calls table of version 3, which the migration from version 2 makes."""
 
 _NOT_IN_EVERY_VERSION = {
     "baxiflow_runs": {"run_no"},
     "baxiflow_events": {"log_key", "occurrence"},
-    "baxiflow_calls": {"run_no", "occurrence", "attempt"},
+    "baxiflow_calls": {"call_key", "occurrence", "attempt"},
 }
 """Columns that some version of the schema lacks (``run_id`` left events and calls in 3)."""
 
@@ -130,14 +141,10 @@ _INSERT_EVENT = (
     " occurrence, error, elapsed, data, metadata, reused)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, {text}, ?, {text}, {text}, {reused})"
 )
-_UPSERT_CALL = (
-    "INSERT INTO baxiflow_calls (run_no, trigger_seq, position, handler, occurrence, attempt,"
+_INSERT_CALL = (
+    "INSERT INTO baxiflow_calls (call_key, trigger_seq, position, handler, occurrence, attempt,"
     " started, finished, status, error, emitted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {text}, ?)"
-    " ON CONFLICT (run_no, trigger_seq, handler, occurrence, attempt) DO UPDATE SET"
-    " position = excluded.position, started = excluded.started, finished = excluded.finished,"
-    " status = excluded.status, error = excluded.error, emitted = excluded.emitted"
 )
-"""An attempt run again on resume takes the place of the one cut short (``cancelled``)."""
 _INSERT_RUN = (
     "INSERT INTO baxiflow_runs (run_no, run_id, status, workflow_name, fingerprint, created,"
     " updated, parent_run_id, fork_seq, lease_owner, lease_until)"
@@ -197,8 +204,6 @@ class SQLStore:
     """What a log row holds for an error, data or metadata that is ``None``."""
     text_parameter: ClassVar[str] = "?"
     """How the log's statements take those columns (and turn :attr:`no_text` into NULL)."""
-    small_rows: ClassVar[str] = " WITHOUT ROWID"
-    """What makes a table of small rows keep them in its key's tree alone."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -206,7 +211,7 @@ class SQLStore:
         """The last event :meth:`check_event` passed, with its data and metadata encoded."""
         self._insert_events = self._sql(_INSERT_EVENT.format(reused=0, text=self.text_parameter))
         self._insert_reused = self._sql(_INSERT_EVENT.format(reused=1, text=self.text_parameter))
-        self._upsert_calls = self._sql(_UPSERT_CALL.format(text=self.text_parameter))
+        self._insert_calls = self._sql(_INSERT_CALL.format(text=self.text_parameter))
         self._insert_run = self._sql(_INSERT_RUN)
         self._set_status = self._sql(_SET_STATUS)
         self._renew_lease = self._sql(_RENEW_LEASE)
@@ -323,9 +328,10 @@ class SQLStore:
         """Version 2 to 3: events and calls are keyed by run number (runs numbered in the
         order they were created), not by run id; SQLite can change a key only by making
         the table again."""
-        for table in _TABLES[1:]:
+        for table in _TABLES[1:3]:
             name = table.split()[5]
             self._execute(self._table(table).replace(name, f"{name}_v3", 1))
+        self._execute(self._table(_CALLS_OF_VERSION_3))
         runs = ", ".join(sorted(table_columns()["baxiflow_runs"] - {"run_no"}))
         self._execute(
             f"INSERT INTO baxiflow_runs_v3 (run_no, {runs}) SELECT"
@@ -337,7 +343,7 @@ class SQLStore:
             f" r.run_no * {RUN_SPAN} + e.seq, {_prefixed('e', events)} FROM baxiflow_events e"
             " JOIN baxiflow_runs_v3 r ON r.run_id = e.run_id"
         )
-        calls = ", ".join(sorted(table_columns()["baxiflow_calls"] - {"run_no"}))
+        calls = ", ".join(sorted(table_columns()["baxiflow_calls"] - {"call_key"}))
         self._execute(
             f"INSERT INTO baxiflow_calls_v3 (run_no, {calls}) SELECT"
             f" r.run_no, {_prefixed('c', calls)} FROM baxiflow_calls c"
@@ -351,9 +357,22 @@ class SQLStore:
             " CAST(COALESCE(MAX(run_no), 0) + 1 AS TEXT) FROM baxiflow_runs"
         )
 
+    def _migrate_from_3(self) -> None:
+        """Version 3 to 4: calls are keyed by ``call_key``, numbered in each run in the
+        order they ended."""
+        self._execute(self._table(_TABLES[3]).replace("baxiflow_calls", "baxiflow_calls_v4", 1))
+        calls = ", ".join(sorted(table_columns()["baxiflow_calls"] - {"call_key"}))
+        self._execute(
+            f"INSERT INTO baxiflow_calls_v4 (call_key, {calls}) SELECT run_no * {RUN_SPAN}"
+            " + ROW_NUMBER() OVER (PARTITION BY run_no ORDER BY finished, started, trigger_seq,"
+            f" handler, occurrence, attempt) - 1, {calls} FROM baxiflow_calls"
+        )
+        self._execute("DROP TABLE baxiflow_calls")
+        self._execute("ALTER TABLE baxiflow_calls_v4 RENAME TO baxiflow_calls")
+
     def _table(self, statement: str) -> str:
         """One of :data:`_TABLES` in this dialect."""
-        return statement.format(real=self.real, int=self.integer, small_rows=self.small_rows)
+        return statement.format(real=self.real, int=self.integer)
 
     def _next_run_no(self) -> int:
         """A number for a new run, from the block this store object took last."""
@@ -436,21 +455,26 @@ class SQLStore:
                 LoggedCall(*row)
                 for row in self._rows(
                     "SELECT trigger_seq, position, handler, status, occurrence, attempt, emitted"
-                    " FROM baxiflow_calls WHERE run_no = ?",
-                    (run_no,),
+                    " FROM baxiflow_calls WHERE call_key >= ? AND call_key < ?",
+                    _keys(run_no),
                 )
             ]
             # The clock of the run goes on from its last logged time, so that a trace of
-            # the whole run keeps its order.
-            elapsed = self._rows(
-                "SELECT max(elapsed), (SELECT max(finished) FROM baxiflow_calls WHERE run_no = ?)"
-                " FROM baxiflow_events WHERE log_key >= ? AND log_key < ?",
-                (run_no, *_log_keys(run_no)),
-            )[0]
+            # the whole run keeps its order; its calls go on after the last one logged.
+            ((elapsed,),) = self._rows(
+                "SELECT max(elapsed) FROM baxiflow_events WHERE log_key >= ? AND log_key < ?",
+                _keys(run_no),
+            )
+            ((finished, last_call),) = self._rows(
+                "SELECT max(finished), max(call_key) FROM baxiflow_calls"
+                " WHERE call_key >= ? AND call_key < ?",
+                _keys(run_no),
+            )
             self.commit()
         state, reruns = state_from_log(events, calls, route)
-        state.elapsed = max((t for t in elapsed if t is not None), default=0.0)
-        log = RunLog(self, run_id, run_no, durability, fingerprint)
+        state.elapsed = max((t for t in (elapsed, finished) if t is not None), default=0.0)
+        next_call = 0 if last_call is None else last_call + 1 - run_no * RUN_SPAN
+        log = RunLog(self, run_id, run_no, durability, fingerprint, next_call=next_call)
         return SavedRun(run_id, state, reruns, log)
 
     def _take_lease(self, run_id: str, fingerprint: str, allow_changed: bool) -> int:
@@ -512,8 +536,8 @@ class SQLStore:
             run_id: The run.
             run_no: Its number in the store.
             events: Rows of its events, as :class:`~baxiflow.store._log.RunLog` makes them.
-            calls: Rows of its ended handler calls (an attempt run again after a resume
-                takes the place of its row that was cut short).
+            calls: Rows of its ended handler calls, each keyed by the run's next call key
+                (an attempt run again after a resume has a row beside the one cut short).
             new_run: The row of a run that has none yet, written with ``status`` (or
                 ``running``).
             status: The run's new status.
@@ -544,7 +568,7 @@ class SQLStore:
                     if events:
                         cursor.executemany(self._insert_events, events)
                     if calls:
-                        cursor.executemany(self._upsert_calls, calls)
+                        cursor.executemany(self._insert_calls, calls)
                     self._connection.commit()
             except Exception as exc:
                 self._roll_back()
@@ -582,7 +606,7 @@ class SQLStore:
         rows = self._rows(
             "SELECT seq, parent_seq, depth, name, handler, position, occurrence, error, data,"
             " metadata FROM baxiflow_events WHERE log_key >= ? AND log_key < ? ORDER BY log_key",
-            _log_keys(run_no),
+            _keys(run_no),
         )
         return [
             LoggedEvent(
@@ -619,7 +643,7 @@ class SQLStore:
         rows = [] if run_no is None else self._rows(
             "SELECT seq, parent_seq, depth, name, handler, error, data, metadata, reused"
             " FROM baxiflow_events WHERE log_key >= ? AND log_key < ? ORDER BY log_key",
-            _log_keys(run_no),
+            _keys(run_no),
         )  # fmt: skip
         columns = ("seq", "parent_seq", "depth", "name", "handler", "error", "data", "metadata")
         return [
@@ -644,7 +668,7 @@ class SQLStore:
         elapsed = dict(
             self._rows(
                 "SELECT seq, elapsed FROM baxiflow_events WHERE log_key >= ? AND log_key < ?",
-                _log_keys(run_no),
+                _keys(run_no),
             )
         )
         first = logged[0].event if logged else WorkflowEvent("start")
@@ -657,9 +681,9 @@ class SQLStore:
             )  # fmt: skip
         calls = self._rows(
             "SELECT handler, position, trigger_seq, started, finished, status, error, emitted,"
-            " attempt FROM baxiflow_calls WHERE run_no = ? AND status != 'running'"
-            " ORDER BY finished, started",
-            (run_no,),
+            " attempt FROM baxiflow_calls WHERE call_key >= ? AND call_key < ?"
+            " AND status != 'running' ORDER BY finished, started",
+            _keys(run_no),
         )
         by_seq = {e.seq: e.event for e in logged}
         for handler, position, trigger_seq, started, finished, call_status, error, emitted, attempt in calls:  # fmt: skip
@@ -687,12 +711,9 @@ class SQLStore:
             run_no = self._run_no(run_id)
             if run_no is None:
                 raise LookupError(f"no run {run_id!r} in the store at {self.where}")
-            self._execute(
-                "DELETE FROM baxiflow_events WHERE log_key >= ? AND log_key < ?",
-                _log_keys(run_no),
-            )
-            for table in ("baxiflow_calls", "baxiflow_runs"):
-                self._execute(f"DELETE FROM {table} WHERE run_no = ?", (run_no,))
+            for table, key in (("baxiflow_events", "log_key"), ("baxiflow_calls", "call_key")):
+                self._execute(f"DELETE FROM {table} WHERE {key} >= ? AND {key} < ?", _keys(run_no))
+            self._execute("DELETE FROM baxiflow_runs WHERE run_no = ?", (run_no,))
             self.commit()
 
     def __repr__(self) -> str:
@@ -721,12 +742,14 @@ class SQLStore:
 _MIGRATIONS: dict[int, Callable[[SQLStore], None]] = {
     1: SQLStore._migrate_from_1,
     2: SQLStore._migrate_from_2,
+    3: SQLStore._migrate_from_3,
 }
 """For each older version, what brings a store from it to the next."""
 
 
-def _log_keys(run_no: int) -> tuple[int, int]:
-    """The range of ``log_key`` that run ``run_no``'s events take: first, and after last."""
+def _keys(run_no: int) -> tuple[int, int]:
+    """The range of keys that run ``run_no``'s rows take (``log_key`` of its events,
+    ``call_key`` of its calls): first, and after last."""
     return run_no * RUN_SPAN, (run_no + 1) * RUN_SPAN
 
 
