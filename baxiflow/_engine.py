@@ -450,7 +450,8 @@ class Engine:
         on_event, guarded, stepping = self._hooks()
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         try:
-            self._open()
+            if on_event is not None:  # something watches the run: guards, observers, a log
+                self._open()
             while True:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
