@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import pickle
 import random
 import signal
 import sqlite3
@@ -332,10 +333,12 @@ OLD_COLUMNS = {
 }
 
 # Where the old versions' columns are in today's tables: events and calls name their run by
-# number (an event's log_key is run_no * 2**32 + seq, a call's call_key run_no * 2**32 + i).
+# number (an event's log_key is run_no * 2**32 + seq, a call's call_key run_no * 2**32 + i),
+# runs their registry by key.
 _TODAY = {
     "baxiflow_meta": "baxiflow_meta t",
-    "baxiflow_runs": "baxiflow_runs t JOIN baxiflow_runs r ON r.run_no = t.run_no",
+    "baxiflow_runs": "baxiflow_runs t JOIN baxiflow_runs r ON r.run_id = t.run_id"
+    " JOIN baxiflow_registries g ON g.registry_key = t.registry_key",
     "baxiflow_events": "baxiflow_events t JOIN baxiflow_runs r ON r.run_no = t.log_key / 4294967296",
     "baxiflow_calls": "baxiflow_calls t JOIN baxiflow_runs r ON r.run_no = t.call_key / 4294967296",
 }
@@ -343,9 +346,8 @@ _TODAY = {
 
 def old_rows(source: Any, table: str, columns: str, version: int) -> list[tuple[Any, ...]]:
     """``table``'s rows in the ``columns`` of an older ``version``, read from store ``source``."""
-    picked = ", ".join(
-        f"r.{c}" if c in ("run_id", "run_no") else f"t.{c}" for c in columns.split(", ")
-    )
+    aliases = {"run_id": "r", "run_no": "r", "fingerprint": "g"}
+    picked = ", ".join(f"{aliases.get(c, 't')}.{c}" for c in columns.split(", "))
     where = _TODAY[table]
     if table == "baxiflow_meta" and version < 3:  # next_run_no came with version 3
         where += " WHERE t.key = 'version'"
@@ -822,6 +824,35 @@ async def test_deleting_a_run_removes_its_log_and_leaves_the_others_whole(store:
         store.delete("gone")
     assert store.logged("kept") == kept and len(store.trace("kept").spans) == 4
     assert store._rows("SELECT count(*) FROM baxiflow_calls") == [(4,)]
+
+
+async def test_each_registry_is_kept_once_and_every_run_names_its_own(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = counting_workflow([]), counting_workflow([])
+
+    @second.on("done")
+    async def extra(event: WorkflowEvent) -> AsyncIterator[WorkflowEvent]:
+        yield WorkflowEvent("extra")
+
+    for run_id, workflow in (("a", first), ("b", first), ("c", second)):
+        await collect(workflow.process(WorkflowEvent("start"), store=store, run_id=run_id))
+    assert store._rows("SELECT count(*) FROM baxiflow_registries") == [(2,)]
+    fingerprints = {row["run_id"]: row["fingerprint"] for row in store.runs()}
+    assert fingerprints == {
+        "a": first.fingerprint(),
+        "b": first.fingerprint(),
+        "c": second.fingerprint(),
+    }
+    # Two registries whose keys clashed (64 bits of a digest) would be told apart, loudly.
+    from baxiflow.store import _sqlite
+
+    monkeypatch.setattr(_sqlite, "_registry_key", lambda fingerprint: 7)
+    again = pickle.loads(pickle.dumps(store))  # the same database; no registry seen yet
+    await collect(first.process(WorkflowEvent("start"), store=again, run_id="d"))
+    with pytest.raises(StoreError, match="keeps another registry under this one's key 7"):
+        second.process(WorkflowEvent("start"), store=again, run_id="e")
+    again.close()
 
 
 async def test_store_objects_sharing_a_database_number_their_runs_apart(

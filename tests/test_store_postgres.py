@@ -40,6 +40,7 @@ from test_store import (  # noqa: F401
     test_a_store_of_an_older_schema_version_is_migrated_and_its_runs_go_on,
     test_deleting_a_run_removes_its_log_and_leaves_the_others_whole,
     test_durability_decides_what_another_reader_sees_during_the_run,
+    test_each_registry_is_kept_once_and_every_run_names_its_own,
     test_replay_forks_a_run_from_an_event_with_a_changed_handler,
     test_resuming_is_refused_for_finished_unknown_and_changed_runs,
     test_store_objects_sharing_a_database_number_their_runs_apart,

@@ -63,14 +63,14 @@ class NewRun:
 
     Attributes:
         workflow_name: The manager's name.
-        fingerprint: The registry the run runs on.
+        registry: The key of the registry the run runs on in ``baxiflow_registries``.
         parent: ``(run_id, fork_seq)`` for a fork.
         reused: For a fork, the log's rows of the events it reuses.
         created: When the run started (set when it does).
     """
 
     workflow_name: str | None
-    fingerprint: str
+    registry: int
     parent: tuple[str, int] | None = None
     reused: Sequence[tuple[Any, ...]] = ()
     created: float = 0.0

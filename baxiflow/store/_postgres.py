@@ -67,6 +67,7 @@ class PostgresStore(SQLStore):
     placeholder: ClassVar[str] = "%s"
     real: ClassVar[str] = "DOUBLE PRECISION"
     integer: ClassVar[str] = "BIGINT"
+    small_rows: ClassVar[str] = ""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
