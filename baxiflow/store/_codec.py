@@ -27,26 +27,21 @@ REPR_MARKER = '"__repr__"'
 """In encoded data, the mark of a value the codec could keep only as its repr."""
 
 
-def _plain_encoder() -> Callable[[dict[str, Any], int], list[str]] | None:
-    """The C encoder ``json.dumps`` uses, set up once, for a dict that :func:`_plain`
-    accepts (no check for cycles, which a dict of scalars cannot have); ``"".join`` of what
-    it returns is ``json.dumps``' output. ``json.dumps`` sets up a new one on every call,
-    which costs twice the encoding of a small dict. ``None`` on a Python without the json
-    module's C speedups.
+def _plain_encoder() -> Callable[[dict[str, Any], int], list[str]]:
+    """The chunks of ``json.dumps(value)`` (``"".join`` them) for a dict that :func:`_plain`
+    accepts: the C encoder ``json.dumps`` uses, set up once (without the check for cycles,
+    which a dict of scalars cannot have). ``json.dumps`` sets up a new one on every call,
+    which costs twice the encoding of a small dict. A Python without the json module's C
+    speedups uses ``json.dumps`` itself.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
-        return None
+        return lambda value, _: [json.dumps(value)]
     return make(None, None, json.encoder.encode_basestring_ascii, None, ": ", ", ",  # type: ignore[no-any-return]
                 False, False, True)  # fmt: skip
 
 
-_encode_plain = _plain_encoder()
-
-
-def _dump_plain(value: dict[str, Any]) -> str:
-    """``json.dumps(value)`` for a dict that :func:`_plain` accepts."""
-    return json.dumps(value) if _encode_plain is None else "".join(_encode_plain(value, 0))
+_plain_chunks = _plain_encoder()
 
 
 def encode(value: object) -> str | None:
@@ -54,7 +49,7 @@ def encode(value: object) -> str | None:
     if value is None:
         return None
     if value.__class__ is dict and _plain(value):
-        return _dump_plain(value)  # the common case
+        return "".join(_plain_chunks(value, 0))  # the common case
     return json.dumps(to_jsonable(value))
 
 
@@ -69,7 +64,8 @@ def encode_event(event: WorkflowEvent) -> tuple[str | None, str | None, str | No
     """
     value = event.data
     if value.__class__ is dict and event.metadata is None and _plain(value):
-        return _dump_plain(value), None, None  # the common case, first: every logged event
+        # The common case, first: every event of a logged run comes here.
+        return "".join(_plain_chunks(value, 0)), None, None
     data, metadata = encode(value), encode(event.metadata)
     if (data is not None and REPR_MARKER in data) or (
         metadata is not None and REPR_MARKER in metadata

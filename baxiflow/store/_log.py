@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,6 +117,8 @@ class RunLog(DurableLog):
         self._end_key = self._first_key + RUN_SPAN  # the first key of the next run
         self._call_key = self._first_key + next_call  # the key of the next call row
         self._durability = durability
+        # The longest an event waits for its commit: none in "sync", all the run in "exit".
+        self._commit_every = {"sync": 0.0, "batched": BATCH_SECONDS}.get(durability, math.inf)
         self._new_run = new_run
         self._repeats = occurrences(fingerprint)
         self._no_text = store.no_text
@@ -157,10 +160,8 @@ class RunLog(DurableLog):
              none if error is None else error, elapsed, none if data is None else data,
              none if metadata is None else metadata)
         )  # fmt: skip
-        if self._durability == "exit":
-            return
         now = time.monotonic()
-        if self._durability == "sync" or now - self._last_commit >= BATCH_SECONDS:
+        if now - self._last_commit >= self._commit_every:
             self._last_commit = now
             self._flush()
 
