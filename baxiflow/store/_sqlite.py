@@ -461,13 +461,14 @@ class SQLStore:
         (written in a transaction of its own the first time this store object sees it)."""
         key = self._registries.get(fingerprint)
         if key is None:
-            try:
-                self._begin()
-                key = self._add_registry(fingerprint)
-                self.commit()
-            except StoreError:
-                self._roll_back()
-                raise
+            with self._lock:
+                try:
+                    self._begin()
+                    key = self._add_registry(fingerprint)
+                    self.commit()
+                except StoreError:
+                    self._roll_back()
+                    raise
             self._registries[fingerprint] = key
         return key
 
