@@ -450,8 +450,7 @@ class Engine:
         on_event, guarded, stepping = self._hooks()
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         try:
-            if on_event is not None:  # something watches the run: guards, observers, a log
-                self._open()
+            self._open()
             while True:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
