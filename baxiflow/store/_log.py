@@ -118,7 +118,7 @@ class RunLog(DurableLog):
         self._call_key = self._first_key + next_call  # the key of the next call row
         self._durability = durability
         # The longest an event waits for its commit: none in "sync", all the run in "exit".
-        self._commit_every = {"sync": 0.0, "batched": BATCH_SECONDS}.get(durability, math.inf)
+        self._commit_every = {"sync": 0.0, "batched": BATCH_SECONDS, "exit": math.inf}[durability]
         self._new_run = new_run
         self._repeats = occurrences(fingerprint)
         self._no_text = store.no_text

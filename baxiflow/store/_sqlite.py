@@ -317,6 +317,19 @@ class SQLStore:
         it by itself (``sqlite3`` does, at the first statement that writes)."""
         return contextlib.nullcontext()
 
+    @contextlib.contextmanager
+    def _own_transaction(self) -> Iterator[None]:
+        """A write in a transaction of its own, under the store's lock: committed when the
+        block ends, rolled back if it fails."""
+        with self._lock:
+            try:
+                self._begin()
+                yield
+                self.commit()
+            except StoreError:
+                self._roll_back()
+                raise
+
     def _prepare(self) -> None:
         self._check_foreign()
         for table in _TABLES:
@@ -442,18 +455,13 @@ class SQLStore:
     def _take_run_numbers(self) -> range:
         """The next :data:`RUN_NUMBERS_TAKEN` run numbers, taken in a transaction of their own
         so that no other store object takes them."""
-        try:
-            self._begin()
+        with self._own_transaction():
             self._execute(
                 f"UPDATE baxiflow_meta SET value = CAST(CAST(value AS {self.integer}) + ?"
                 " AS TEXT) WHERE key = 'next_run_no'",
                 (RUN_NUMBERS_TAKEN,),
             )
             end = int(self._rows("SELECT value FROM baxiflow_meta WHERE key = 'next_run_no'")[0][0])
-            self.commit()
-        except StoreError:
-            self._roll_back()
-            raise
         return range(end - RUN_NUMBERS_TAKEN, end)
 
     def _registry(self, fingerprint: str) -> int:
@@ -461,14 +469,8 @@ class SQLStore:
         (written in a transaction of its own the first time this store object sees it)."""
         key = self._registries.get(fingerprint)
         if key is None:
-            with self._lock:
-                try:
-                    self._begin()
-                    key = self._add_registry(fingerprint)
-                    self.commit()
-                except StoreError:
-                    self._roll_back()
-                    raise
+            with self._own_transaction():
+                key = self._add_registry(fingerprint)
             self._registries[fingerprint] = key
         return key
 
@@ -803,10 +805,12 @@ class SQLStore:
             run_no = self._run_no(run_id)
             if run_no is None:
                 raise LookupError(f"no run {run_id!r} in the store at {self.where}")
-            for table, key in (("baxiflow_events", "log_key"), ("baxiflow_calls", "call_key")):
-                self._execute(f"DELETE FROM {table} WHERE {key} >= ? AND {key} < ?", _keys(run_no))
-            self._execute("DELETE FROM baxiflow_runs WHERE run_id = ?", (run_id,))
-            self.commit()
+            with self._own_transaction():
+                for table, key in (("baxiflow_events", "log_key"), ("baxiflow_calls", "call_key")):
+                    self._execute(
+                        f"DELETE FROM {table} WHERE {key} >= ? AND {key} < ?", _keys(run_no)
+                    )
+                self._execute("DELETE FROM baxiflow_runs WHERE run_id = ?", (run_id,))
 
     def __repr__(self) -> str:
         runs = self.runs()
