@@ -6,6 +6,12 @@ Run with ``uv run python bench/bench_store.py``. Prints CPU microseconds per han
 durability, with the part of the store's cost spent in the kernel (system time, the mean
 over all rounds: writing the WAL, taking locks), and the wall time to resume a run whose
 log holds 100,000 events.
+
+For scale it also prints the floor under the store's cost: the same rows that a logged run of
+the chain writes (its run's row, its events and its calls), written with ``sqlite3`` alone
+and committed as often as the store commits them (once a run in ``"batched"``, since a run of
+the chain lasts less than 100 ms; at every event in ``"sync"``). No Python work but binding
+the rows is in it: no engine, no encoding, no checks.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import sqlite3
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +30,8 @@ from bench_core import chain_handlers
 
 from baxiflow import WorkflowEvent, WorkflowManager
 from baxiflow.store import SQLiteStore
+from baxiflow.store._log import RUN_SPAN
+from baxiflow.store._sqlite import WAL_PAGES
 
 
 async def drain(events: AsyncIterator[WorkflowEvent]) -> int:
@@ -39,12 +48,16 @@ def chain_workflow() -> WorkflowManager:
     return workflow
 
 
-def per_step(repeats: int, runs: int, **options: Any) -> tuple[float, float, float]:
-    """Best CPU seconds per step without a store and with ``options``, and the system
-    time per step the store adds (writing the WAL, taking locks), over all rounds."""
+def per_step(
+    repeats: int, runs: int, store: SQLiteStore, durability: str, floor: SQLiteFloor
+) -> tuple[float, float, float, float]:
+    """Best CPU seconds per step without a store, logged to ``store``, and of ``floor``'s
+    writes, in alternating rounds; and the system time per step the store adds (writing the
+    WAL, taking locks), over all rounds."""
     workflow = chain_workflow()
     initial = WorkflowEvent("step0", {"n": 1})
-    best_plain = best_logged = float("inf")
+    options = {"store": store, "durability": durability}
+    best_plain = best_logged = best_floor = float("inf")
     system = 0.0
     for _ in range(repeats):
         started, in_kernel = time.process_time(), _system_seconds()
@@ -55,8 +68,9 @@ def per_step(repeats: int, runs: int, **options: Any) -> tuple[float, float, flo
         asyncio.run(_runs(workflow, initial, runs, options))
         best_logged = min(best_logged, time.process_time() - started)
         system += _system_seconds() - in_kernel - plain_in_kernel
+        best_floor = min(best_floor, floor.round(runs))
     steps = runs * 10
-    return best_plain / steps, best_logged / steps, system / (steps * repeats)
+    return best_plain / steps, best_logged / steps, best_floor / steps, system / (steps * repeats)
 
 
 def _system_seconds() -> float:
@@ -68,6 +82,74 @@ async def _runs(
 ) -> None:
     for _ in range(runs):
         await drain(workflow.process(initial, **options))
+
+
+class SQLiteFloor:
+    """The rows of a logged run of the chain (its run's row, its events, its calls), written
+    again and again with ``sqlite3`` alone into the store at ``path``, committed once a run
+    (``"batched"``) or at every event (``"sync"``), as the store commits them."""
+
+    def __init__(self, path: Path, durability: str) -> None:
+        store = SQLiteStore(path)
+        asyncio.run(_runs(chain_workflow(), WorkflowEvent("step0", {"n": 1}), 1, {"store": store}))
+        store.close()
+        self._durability = durability
+        self._connection = connection = sqlite3.connect(path, isolation_level="DEFERRED")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        ((self._run_no, *self._run),) = connection.execute(
+            "SELECT run_no, * FROM baxiflow_runs"
+        ).fetchall()
+        self._events = connection.execute(
+            "SELECT * FROM baxiflow_events ORDER BY log_key"
+        ).fetchall()
+        self._calls = connection.execute(
+            "SELECT * FROM baxiflow_calls ORDER BY call_key"
+        ).fetchall()
+        self._insert = {
+            table: f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})"
+            for table, rows in (("baxiflow_runs", [self._run]), ("baxiflow_events", self._events),
+                                ("baxiflow_calls", self._calls))
+        }  # fmt: skip
+        self._copies = 0
+
+    def round(self, runs: int) -> float:
+        """CPU seconds to write ``runs`` more copies of the run (made before timing)."""
+        copies = [self._commits(self._copies + n + 1) for n in range(runs)]
+        self._copies += runs
+        connection, insert = self._connection, self._insert
+        started = time.process_time()
+        for commits in copies:
+            for commit in commits:
+                for table, rows in commit:
+                    connection.executemany(insert[table], rows)
+                connection.commit()
+        return time.process_time() - started
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def _commits(self, copy: int) -> list[list[tuple[str, list[tuple[Any, ...]]]]]:
+        """The commits of copy number ``copy``: its own id, number and keys; each commit a
+        list of ``(table, rows)``."""
+        shift = copy * RUN_SPAN
+        run = (f"{self._run[0]}-{copy}", self._run_no + copy, *self._run[2:])
+        events = [(row[0] + shift, *row[1:]) for row in self._events]
+        calls = [(row[0] + shift, *row[1:]) for row in self._calls]
+        if self._durability == "batched":
+            return [
+                [("baxiflow_runs", [run]), ("baxiflow_events", events), ("baxiflow_calls", calls)]
+            ]
+        # "sync": the run's row with its first event, then an event a commit; a handler's
+        # call (two events each) with the event after its last.
+        commits = [[("baxiflow_runs", [run]), ("baxiflow_events", events[:1])]]
+        for index, row in enumerate(events[1:], start=1):
+            ended = calls[(index - 3) // 2 : (index - 1) // 2] if index % 2 and index > 1 else []
+            commits.append(
+                [("baxiflow_events", [row])] + ([("baxiflow_calls", ended)] if ended else [])
+            )
+        commits[-1].append(("baxiflow_calls", calls[len(events) // 2 - 1 :]))
+        return commits
 
 
 def resume_seconds(events: int) -> tuple[float, int]:
@@ -115,14 +197,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for durability in ("batched", "sync"):
             store = SQLiteStore(Path(folder) / f"{durability}.db")
-            plain, logged, system = per_step(args.repeats, runs, store=store, durability=durability)
+            floor = SQLiteFloor(Path(folder) / f"{durability}-floor.db", durability)
+            plain, logged, alone, system = per_step(args.repeats, runs, store, durability, floor)
             print(
                 f"chain of 10 handlers, SQLiteStore {durability:<8} "
                 f"plain {plain * 1e6:6.2f} us/step   logged {logged * 1e6:7.2f} us/step   "
                 f"store's cost {(logged - plain) * 1e6:7.2f} us/step "
-                f"(system time {system * 1e6:5.2f})"
+                f"(system time {system * 1e6:5.2f})\n"
+                f"  its rows and commits written with sqlite3 alone{'':>40}"
+                f"{alone * 1e6:7.2f} us/step"
             )
             store.close()
+            floor.close()
     size = 10_000 if args.quick else 100_000
     seconds, resumed_at = resume_seconds(size)
     print(f"resume a run logged to {size:,} events: {seconds:.2f} s (went on from n={resumed_at})")
