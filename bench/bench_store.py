@@ -41,6 +41,10 @@ async def drain(events: AsyncIterator[WorkflowEvent]) -> int:
     return count
 
 
+CHAIN_START = WorkflowEvent("step0", {"n": 1})
+"""The event a run of :func:`chain_workflow` starts from."""
+
+
 def chain_workflow() -> WorkflowManager:
     workflow = WorkflowManager()
     for index, handler in enumerate(chain_handlers(10)):
@@ -54,8 +58,7 @@ def per_step(
     """Best CPU seconds per step without a store, logged to ``store``, and of ``floor``'s
     writes, in alternating rounds; and the system time per step the store adds (writing the
     WAL, taking locks), over all rounds."""
-    workflow = chain_workflow()
-    initial = WorkflowEvent("step0", {"n": 1})
+    workflow, initial = chain_workflow(), CHAIN_START
     options = {"store": store, "durability": durability}
     best_plain = best_logged = best_floor = float("inf")
     system = 0.0
@@ -91,7 +94,7 @@ class SQLiteFloor:
 
     def __init__(self, path: Path, durability: str) -> None:
         store = SQLiteStore(path)
-        asyncio.run(_runs(chain_workflow(), WorkflowEvent("step0", {"n": 1}), 1, {"store": store}))
+        asyncio.run(_runs(chain_workflow(), CHAIN_START, 1, {"store": store}))
         store.close()
         self._durability = durability
         self._connection = connection = sqlite3.connect(path, isolation_level="DEFERRED")

@@ -26,11 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
-from bench_store import _runs, chain_workflow
+from bench_store import CHAIN_START, _runs, chain_workflow
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from baxiflow import WorkflowEvent
 from baxiflow.store import SQLiteStore
 
 CHAIN = 10
@@ -72,7 +71,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs, for a smoke run")
     args = parser.parse_args()
     runs = 20 if args.quick else 200
-    workflow, initial = chain_workflow(), WorkflowEvent("step0", {"n": 1})
+    workflow, initial = chain_workflow(), CHAIN_START
     best: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         store = SQLiteStore(Path(folder) / "baxiflow.db")
