@@ -48,7 +48,7 @@ from baxiflow._observer_group import ObserverGroup
 from baxiflow._overlap import ENDED, EVENT, FAILED, RAISED, START, CallContext, Slots
 from baxiflow._recording import call_fields, event_fields
 from baxiflow._routing import (
-    LINEAGE_WINDOW,
+    LINEAGE_MASK,
     Lineage,
     Queued,
     RouteOf,
@@ -225,6 +225,7 @@ class Engine:
     _waiting = False  # its queue is empty and it waits for events from outside
     _requests: Requests | None = None  # made at the first request
     _ended = False
+    _hooked = False  # some observer, guard, check, retry or call to run again needs the hooks
     _status: RunStatus = "running"  # until a guard stops the run or its caller leaves it
     _run_id: str | None = None
     _workflow_name: str | None = None
@@ -270,10 +271,11 @@ class Engine:
         if concurrency > 1:
             self._slots = Slots(concurrency)
         if retry is not None or retrying:
-            self._retry, self._retrying = retry, True
+            self._retry, self._retrying, self._hooked = retry, True, True
         self._limit = sys.maxsize if max_events is None else max_events
         if timeout is not None or handler_timeout is not None:
             self._run_timeout, self._call_timeout = timeout, handler_timeout
+            self._hooked = True
         self._queue: deque[Queued] = deque()
         if start.__class__ is WorkflowEvent or isinstance(start, WorkflowEvent):
             self._roots: list[WorkflowEvent] = [start]
@@ -297,11 +299,11 @@ class Engine:
             self._workflow_name = workflow_name
         if observers:
             self._group = group = ObserverGroup(observers)
-            self._tracking = group.tracks_calls
+            self._tracking, self._hooked = group.tracks_calls, True
         if reruns:
-            self._reruns = dict(reruns)
+            self._reruns, self._hooked = dict(reruns), True
         if check is not None:
-            self._check = check
+            self._check, self._hooked = check, True
 
     @property
     def run_id(self) -> str:
@@ -447,10 +449,11 @@ class Engine:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, slots = self._route, self._queue, self._limit, self._slots
         seq, count, kind, held, item = self._seq, self._count, WorkflowEvent, False, None
-        on_event, guarded, stepping = self._hooks()
+        on_event, guarded, stepping = self._hooks() if self._hooked else _UNHOOKED
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         try:
-            self._open()
+            if on_event is not None:
+                self._open()
             while True:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
@@ -460,7 +463,7 @@ class Engine:
                 elif queue:
                     item = trigger, targets, parent, trigger_seq, depth = queue.popleft()
                     lineage, depth = (trigger.name, parent), depth + 1  # linked to its parent's
-                    if not depth % LINEAGE_WINDOW:
+                    if not depth & LINEAGE_MASK:
                         lineage = cut(lineage)  # now and then, keep only the newest names
                     dispatch = route if trigger.name != ERROR else self._route_after_error
                     if slots is not None or targets.__class__ is tuple:
@@ -588,10 +591,10 @@ class Engine:
         """What the loop calls for each event (``None`` when nothing watches the run), whether
         a guard hears when the caller hands control back (:meth:`_resumed`), and whether
         handler steps need to be started and ended (tracked calls, guards, calls to run
-        again, retries)."""
+        again, retries); :data:`_UNHOOKED` for a run that needs none of them."""
         guarded = self._run_timeout is not None or self._call_timeout is not None
         if not guarded and self._group is None and self._check is None:
-            return None, guarded, self._retrying
+            return None, guarded, self._retrying or bool(self._reruns)
         if guarded or self._tracking or self._check or (self._group and self._group.hears_events):
             on_event: EventHook = self._emitting
         else:
@@ -600,7 +603,8 @@ class Engine:
         return on_event, guarded, stepping
 
     def _open(self) -> None:
-        """Start the guards and tell the observers that the run starts."""
+        """Start the guards and tell the observers that the run starts (a run with neither
+        has no hook for its events, and does not call this)."""
         if self._run_timeout is not None or self._call_timeout is not None:
             loop = asyncio.get_running_loop()
             deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
@@ -1036,6 +1040,9 @@ EventHook: TypeAlias = Callable[
 ]
 """What the loop calls for each event of a watched run: ``(event, seq, parent_seq, depth,
 handler_name, trigger)``."""
+
+_UNHOOKED: tuple[EventHook | None, bool, bool] = (None, False, False)
+"""The hooks of a run that no observer, guard, check, retry or call to run again needs."""
 
 _bare_call = object.__new__
 

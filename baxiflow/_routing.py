@@ -35,6 +35,7 @@ from baxiflow.registry import Route
 
 __all__ = [
     "LINEAGE_KEPT",
+    "LINEAGE_MASK",
     "LINEAGE_WINDOW",
     "STOP_STATUS",
     "Lineage",
@@ -68,7 +69,12 @@ LINEAGE_KEPT = 32
 """Names a lineage keeps at least: enough history to name a cycle."""
 
 LINEAGE_WINDOW = 512
-"""Every how many generations the run loop cuts a chain of lineages (:func:`cut`)."""
+"""Every how many generations the run loop cuts a chain of lineages (:func:`cut`); a power of
+two, so the loop finds those generations with a mask (:data:`LINEAGE_MASK`)."""
+
+LINEAGE_MASK = LINEAGE_WINDOW - 1
+"""``depth & LINEAGE_MASK`` is 0 every :data:`LINEAGE_WINDOW` generations: cheaper, for the
+run loop, than the remainder of a division."""
 
 
 def cut(lineage: Lineage) -> Lineage:
