@@ -449,11 +449,9 @@ class Engine:
         """Every event of the run, in the order it is emitted; see ``WorkflowManager.process``."""
         route, queue, limit, slots = self._route, self._queue, self._limit, self._slots
         seq, count, kind, held, item = self._seq, self._count, WorkflowEvent, False, None
-        on_event, guarded, stepping = self._hooks() if self._hooked else _UNHOOKED
         rest: list[HandlerRegistration] = []  # an event's handlers still to run, next one last
         try:
-            if on_event is not None:
-                self._open()
+            on_event, guarded, stepping = self._start() if self._hooked else _UNHOOKED
             while True:
                 if rest:
                     registration: HandlerRegistration | None = rest.pop()
@@ -524,8 +522,8 @@ class Engine:
             raise
         finally:
             self._ended, self._seq, self._count = True, seq, count
-            if slots is not None or on_event is not None:
-                await self._finish(self._status, watched=on_event is not None)
+            if slots is not None or self._hooked:
+                await self._finish(self._status)
 
     # What the loop does rarely, or only for observers and guards --------------------
 
@@ -587,24 +585,25 @@ class Engine:
             return None
         return (pending.event, route, lineage_of(pending.ancestry), pending.seq, pending.depth)
 
-    def _hooks(self) -> tuple[EventHook | None, bool, bool]:
-        """What the loop calls for each event (``None`` when nothing watches the run), whether
-        a guard hears when the caller hands control back (:meth:`_resumed`), and whether
-        handler steps need to be started and ended (tracked calls, guards, calls to run
-        again, retries); :data:`_UNHOOKED` for a run that needs none of them."""
+    def _start(self) -> tuple[EventHook | None, bool, bool]:
+        """Open a run that has hooks (:meth:`_open`) and return them: what the loop calls for
+        each event (``None`` when nothing watches the run), whether a guard hears when the
+        caller hands control back (:meth:`_resumed`), and whether handler steps need to be
+        started and ended (tracked calls, guards, calls to run again, retries). A run that
+        needs none of them does not call this: its hooks are :data:`_UNHOOKED`."""
         guarded = self._run_timeout is not None or self._call_timeout is not None
+        stepping = guarded or self._tracking or bool(self._reruns) or self._retrying
         if not guarded and self._group is None and self._check is None:
-            return None, guarded, self._retrying or bool(self._reruns)
+            return None, False, stepping
         if guarded or self._tracking or self._check or (self._group and self._group.hears_events):
             on_event: EventHook = self._emitting
         else:
             on_event = self._counting
-        stepping = guarded or self._tracking or bool(self._reruns) or self._retrying
+        self._open()
         return on_event, guarded, stepping
 
     def _open(self) -> None:
-        """Start the guards and tell the observers that the run starts (a run with neither
-        has no hook for its events, and does not call this)."""
+        """Start the guards and tell the observers that the run starts."""
         if self._run_timeout is not None or self._call_timeout is not None:
             loop = asyncio.get_running_loop()
             deadline = None if self._run_timeout is None else loop.time() + self._run_timeout
@@ -949,14 +948,13 @@ class Engine:
         self._call = None
         slots.release(context)
 
-    async def _finish(self, status: RunStatus, *, watched: bool) -> None:
-        """The run ends: close the calls still running, tell the observers."""
+    async def _finish(self, status: RunStatus) -> None:
+        """The run ends: close the calls still running, stop the guards, tell the observers."""
         if self._slots is not None:
             for context in await self._slots.close():
                 if context._call is not None and context._call.status == "running":
                     self._call_finished(context._call, "cancelled")
-        if watched:
-            self._close_run(status)
+        self._close_run(status)
 
     def _left(self, exc: BaseException) -> RunStatus:
         """How a run ends that the caller left (``exc``: closed or cancelled)."""
